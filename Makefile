@@ -1,0 +1,42 @@
+# The README's commands. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# llama-cpp-python compiles llama.cpp on install; we need no multimodal part.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint model migrate worker api clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+model: $(VENV)/.installed ## Fetch the default model into data/models (if missing)
+	$(PY) -m stack.model
+
+migrate: $(VENV)/.installed ## Apply database migrations
+	$(PY) -m shared.migrate
+
+run: $(VENV)/.installed ## Run the whole stack in the foreground (Ctrl-C stops it)
+	$(PY) -m stack
+
+test: $(VENV)/.installed-dev model ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed-dev ## ruff and mypy
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+clean: ## Remove the virtualenv (data/ is kept)
+	rm -rf $(VENV)

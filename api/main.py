@@ -1,0 +1,58 @@
+"""The gateway application: `create_app()` builds it; `uvicorn --factory api.main:create_app` serves it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from api.deps import require_api_key
+from api.errors import install_error_handlers
+from api.routes import chat, health
+from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
+from shared.db import Database
+from shared.jobs import make_queue, make_redis
+from shared.recovery import RecoveryThread
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    gateway_settings: GatewaySettings | None = None,
+    database_settings: DatabaseSettings | None = None,
+    queue_settings: QueueSettings | None = None,
+) -> FastAPI:
+    """Build the gateway; settings default to the environment and `.env`."""
+    gateway_settings = gateway_settings or GatewaySettings()
+    database_settings = database_settings or DatabaseSettings()
+    queue_settings = queue_settings or QueueSettings()
+    if gateway_settings.api_key is None:
+        raise RuntimeError("API_KEY is not set: put one in .env (`make run` generates it).")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        db = Database.from_settings(database_settings)
+        redis = make_redis(queue_settings)
+        queue = make_queue(queue_settings, redis)
+        recovery = RecoveryThread(db, queue, queue_settings.task_stale_after_seconds)
+        recovery.start()
+        try:
+            yield {
+                "db": db,
+                "queue": queue,
+                "gateway_settings": gateway_settings,
+                "queue_settings": queue_settings,
+            }
+        finally:
+            recovery.stop()
+            redis.close()
+            db.dispose()
+
+    app = FastAPI(title="ai_assistant gateway", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(chat.router, dependencies=[Depends(require_api_key)])
+    app.include_router(health.router)
+    return app

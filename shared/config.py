@@ -1,0 +1,110 @@
+"""Typed settings, one class per concern, read from the environment and `.env`.
+
+Nothing here is instantiated at import time: each process builds the settings it needs in its
+own entry point (or a test builds them with explicit values).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class _EnvSettings(BaseSettings):
+    # Every process reads the same `.env`, and ignores the variables meant for the others.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class DatabaseSettings(_EnvSettings):
+    database_url: str = Field(
+        "sqlite:///data/ai_assistant.db",
+        description="SQLAlchemy URL of the database shared by the gateway and the workers "
+        "(SQLite file or postgresql+psycopg://...).",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        10_000, ge=0, description="How long a SQLite connection waits for a lock before failing."
+    )
+
+
+class QueueSettings(_EnvSettings):
+    redis_url: str = Field("redis://127.0.0.1:6380/0", description="Redis that holds the job queue.")
+    queue_name: str = Field("chat", description="Name of the RQ queue the chat jobs go to.")
+    job_timeout_seconds: int = Field(
+        900,
+        ge=10,
+        description="Hard limit for one job in the worker, a backstop behind the generation timeout.",
+    )
+    max_queue_length: int = Field(
+        1000, ge=1, description="Waiting tasks beyond this are refused with 503 instead of queued."
+    )
+    task_stale_after_seconds: float = Field(
+        60,
+        gt=0,
+        description="A started task whose worker has not reported for this long is failed "
+        "(the worker died); a queued task whose job vanished from Redis is enqueued again.",
+    )
+
+
+class GatewaySettings(_EnvSettings):
+    api_key: SecretStr | None = Field(
+        None, description="Key every /api request must carry (X-API-Key or Authorization: Bearer)."
+    )
+    max_text_chars: int = Field(4000, ge=1, description="Longest accepted chat message, in characters.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_not_trivial(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("API_KEY must be at least 16 characters long")
+        return value
+
+
+class ModelSettings(_EnvSettings):
+    # pydantic reserves the `model_` prefix; these names are the environment variables users know.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+    )
+
+    model_path: Path | None = Field(
+        None, description="Local GGUF file to load. Default: data/models/<MODEL_FILE>."
+    )
+    model_repo: str | None = Field(
+        None, description="Hugging Face repo to download MODEL_FILE from when it is not on disk."
+    )
+    model_file: str = Field(DEFAULT_MODEL_FILE, description="GGUF file name (in data/models or the repo).")
+    models_dir: Path = Field(Path("data/models"), description="Where model files are kept.")
+    n_ctx: int = Field(2048, ge=256, description="Context window in tokens (history + reply).")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for generation; default all cores.")
+    max_tokens: int = Field(512, ge=1, description="Longest reply, in tokens.")
+    min_reply_tokens: int = Field(
+        64, ge=1, description="Room a prompt must leave for the reply, or it is refused as too long."
+    )
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling threshold.")
+    repeat_penalty: float = Field(1.1, ge=0, description="Penalty for repeating tokens.")
+    seed: int | None = Field(None, description="Fixed sampling seed, for reproducible answers.")
+    system_prompt: str = Field(
+        "You are a helpful, concise assistant.",
+        description="System message put before every conversation (empty for none).",
+    )
+
+    def resolved_path(self) -> Path:
+        """The file the worker loads: MODEL_PATH, or MODEL_FILE inside MODELS_DIR."""
+        return self.model_path or self.models_dir / self.model_file
+
+
+class WorkerSettings(_EnvSettings):
+    worker_name: str | None = Field(None, description="RQ worker name; default host and pid.")
+    partial_interval_seconds: float = Field(
+        0.25, gt=0, description="How often the growing answer is written for /api/status."
+    )
+    heartbeat_interval_seconds: float = Field(
+        5, gt=0, description="How often a busy worker reports that it is alive."
+    )
+    generation_timeout_seconds: float = Field(
+        300, gt=0, description="Longest time one answer may take; it then fails as timed out."
+    )

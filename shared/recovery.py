@@ -1,0 +1,108 @@
+"""Repair of tasks that nobody will finish: their worker died, or their job vanished from Redis.
+
+Both the gateway (periodically) and each worker (at start) run these, so a task never stays
+pending forever, whichever process survived.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select, update
+
+from shared.db import Database
+from shared.jobs import enqueue_reply
+from shared.models import Task, TaskStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST = "The assistant stopped while writing this answer. Please send your message again."
+# Job states in which RQ will not run the job (again) by itself.
+_DEAD_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+
+def fail_abandoned_tasks(db: Database, stale_after: float, now: datetime | None = None) -> list[str]:
+    """Fail started tasks whose worker has been silent for `stale_after` seconds."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=stale_after)
+    last_sign = func.coalesce(Task.heartbeat_at, Task.started_at)
+    with db.writing() as session:
+        ids = list(
+            session.scalars(select(Task.id).where(Task.status == TaskStatus.STARTED, last_sign < cutoff))
+        )
+        if ids:
+            session.execute(
+                update(Task)
+                .where(Task.id.in_(ids), Task.status == TaskStatus.STARTED)
+                .values(status=TaskStatus.FAILED, error=WORKER_LOST, finished_at=now)
+            )
+    for task_id in ids:
+        log.warning("task=%s failed: its worker stopped reporting", task_id)
+    return ids
+
+
+def requeue_lost_tasks(
+    db: Database, queue: Queue, stale_after: float, now: datetime | None = None
+) -> list[str]:
+    """Enqueue again the queued tasks (older than `stale_after`) whose job Redis no longer holds."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=stale_after)
+    with db.reading() as session:
+        ids = list(
+            session.scalars(
+                select(Task.id)
+                .where(Task.status == TaskStatus.QUEUED, Task.created_at < cutoff)
+                .order_by(Task.request_message_id)
+            )
+        )
+    if not ids:
+        return []
+    jobs = Job.fetch_many(ids, connection=queue.connection)
+    lost = [
+        task_id
+        for task_id, job in zip(ids, jobs, strict=True)
+        if job is None or job.get_status(refresh=False) in _DEAD_JOB_STATES
+    ]
+    for task_id in lost:
+        enqueue_reply(queue, task_id)
+        log.warning("task=%s was queued but its job was gone: enqueued again", task_id)
+    return lost
+
+
+def recover(db: Database, queue: Queue, stale_after: float) -> None:
+    """One repair pass; a Redis outage only postpones the part that needs Redis."""
+    fail_abandoned_tasks(db, stale_after)
+    try:
+        requeue_lost_tasks(db, queue, stale_after)
+    except RedisError as exc:
+        log.warning("lost-task check skipped, Redis is unavailable: %s", exc)
+
+
+class RecoveryThread(threading.Thread):
+    """Runs `recover` every quarter of the staleness limit until stopped.
+
+    A task of a dead worker is thus failed within 1.25 x TASK_STALE_AFTER_SECONDS.
+    """
+
+    def __init__(self, db: Database, queue: Queue, stale_after: float) -> None:
+        super().__init__(name="task-recovery", daemon=True)
+        self._db = db
+        self._queue = queue
+        self._stale_after = stale_after
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(max(0.5, self._stale_after / 4)):
+            try:
+                recover(self._db, self._queue, self._stale_after)
+            except Exception:
+                log.exception("recovery pass failed; will try again")
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=10)

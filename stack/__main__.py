@@ -1,0 +1,147 @@
+"""`python -m stack`: the whole assistant on one machine, in the foreground (what `make run` runs).
+
+Redis (the one at REDIS_URL, else a local one with its files in data/redis), database migrations,
+then the gateway, the worker, rq-dashboard and, with TELEGRAM_BOT_TOKEN set, the bot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.config import DatabaseSettings, ModelSettings
+from shared.logging import configure_logging
+from shared.migrate import upgrade
+from stack.model import fetch_default_model
+from stack.redis_server import redis_command, wait_until_ready
+from stack.supervisor import Service, Supervisor, child_env
+
+log = logging.getLogger("stack")
+ENV_FILE = Path(".env")
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(None, description="Use this Redis instead of starting one.")
+    embedded_redis_port: int = Field(
+        6380, description="Port of the local Redis started when REDIS_URL is unset."
+    )
+    data_dir: Path = Field(Path("data"), description="Where runtime state lives.")
+    api_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
+    api_port: int = Field(8000, description="Port of the gateway.")
+    dashboard_port: int = Field(9181, description="Port of rq-dashboard (always on loopback).")
+    worker_count: int = Field(1, ge=1, description="Worker processes to run (each loads the model).")
+    telegram_bot_token: SecretStr | None = Field(None, description="Starts the Telegram bot when set.")
+
+
+def ensure_api_key(env_file: Path) -> None:
+    """Generate an API_KEY into `.env` unless one is set, so the gateway is never open by mistake."""
+    if os.environ.get("API_KEY"):
+        return
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    if any(line.startswith("API_KEY=") and line.strip() != "API_KEY=" for line in lines):
+        return
+    lines = [line for line in lines if not line.startswith("API_KEY=")]
+    lines.append(f"API_KEY={secrets.token_urlsafe(32)}")
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+    print(f"Generated an API key into {env_file} (API_KEY).")
+
+
+def main() -> None:
+    configure_logging()
+    ensure_api_key(ENV_FILE)
+    settings = StackSettings()
+    python = sys.executable
+    services: list[Service] = []
+    extra_env: dict[str, str] = {}
+
+    if settings.redis_url:
+        redis_url = settings.redis_url
+    else:
+        port = settings.embedded_redis_port
+        redis = Service("redis", redis_command(port, settings.data_dir / "redis"), stop_timeout=10)
+        redis.start()
+        wait_until_ready(port)
+        services.append(redis)
+        redis_url = f"redis://127.0.0.1:{port}/0"
+        extra_env["REDIS_URL"] = redis_url
+
+    model_settings = ModelSettings()
+    if model_settings.model_path is None and not model_settings.model_repo:
+        fetch_default_model(model_settings.models_dir)
+    upgrade(DatabaseSettings().database_url)
+
+    env = child_env(extra_env)
+    services.append(
+        Service(
+            "gateway",
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--host",
+                settings.api_host,
+                "--port",
+                str(settings.api_port),
+            ],
+            env=env,
+        )
+    )
+    for n in range(settings.worker_count):
+        services.append(Service(f"worker-{n + 1}", [python, "-m", "worker"], env=env, stop_timeout=20))
+    services.append(
+        Service(
+            "dashboard",
+            [
+                python,
+                "-m",
+                "rq_dashboard",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(settings.dashboard_port),
+                "--redis-url",
+                redis_url,
+                "--disable-delete",
+            ],
+            env=env,
+        )
+    )
+    bot_line = "Telegram bot: off. Set TELEGRAM_BOT_TOKEN in .env to enable it."
+    if settings.telegram_bot_token:
+        if importlib.util.find_spec("bot.__main__") is not None:
+            services.append(Service("bot", [python, "-m", "bot"], env=env))
+            bot_line = "Telegram bot: on."
+        else:
+            bot_line = "Telegram bot: TELEGRAM_BOT_TOKEN is set, but this version has no bot yet."
+
+    print(
+        "\n".join(
+            [
+                "",
+                f"Gateway:      http://{settings.api_host}:{settings.api_port}  (API docs at /docs)",
+                f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}",
+                f"Redis:        {redis_url}",
+                bot_line,
+                "Press Ctrl-C to stop.",
+                "",
+            ]
+        ),
+        flush=True,
+    )
+    Supervisor(services).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Run several processes in the foreground: restart the ones that die, stop all on Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+log = logging.getLogger("stack")
+
+_MAX_BACKOFF = 30.0
+# A process that ran this long before dying is restarted at once, not after a growing pause.
+_HEALTHY_AFTER = 60.0
+
+
+@dataclass
+class Service:
+    name: str
+    command: Sequence[str]
+    env: dict[str, str] | None = None
+    stop_timeout: float = 10.0
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    backoff: float = 1.0
+    restart_at: float | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        # A session of its own: Ctrl-C reaches only the supervisor, which stops children in order.
+        self.process = subprocess.Popen(list(self.command), env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+
+
+class Supervisor:
+    """Keeps every service running until `stop()` or a SIGINT/SIGTERM."""
+
+    def __init__(self, services: Sequence[Service], poll_interval: float = 0.5) -> None:
+        self.services = list(services)
+        self.poll_interval = poll_interval
+        self._stopping = False
+
+    def request_stop(self, *_args: object) -> None:
+        self._stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        for service in self.services:
+            if service.process is None:
+                service.start()
+        try:
+            while not self._stopping:
+                self._tend()
+                time.sleep(self.poll_interval)
+        finally:
+            self.stop()
+
+    def _tend(self) -> None:
+        now = time.monotonic()
+        for service in self.services:
+            process = service.process
+            if service.restart_at is not None:
+                if now >= service.restart_at:
+                    service.restarts += 1
+                    service.start()
+                continue
+            if process is None or process.poll() is None:
+                continue
+            if now - service.started_at > _HEALTHY_AFTER:
+                service.backoff = 1.0
+            log.warning(
+                "%s exited with code %s; restarting in %.0fs",
+                service.name,
+                process.returncode,
+                service.backoff,
+            )
+            service.restart_at = now + service.backoff
+            service.backoff = min(service.backoff * 2, _MAX_BACKOFF)
+
+    def stop(self) -> None:
+        """Stop services in reverse start order: SIGTERM, a second SIGTERM, then SIGKILL."""
+        for service in reversed(self.services):
+            process = service.process
+            if process is None or process.poll() is not None:
+                continue
+            log.info("stopping %s", service.name)
+            # The first SIGTERM asks for a clean exit; a second one tells an RQ worker to drop
+            # the job in hand (it marks the task failed) instead of finishing it.
+            for sig, wait in (
+                (signal.SIGTERM, service.stop_timeout / 2),
+                (signal.SIGTERM, service.stop_timeout / 2),
+            ):
+                process.send_signal(sig)
+                try:
+                    process.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            else:
+                log.warning("%s did not stop in %.0fs; killing it", service.name, service.stop_timeout)
+                process.kill()
+                process.wait()
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env

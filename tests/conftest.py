@@ -1,0 +1,204 @@
+"""Shared fixtures: a real Redis server, real SQLite files, the gateway app, in-process and real workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from api.main import create_app
+from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
+from shared.db import Database
+from shared.jobs import make_queue, make_redis
+from shared.migrate import upgrade
+from stack.redis_server import free_port, start_redis
+from tests.fakes import FakeChatModel
+from worker import tasks
+from worker.reply import ReplyService
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-0123456789abcdef"
+DEFAULT_MODEL = ROOT / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class RedisServer:
+    url: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def start(self) -> None:
+        self.process = start_redis(self.port, self.data_dir)
+
+
+def _start_server(data_dir: Path) -> RedisServer:
+    port = free_port()
+    return RedisServer(f"redis://127.0.0.1:{port}/0", port, data_dir, start_redis(port, data_dir))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis for the session: TEST_REDIS_URL if given, else a local server we start."""
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield RedisServer(given, 0, Path(), None)
+        return
+    server = _start_server(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own, free to be stopped and started again."""
+    server = _start_server(tmp_path / "redis")
+    yield server
+    if server.process and server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def queue_settings(redis_server: RedisServer) -> QueueSettings:
+    # A queue of its own per test: tests never see each other's jobs.
+    return QueueSettings(
+        _env_file=None, redis_url=redis_server.url, queue_name=f"test-{uuid.uuid4().hex[:8]}"
+    )
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'assistant.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database.from_settings(DatabaseSettings(_env_file=None, database_url=db_url))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def redis_conn(queue_settings: QueueSettings) -> Iterator[Redis]:
+    conn = make_redis(queue_settings)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def queue(queue_settings: QueueSettings, redis_conn: Redis) -> Queue:
+    return make_queue(queue_settings, redis_conn)
+
+
+@pytest.fixture
+def gateway_settings() -> GatewaySettings:
+    return GatewaySettings(_env_file=None, api_key=API_KEY, max_text_chars=4000)
+
+
+def make_client(gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings) -> TestClient:
+    app = create_app(gateway_settings, DatabaseSettings(_env_file=None, database_url=db_url), queue_settings)
+    return TestClient(app, headers={"X-API-Key": API_KEY})
+
+
+@pytest.fixture
+def client(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings
+) -> Iterator[TestClient]:
+    with make_client(gateway_settings, db_url, queue_settings) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def fake_model() -> FakeChatModel:
+    return FakeChatModel()
+
+
+@pytest.fixture
+def model_settings() -> ModelSettings:
+    return ModelSettings(_env_file=None, max_tokens=64, min_reply_tokens=8, system_prompt="Be brief.")
+
+
+@pytest.fixture
+def worker_settings() -> WorkerSettings:
+    return WorkerSettings(
+        _env_file=None,
+        partial_interval_seconds=0.05,
+        heartbeat_interval_seconds=0.5,
+        generation_timeout_seconds=30,
+    )
+
+
+@pytest.fixture
+def reply_service(
+    db: Database,
+    fake_model: FakeChatModel,
+    model_settings: ModelSettings,
+    worker_settings: WorkerSettings,
+) -> ReplyService:
+    return ReplyService(db, fake_model, model_settings, worker_settings, "test-worker")
+
+
+@pytest.fixture
+def run_jobs(reply_service: ReplyService, queue: Queue) -> Iterator[Callable[[], None]]:
+    """Run every queued job in this process, the way `python -m worker` does, then return."""
+
+    def run() -> None:
+        SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+
+    tasks.install(reply_service)
+    yield run
+    tasks.install(None)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> object:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def worker_env(db_url: str, queue_settings: QueueSettings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "API_", "TELEGRAM_"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=db_url,
+        REDIS_URL=queue_settings.redis_url,
+        QUEUE_NAME=queue_settings.queue_name,
+        LOG_LEVEL="INFO",
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker_process(module: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A real worker process (`python -m worker` or the fake-model one), logging to `log_path`.
+
+    It runs in an empty folder, so no `.env` of the developer's reaches it.
+    """
+    workdir = log_path.parent / f"cwd-{uuid.uuid4().hex[:6]}"
+    workdir.mkdir()
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", module], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+        )

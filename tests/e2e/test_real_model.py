@@ -1,0 +1,105 @@
+"""End to end with the bundled model: HTTP → queue → `python -m worker` → SQLite → status."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.config import QueueSettings
+from shared.db import Database
+from shared.models import Task
+from tests.conftest import DEFAULT_MODEL, start_worker_process, wait_for, worker_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def real_worker(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Path]]:
+    """Start `python -m worker` with the bundled model (and extra settings); returns its log file."""
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model` (make test does)")
+    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(**settings: str) -> Path:
+        log = tmp_path / f"worker-{len(processes)}.log"
+        env = worker_env(
+            db_url, queue_settings, MODEL_PATH=str(DEFAULT_MODEL), MAX_TOKENS="48", SEED="7", **settings
+        )
+        processes.append((start_worker_process("worker", env, log), log))
+        return log
+
+    yield start
+    for process, log in processes:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        # A worker stopped with SIGTERM between jobs leaves cleanly.
+        assert process.returncode == 0, log.read_text()[-3000:]
+
+
+def _wait_final(client: TestClient, task_id: str, timeout: float = 120) -> dict[str, Any]:
+    def final() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
+        return body if body["status"] in ("finished", "failed", "canceled") else None
+
+    result: dict[str, Any] = wait_for(final, timeout=timeout, interval=0.1)  # type: ignore[assignment]
+    return result
+
+
+def test_real_model_answers_many_jobs_without_reloading(
+    client: TestClient, real_worker: Callable[..., Path], db: Database
+) -> None:
+    log_file = real_worker(N_CTX="2048")
+    ids = []
+    for n, text in enumerate(
+        ["Hi! What is 2 + 2?", "Name a colour.", "Say hello in French.", "Thanks!", "Bye"]
+    ):
+        response = client.post("/api/chat", json={"user_id": "e2e", "text": text, "idempotency_key": f"k{n}"})
+        assert response.status_code == 202
+        ids.append(response.json()["task_id"])
+
+    partial_seen = wait_for(lambda: client.get(f"/api/status/{ids[0]}").json()["partial_text"], timeout=60)
+    results = [_wait_final(client, task_id) for task_id in ids]
+
+    assert isinstance(partial_seen, str) and partial_seen
+    assert [r["status"] for r in results] == ["finished"] * 5, results
+    assert all(r["answer"].strip() for r in results)
+    for r in results:
+        assert r["usage"]["completion_tokens"] > 0
+        assert r["usage"]["tokens_per_second"] > 1
+        assert r["usage"]["prompt_tokens"] > 10
+    # Later turns carry the earlier ones: their prompts are longer than the first one's.
+    assert results[-1]["usage"]["prompt_tokens"] > results[0]["usage"]["prompt_tokens"] + 20
+    log = log_file.read_text()
+    assert log.count("model loaded:") == 1, log[-3000:]
+    with db.reading() as s:
+        workers = {t.worker_name for t in s.query(Task).all()}
+    assert len(workers) == 1
+    # The worker's name carries its pid: every job ran in the one process that loaded the model.
+    (name,) = workers
+    assert f"model loaded: {DEFAULT_MODEL.name}" in log
+    assert name is not None and f"worker {name} ready" in log
+
+
+def test_real_model_refuses_a_message_longer_than_its_window(
+    client: TestClient, real_worker: Callable[..., Path]
+) -> None:
+    real_worker(N_CTX="512")
+    # About 600 tokens of text for a 512-token window.
+    long_id = client.post("/api/chat", json={"user_id": "e2e", "text": "word " * 600}).json()["task_id"]
+    short_id = client.post("/api/chat", json={"user_id": "e2e", "text": "Hello!"}).json()["task_id"]
+
+    refused, answered = _wait_final(client, long_id), _wait_final(client, short_id)
+
+    assert refused["status"] == "failed"
+    assert "too long for this model" in refused["error"]
+    assert answered["status"] == "finished" and answered["answer"].strip()

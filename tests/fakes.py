@@ -1,0 +1,69 @@
+"""A scripted stand-in for the model, fast and predictable, for worker tests.
+
+Its "tokens" are the UTF-8 bytes of the chat messages as JSON, so a test (and the fake itself)
+can read back exactly what the worker put into the prompt. Each reply says which turn it answers
+and how many earlier answers it saw: "Answer 3 to 'hello' (saw 2 answers)".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from worker.llm import ChatMessage
+
+
+class FakeChatModel:
+    def __init__(
+        self,
+        context_window: int = 8192,
+        token_delay: float = 0.0,
+        endless: bool = False,
+        fail_after: int | None = None,
+    ) -> None:
+        self._window = context_window
+        self.token_delay = token_delay
+        self.endless = endless
+        self.fail_after = fail_after
+        self.prompts: list[list[ChatMessage]] = []
+
+    @property
+    def context_window(self) -> int:
+        return self._window
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.encode("utf-8"))
+
+    def tokenize_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        return list(json.dumps(list(messages), ensure_ascii=False).encode("utf-8"))
+
+    @staticmethod
+    def decode(tokens: list[int]) -> list[ChatMessage]:
+        messages: list[ChatMessage] = json.loads(bytes(tokens).decode("utf-8"))
+        return messages
+
+    def reply_for(self, messages: list[ChatMessage]) -> str:
+        seen = sum(1 for m in messages if m["role"] == "assistant")
+        question = messages[-1]["content"]
+        return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"
+
+    def generate(self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool]) -> Iterator[str]:
+        messages = self.decode(prompt)
+        self.prompts.append(messages)
+        words = self.reply_for(messages).split(" ")
+        produced = 0
+        while produced < max_tokens:
+            if self.fail_after is not None and produced >= self.fail_after:
+                raise RuntimeError("the fake model broke down on purpose")
+            if should_stop():
+                return
+            if self.token_delay:
+                time.sleep(self.token_delay)
+            if produced < len(words):
+                yield ("" if produced == 0 else " ") + words[produced]
+            elif self.endless:
+                yield " more"
+            else:
+                return
+            produced += 1

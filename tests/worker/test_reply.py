@@ -1,0 +1,286 @@
+"""The worker's answering logic with the scripted model: results, history, order, cancel, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from rq import Queue
+from rq.job import Job
+
+from shared.db import Database
+from shared.models import Task
+from tests.conftest import wait_for
+from tests.fakes import FakeChatModel
+from worker.reply import GENERATION_FAILED, TIMED_OUT
+
+
+def _send(client: TestClient, text: str, user: str = "u1", **extra: Any) -> str:
+    response = client.post("/api/chat", json={"user_id": user, "text": text, **extra})
+    assert response.status_code == 202, response.text
+    task_id: str = response.json()["task_id"]
+    return task_id
+
+
+def _status(client: TestClient, task_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
+    return body
+
+
+def test_answer_and_usage_are_written(client: TestClient, run_jobs: Callable[[], None]) -> None:
+    task_id = _send(client, "hello")
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "finished"
+    assert status["answer"] == "Answer 1 to 'hello' (saw 0 answers)"
+    assert status["partial_text"] is None and status["error"] is None
+    usage = status["usage"]
+    assert usage["prompt_tokens"] > 0
+    assert usage["completion_tokens"] >= 6
+    assert usage["tokens_per_second"] > 0
+    assert usage["queue_wait_seconds"] >= 0
+    assert usage["generation_seconds"] > 0
+
+
+def test_each_answer_sees_the_earlier_turns(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    ids = [_send(client, f"question {n}") for n in range(3)]
+    run_jobs()
+
+    answers = [_status(client, task_id)["answer"] for task_id in ids]
+    assert answers == [f"Answer {n + 1} to 'question {n}' (saw {n} answers)" for n in range(3)]
+    last_prompt = fake_model.prompts[-1]
+    assert last_prompt[0] == {"role": "system", "content": "Be brief."}
+    assert [m["content"] for m in last_prompt[1:]] == [
+        "question 0",
+        answers[0],
+        "question 1",
+        answers[1],
+        "question 2",
+    ]
+
+
+def test_history_is_trimmed_to_the_window(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    # The fake counts one token per byte: a 1,000-token window holds only a few 150-byte turns.
+    fake_model._window = 1000
+    ids = [_send(client, f"{n:02d} " + "x" * 150) for n in range(8)]
+    run_jobs()
+
+    assert all(_status(client, t)["status"] == "finished" for t in ids)
+    last = fake_model.prompts[-1]
+    assert len(fake_model.tokenize_chat(last)) + 64 <= 1000
+    questions = [m["content"][:2] for m in last if m["role"] == "user"]
+    # The newest turns are kept, in order, ending with the message being answered.
+    assert questions[-1] == "07"
+    assert questions == sorted(questions) and "00" not in questions
+    assert len(questions) >= 2
+
+
+def test_a_message_longer_than_the_window_fails_clearly(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    fake_model._window = 500
+    task_id = _send(client, "y" * 1000)
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert "too long for this model" in status["error"]
+    assert fake_model.prompts == []
+    # The worker goes on serving.
+    next_id = _send(client, "short")
+    run_jobs()
+    assert _status(client, next_id)["status"] == "finished"
+
+
+def test_conversation_order_holds_when_jobs_arrive_out_of_order(
+    client: TestClient, db: Database, queue: Queue, run_jobs: Callable[[], None]
+) -> None:
+    first, second = _send(client, "first"), _send(client, "second")
+    # Put the second message's job ahead of the first's, as a race between two gateway threads could.
+    second_job = Job.fetch(second, connection=queue.connection)
+    queue.remove(second_job)
+    queue.enqueue_job(second_job, at_front=True)
+
+    run_jobs()
+
+    a1, a2 = _status(client, first), _status(client, second)
+    assert a1["answer"] == "Answer 1 to 'first' (saw 0 answers)"
+    assert a2["answer"] == "Answer 2 to 'second' (saw 1 answers)"
+    assert a1["finished_at"] <= a2["started_at"]
+
+
+def test_partial_text_is_visible_while_generating(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    fake_model.token_delay = 0.05
+    fake_model.endless = True
+    task_id = _send(client, "tell me everything")
+    seen: list[str] = []
+
+    def watch() -> None:
+        def partial() -> str | None:
+            text: str | None = _status(client, task_id)["partial_text"]
+            return text
+
+        seen.append(str(wait_for(partial, timeout=10, interval=0.02)))
+        time.sleep(0.4)
+        seen.append(str(_status(client, task_id)["partial_text"]))
+        client.post(f"/api/tasks/{task_id}/cancel")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    run_jobs()
+    watcher.join()
+
+    assert seen[0].startswith("Answer")
+    assert len(seen[1]) > len(seen[0]) and seen[1].startswith(seen[0])
+
+
+def test_cancel_stops_generation_within_a_second(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel, db: Database
+) -> None:
+    fake_model.token_delay = 0.02
+    fake_model.endless = True
+    task_id = _send(client, "go on forever")
+    timing: dict[str, float] = {}
+
+    def cancel_when_started() -> None:
+        wait_for(lambda: _status(client, task_id)["status"] == "started", timeout=10)
+        time.sleep(0.3)
+        timing["asked"] = time.monotonic()
+        response = client.post(f"/api/tasks/{task_id}/cancel")
+        assert response.status_code == 200
+
+    canceller = threading.Thread(target=cancel_when_started)
+    canceller.start()
+    run_jobs()
+    timing["stopped"] = time.monotonic()
+    canceller.join()
+
+    status = _status(client, task_id)
+    assert status["status"] == "canceled"
+    assert status["answer"].startswith("Answer 1")
+    assert timing["stopped"] - timing["asked"] < 1.0
+    # The next message goes on normally, and sees what the user was shown.
+    next_id = _send(client, "and now?")
+    fake_model.endless = False
+    run_jobs()
+    assert _status(client, next_id)["answer"].endswith("(saw 1 answers)")
+
+
+def test_a_model_error_fails_the_task_readably_and_in_rq(
+    client: TestClient, queue: Queue, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    fake_model.fail_after = 2
+    task_id = _send(client, "secret question about my bank")
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert status["error"] == GENERATION_FAILED
+    assert task_id in queue.failed_job_registry.get_job_ids()
+    result = Job.fetch(task_id, connection=queue.connection).latest_result()
+    assert result is not None and result.exc_string is not None
+    assert "ReplyFailed" in result.exc_string
+    assert "bank" not in result.exc_string
+
+
+def test_an_endless_answer_is_stopped_by_max_tokens(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    fake_model.endless = True
+    task_id = _send(client, "never stop")
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "finished"
+    assert status["usage"]["completion_tokens"] <= 64 + 1
+
+
+def test_a_slow_answer_times_out(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel, reply_service: Any
+) -> None:
+    reply_service.worker_settings.generation_timeout_seconds = 0.3
+    fake_model.endless = True
+    fake_model.token_delay = 0.05
+    task_id = _send(client, "slow")
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert status["error"] == TIMED_OUT
+    # And the worker keeps serving.
+    fake_model.endless = False
+    fake_model.token_delay = 0
+    reply_service.worker_settings.generation_timeout_seconds = 30
+    next_id = _send(client, "quick")
+    run_jobs()
+    assert _status(client, next_id)["status"] == "finished"
+
+
+def test_a_repeated_job_does_not_answer_twice(
+    client: TestClient, queue: Queue, run_jobs: Callable[[], None], fake_model: FakeChatModel, db: Database
+) -> None:
+    task_id = _send(client, "once")
+    run_jobs()
+    queue.enqueue("worker.tasks.generate_reply", task_id)
+    run_jobs()
+
+    assert len(fake_model.prompts) == 1
+    assert _status(client, task_id)["status"] == "finished"
+
+
+def _raw(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _inflate(value: bytes) -> bytes:
+    try:
+        return zlib.decompress(value)
+    except zlib.error:
+        return b""
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(1)">'])
+def test_user_text_and_answers_never_reach_redis(
+    client: TestClient, queue: Queue, run_jobs: Callable[[], None], text: str
+) -> None:
+    task_id = _send(client, text)
+    run_jobs()
+    assert _status(client, task_id)["status"] == "finished"
+
+    conn = queue.connection
+    values: list[bytes] = []
+    for key in conn.scan_iter("*"):
+        kind = conn.type(key)
+        if kind == b"hash":
+            values += [_raw(v) for v in conn.hgetall(key).values()]
+        elif kind == b"string":
+            values.append(_raw(conn.get(key)))
+        elif kind == b"list":
+            values += [_raw(v) for v in conn.lrange(key, 0, -1)]
+    # RQ keeps a job's function and arguments pickled and compressed: look inside those too.
+    dump = b" ".join(values + [_inflate(v) for v in values])
+    assert b"alert" not in dump and b"Answer 1" not in dump
+    # The job data rq-dashboard shows is there, and holds only the id.
+    assert b"worker.tasks.generate_reply" in dump and task_id.encode() in dump
+
+
+def test_status_counts_are_consistent_with_the_database(
+    client: TestClient, db: Database, run_jobs: Callable[[], None]
+) -> None:
+    ids = [_send(client, f"q{n}", user=f"user-{n}") for n in range(4)]
+    run_jobs()
+    with db.reading() as s:
+        statuses = {t.id: t.status for t in s.query(Task).all()}
+    assert statuses == dict.fromkeys(ids, "finished")

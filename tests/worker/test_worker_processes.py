@@ -1,0 +1,95 @@
+"""Real worker processes (with the scripted model): killed mid-answer, and several side by side."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.config import QueueSettings
+from shared.db import Database
+from shared.models import Task
+from shared.recovery import WORKER_LOST
+from tests.conftest import start_worker_process, wait_for, worker_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def fake_workers(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Any]]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**settings: str) -> subprocess.Popen[bytes]:
+        env = worker_env(db_url, queue_settings, **settings)
+        process = start_worker_process("tests.fake_worker", env, tmp_path / f"worker-{len(processes)}.log")
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _status(client: TestClient, task_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
+    return body
+
+
+def test_a_killed_worker_does_not_leave_its_task_started(
+    client: TestClient, fake_workers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    settings = {"TASK_STALE_AFTER_SECONDS": "3", "HEARTBEAT_INTERVAL_SECONDS": "0.5"}
+    victim = fake_workers(FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", **settings)
+    doomed = client.post("/api/chat", json={"user_id": "a", "text": "long story"}).json()["task_id"]
+    wait_for(lambda: _status(client, doomed)["partial_text"], timeout=30)
+    following = client.post("/api/chat", json={"user_id": "b", "text": "next"}).json()["task_id"]
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert _status(client, doomed)["status"] == "started"
+    # What a supervisor does: start a worker again.
+    fake_workers(**settings)
+
+    failed = wait_for(lambda: _status(client, doomed)["status"] == "failed", timeout=30)
+    assert failed
+    assert _status(client, doomed)["error"] == WORKER_LOST
+    wait_for(lambda: _status(client, following)["status"] == "finished", timeout=30)
+    assert _status(client, following)["answer"] == "Answer 1 to 'next' (saw 0 answers)"
+
+
+def test_two_workers_keep_each_conversation_in_order(
+    client: TestClient, db: Database, fake_workers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    for _ in range(2):
+        fake_workers(FAKE_TOKEN_DELAY="0.01")
+    users = ["alice", "bob", "carol"]
+    sent: dict[str, list[str]] = {u: [] for u in users}
+    for n in range(5):
+        for user in users:
+            response = client.post("/api/chat", json={"user_id": user, "text": f"{user} {n}"})
+            sent[user].append(response.json()["task_id"])
+
+    all_ids = [t for ids in sent.values() for t in ids]
+    wait_for(
+        lambda: all(_status(client, t)["status"] == "finished" for t in all_ids), timeout=60, interval=0.2
+    )
+
+    for user, ids in sent.items():
+        answers = [_status(client, t)["answer"] for t in ids]
+        assert answers == [f"Answer {n + 1} to '{user} {n}' (saw {n} answers)" for n in range(5)]
+    with db.reading() as s:
+        tasks = {t.id: t for t in s.query(Task).all()}
+    for ids in sent.values():
+        for earlier, later in pairwise(ids):
+            finished, started = tasks[earlier].finished_at, tasks[later].started_at
+            assert finished is not None and started is not None
+            assert finished <= started
+    assert len({t.worker_name for t in tasks.values()}) == 2

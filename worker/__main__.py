@@ -1,0 +1,68 @@
+"""Worker entry point: load the model once, then answer jobs in this same process.
+
+RQ's default worker runs every job in a new child process. That would load the model again for
+each job, and a process that forks after llama.cpp started its OpenMP threads can hang. So this
+worker is RQ's `SimpleWorker`: jobs run one after another in the process that loaded the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from rq import SimpleWorker
+
+from shared.config import DatabaseSettings, ModelSettings, QueueSettings, WorkerSettings
+from shared.db import Database
+from shared.jobs import make_queue, make_redis
+from shared.logging import configure_logging
+from shared.recovery import RecoveryThread, recover
+from worker import tasks
+from worker.llm import ChatModel, LlamaChatModel
+from worker.model_source import ModelUnavailable, resolve_model_path
+from worker.reply import ReplyService
+
+log = logging.getLogger("worker")
+
+
+def load_model(settings: ModelSettings) -> ChatModel:
+    return LlamaChatModel(resolve_model_path(settings), settings)
+
+
+def run(model: ChatModel | None = None, burst: bool = False) -> None:
+    """Build everything from the environment and work until stopped (or, with `burst`, until idle)."""
+    model_settings = ModelSettings()
+    worker_settings = WorkerSettings()
+    queue_settings = QueueSettings()
+    db = Database.from_settings(DatabaseSettings())
+    name = worker_settings.worker_name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    model = model or load_model(model_settings)
+    redis = make_redis(queue_settings)
+    queue = make_queue(queue_settings, redis)
+    recover(db, queue, queue_settings.task_stale_after_seconds)
+    # Jobs run in this thread; repairs of other workers' tasks go on beside them.
+    recovery = RecoveryThread(db, queue, queue_settings.task_stale_after_seconds)
+    recovery.start()
+    tasks.install(ReplyService(db, model, model_settings, worker_settings, name))
+    log.info("worker %s ready on queue %r", name, queue.name)
+    try:
+        worker = SimpleWorker([queue], connection=redis, name=name)
+        worker.work(burst=burst, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
+    finally:
+        recovery.stop()
+        tasks.install(None)
+
+
+def main() -> None:
+    configure_logging()
+    try:
+        run()
+    except ModelUnavailable as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Fitting a conversation into the model's context window, counted with the model's own tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from worker.llm import ChatMessage, ChatModel
+
+# Template tokens around each message (role markers, separators); only used to pick a first guess.
+_PER_MESSAGE_OVERHEAD = 8
+
+
+class PromptTooLong(Exception):
+    """The new message alone does not fit in the context window."""
+
+    def __init__(self, prompt_tokens: int, limit: int) -> None:
+        super().__init__(f"prompt of {prompt_tokens} tokens exceeds the limit of {limit}")
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
+
+    @property
+    def user_message(self) -> str:
+        return (
+            f"Your message is too long for this model: it takes {self.prompt_tokens} tokens, "
+            f"and at most {self.limit} fit. Please shorten it or split it into parts."
+        )
+
+
+@dataclass(frozen=True)
+class Prompt:
+    tokens: list[int]
+    max_tokens: int
+    history_messages: int
+
+
+def build_prompt(
+    model: ChatModel,
+    system_prompt: str,
+    history: Sequence[tuple[str, str]],
+    message: str,
+    max_tokens: int,
+    min_reply_tokens: int,
+) -> Prompt:
+    """The newest turns of `history` (user, assistant pairs) that fit beside `message` and a reply.
+
+    Room for `max_tokens` of reply is kept when the history allows; the message itself must leave
+    at least `min_reply_tokens`, or `PromptTooLong` is raised.
+    """
+    window = model.context_window
+    head: list[ChatMessage] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    tail: list[ChatMessage] = [{"role": "user", "content": message}]
+
+    bare = model.tokenize_chat(head + tail)
+    if len(bare) + min_reply_tokens > window:
+        raise PromptTooLong(len(bare), window - min_reply_tokens)
+
+    budget = window - max(max_tokens, min_reply_tokens)
+    # A cheap estimate picks how many pairs to try; the real template count then decides.
+    room = budget - len(bare)
+    pairs = 0
+    for user_text, reply_text in reversed(history):
+        cost = model.count_tokens(user_text) + model.count_tokens(reply_text) + 2 * _PER_MESSAGE_OVERHEAD
+        if cost > room:
+            break
+        room -= cost
+        pairs += 1
+
+    tokens = bare
+    while pairs > 0:
+        turns: list[ChatMessage] = []
+        for user_text, reply_text in history[len(history) - pairs :]:
+            turns.append({"role": "user", "content": user_text})
+            turns.append({"role": "assistant", "content": reply_text})
+        candidate = model.tokenize_chat(head + turns + tail)
+        if len(candidate) <= budget:
+            tokens = candidate
+            break
+        pairs -= 1
+
+    return Prompt(tokens=tokens, max_tokens=min(max_tokens, window - len(tokens)), history_messages=2 * pairs)

@@ -1,0 +1,20 @@
+"""RQ job functions. The gateway enqueues them by dotted path with a task id as the only argument."""
+
+from __future__ import annotations
+
+from worker.reply import ReplyService
+
+_service: ReplyService | None = None
+
+
+def install(service: ReplyService | None) -> None:
+    """Make `service` (holding the loaded model) the one this process's jobs use."""
+    global _service
+    _service = service
+
+
+def generate_reply(task_id: str) -> None:
+    """Answer one task. Returns nothing: results go to the database, never into Redis."""
+    if _service is None:
+        raise RuntimeError("this process has no model loaded; run jobs with `python -m worker`")
+    _service.run(task_id)
