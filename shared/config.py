@@ -16,7 +16,10 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 class _EnvSettings(BaseSettings):
     # Every process reads the same `.env`, and ignores the variables meant for the others.
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty `VAR=` counts as unset, so a copied .env.example never turns defaults into "".
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
 
 class DatabaseSettings(_EnvSettings):
@@ -66,7 +69,11 @@ class GatewaySettings(_EnvSettings):
 class ModelSettings(_EnvSettings):
     # pydantic reserves the `model_` prefix; these names are the environment variables users know.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        protected_namespaces=(),
     )
 
     model_path: Path | None = Field(

@@ -28,13 +28,13 @@ ENV_FILE = Path(".env")
 
 
 class StackSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     redis_url: str | None = Field(None, description="Use this Redis instead of starting one.")
     embedded_redis_port: int = Field(
         6380, description="Port of the local Redis started when REDIS_URL is unset."
     )
-    data_dir: Path = Field(Path("data"), description="Where runtime state lives.")
+    embedded_redis_dir: Path = Field(Path("data/redis"), description="Where the local Redis keeps its files.")
     api_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     api_port: int = Field(8000, description="Port of the gateway.")
     dashboard_port: int = Field(9181, description="Port of rq-dashboard (always on loopback).")
@@ -68,7 +68,7 @@ def main() -> None:
         redis_url = settings.redis_url
     else:
         port = settings.embedded_redis_port
-        redis = Service("redis", redis_command(port, settings.data_dir / "redis"), stop_timeout=10)
+        redis = Service("redis", redis_command(port, settings.embedded_redis_dir), stop_timeout=10)
         redis.start()
         wait_until_ready(port)
         services.append(redis)

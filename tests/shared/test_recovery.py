@@ -1,0 +1,60 @@
+"""Repairs: tasks of dead workers are failed; queued tasks whose job vanished are enqueued again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import update
+
+from shared.db import Database
+from shared.models import Task, TaskStatus, utcnow
+from shared.recovery import WORKER_LOST, fail_abandoned_tasks, requeue_lost_tasks
+
+
+def _send(client: TestClient, text: str) -> str:
+    task_id: str = client.post("/api/chat", json={"user_id": "r", "text": text}).json()["task_id"]
+    return task_id
+
+
+def test_only_silent_started_tasks_are_failed(client: TestClient, db: Database) -> None:
+    silent, alive, waiting = _send(client, "a"), _send(client, "b"), _send(client, "c")
+    now = utcnow()
+    with db.writing() as s:
+        s.execute(
+            update(Task)
+            .where(Task.id == silent)
+            .values(status=TaskStatus.STARTED, started_at=now, heartbeat_at=now - timedelta(seconds=90))
+        )
+        s.execute(
+            update(Task)
+            .where(Task.id == alive)
+            .values(status=TaskStatus.STARTED, started_at=now, heartbeat_at=now - timedelta(seconds=5))
+        )
+
+    assert fail_abandoned_tasks(db, stale_after=60) == [silent]
+
+    body = client.get(f"/api/status/{silent}").json()
+    assert body["status"] == "failed" and body["error"] == WORKER_LOST
+    assert client.get(f"/api/status/{alive}").json()["status"] == "started"
+    assert client.get(f"/api/status/{waiting}").json()["status"] == "queued"
+
+
+def test_a_queued_task_whose_job_vanished_is_answered(
+    client: TestClient, db: Database, queue: Queue, run_jobs: Callable[[], None]
+) -> None:
+    lost, kept = _send(client, "lost"), _send(client, "kept")
+    # As if Redis lost its data: the job and its place in the queue are gone.
+    Job.fetch(lost, connection=queue.connection).delete()
+    later = utcnow() + timedelta(seconds=120)
+
+    assert requeue_lost_tasks(db, queue, stale_after=60) == []  # too young to judge yet
+    assert requeue_lost_tasks(db, queue, stale_after=60, now=later) == [lost]
+    assert requeue_lost_tasks(db, queue, stale_after=60, now=later) == []
+    run_jobs()
+
+    assert client.get(f"/api/status/{lost}").json()["status"] == "finished"
+    assert client.get(f"/api/status/{kept}").json()["status"] == "finished"

@@ -1,0 +1,58 @@
+"""Settings: every variable documented in .env.example, empty values ignored, bad values refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
+from stack.__main__ import StackSettings
+from tests.conftest import ROOT
+
+SETTINGS: list[type[BaseSettings]] = [
+    GatewaySettings,
+    DatabaseSettings,
+    QueueSettings,
+    ModelSettings,
+    WorkerSettings,
+    StackSettings,
+]
+
+
+def test_env_example_documents_every_variable() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    expected = {name.upper() for cls in SETTINGS for name in cls.model_fields} | {"LOG_LEVEL"}
+    assert documented == expected
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        if re.match(r"^#?[A-Z][A-Z0-9_]+=", line) and not re.match(r"^#?[A-Z][A-Z0-9_]+=", lines[n - 1]):
+            assert lines[n - 1].startswith("# "), f"{line} has no comment above it"
+
+
+def test_every_field_has_a_description() -> None:
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls in SETTINGS
+        for name, f in cls.model_fields.items()
+        if not f.description
+    ]
+    assert missing == []
+
+
+def test_a_copied_env_example_gives_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text() + "\nMODEL_PATH=\nN_THREADS=\n")
+    monkeypatch.chdir(tmp_path)
+    assert ModelSettings().model_path is None
+    assert ModelSettings().n_threads is None
+    assert GatewaySettings().api_key is None
+
+
+def test_a_short_api_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        GatewaySettings(_env_file=None, api_key="short")

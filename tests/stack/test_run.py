@@ -1,0 +1,152 @@
+"""`python -m stack` (what `make run` runs): the whole assistant from an empty folder, twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from stack.redis_server import free_port
+from tests.conftest import DEFAULT_MODEL, ROOT, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+class Stack:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ports = {"api": free_port(), "dashboard": free_port(), "redis": free_port()}
+        self.output = workdir / "stack.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("API_", "REDIS_", "MODEL_", "TELEGRAM_"))
+        }
+        env.update(
+            PYTHONPATH=str(ROOT),
+            MODEL_PATH=str(DEFAULT_MODEL),
+            MAX_TOKENS="24",
+            API_PORT=str(self.ports["api"]),
+            DASHBOARD_PORT=str(self.ports["dashboard"]),
+            EMBEDDED_REDIS_PORT=str(self.ports["redis"]),
+        )
+        with open(self.output, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stack"],
+                cwd=self.workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: "Press Ctrl-C" in self.log(), timeout=60, interval=0.2)
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    def children(self) -> list[psutil.Process]:
+        assert self.process is not None
+        children: list[psutil.Process] = psutil.Process(self.process.pid).children()
+        return children
+
+    def workers(self) -> list[psutil.Process]:
+        found = []
+        for child in self.children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "worker" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.Error:
+                continue
+        return found
+
+    def stop(self) -> int:
+        assert self.process is not None
+        children = self.children()
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == [], f"left running: {alive}"
+        return code
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model`")
+    running = Stack(tmp_path)
+    yield running
+    if running.process and running.process.poll() is None:
+        for child in running.children():
+            child.kill()
+        running.process.kill()
+        running.process.wait()
+
+
+def _api_key(workdir: Path) -> str:
+    lines = (workdir / ".env").read_text().splitlines()
+    return next(line.split("=", 1)[1] for line in lines if line.startswith("API_KEY="))
+
+
+def _healthy(api: str) -> dict[str, Any] | None:
+    try:
+        body: dict[str, Any] = httpx.get(f"{api}/health", timeout=2).json()
+    except httpx.HTTPError:
+        return None
+    return body if body.get("status") == "ok" and body.get("workers", 0) >= 1 else None
+
+
+def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
+    stack.start()
+    key = _api_key(stack.workdir)
+    assert len(key) >= 32
+    log = stack.log()
+    assert f"Gateway:      http://127.0.0.1:{stack.ports['api']}" in log
+    assert f"rq-dashboard: http://127.0.0.1:{stack.ports['dashboard']}" in log
+    assert "Set TELEGRAM_BOT_TOKEN" in log
+    wait_for(lambda: _healthy(stack.api), timeout=60, interval=0.3)
+
+    headers = {"X-API-Key": key}
+    task = httpx.post(
+        f"{stack.api}/api/chat", json={"user_id": "me", "text": "Hello!"}, headers=headers
+    ).json()
+
+    def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = httpx.get(f"{stack.api}/api/status/{task['task_id']}", headers=headers).json()
+        return body if body["status"] == "finished" else None
+
+    answer = wait_for(finished, timeout=60, interval=0.2)
+    assert isinstance(answer, dict) and answer["answer"].strip()
+    assert httpx.get(f"http://127.0.0.1:{stack.ports['dashboard']}/", timeout=5).status_code == 200
+    # Redis keeps an append-only file (one file in 6.x, a folder from 7.0 on) under data/.
+    assert any((stack.workdir / "data" / "redis").glob("appendonly*"))
+
+    # A process that dies is started again.
+    (worker,) = stack.workers()
+    worker.kill()
+    wait_for(lambda: [p for p in stack.workers() if p.pid != worker.pid], timeout=30, interval=0.2)
+    assert "worker-1 exited" in stack.log()
+
+    assert stack.stop() == 0
+
+    # A second run reuses the key, the database and the queue's files.
+    stack.start()
+    assert _api_key(stack.workdir) == key
+    wait_for(lambda: _healthy(stack.api), timeout=60, interval=0.3)
+    again = httpx.get(f"{stack.api}/api/status/{task['task_id']}", headers=headers).json()
+    assert again["answer"] == answer["answer"]
+    started = time.monotonic()
+    assert stack.stop() == 0
+    assert time.monotonic() - started < 30
