@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from api.services import QueueFull, QueueUnavailable, TaskNotFound
+from api.services import Conflict, NotFound, QueueFull, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,12 @@ async def _validation(_request: Request, exc: RequestValidationError) -> JSONRes
     )
 
 
-async def _not_found(_request: Request, _exc: TaskNotFound) -> JSONResponse:
-    return JSONResponse(status_code=404, content={"detail": "No task with this id."})
+async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+    return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+
+async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+    return JSONResponse(status_code=409, content={"detail": str(exc)})
 
 
 async def _queue_down(_request: Request, _exc: Exception) -> JSONResponse:
@@ -68,7 +72,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
-    app.add_exception_handler(TaskNotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(QueueUnavailable, _queue_down)
     app.add_exception_handler(RedisError, _queue_down)
     app.add_exception_handler(QueueFull, _queue_full)  # type: ignore[arg-type]

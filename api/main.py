@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
-from api.routes import chat, health
+from api.routes import chat, health, system, users
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.jobs import make_queue, make_redis
@@ -53,6 +53,7 @@ def create_app(
 
     app = FastAPI(title="ai_assistant gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(chat.router, dependencies=[Depends(require_api_key)])
+    for protected in (chat.router, users.router, system.router):
+        app.include_router(protected, dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
     return app

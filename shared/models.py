@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -68,6 +69,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The client's own id for the person (e.g. "tg:12345"); unique across clients.
     external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    # Key of a built-in persona (shared.personas); None is the operator's SYSTEM_PROMPT.
+    persona: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -123,6 +126,13 @@ class Task(Base):
     partial_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A regenerated answer drops out of the conversation's history.
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    persona: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The client's own notes for delivering the answer (e.g. a Telegram chat and message id), as JSON.
+    client_meta: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     worker_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)

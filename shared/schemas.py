@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from shared.models import TaskStatus
 
+ClientMetaValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
+ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=20)]
+
 ClientId = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=128)]
 
 
@@ -24,6 +27,9 @@ class ChatRequest(BaseModel):
         Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)]
         | None
     ) = Field(None, description="Sending the same key again returns the same task instead of a new one.")
+    client_meta: ClientMeta | None = Field(
+        None, description="The client's own notes for delivering the answer; returned with the task."
+    )
 
     @field_validator("text")
     @classmethod
@@ -33,6 +39,13 @@ class ChatRequest(BaseModel):
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
         return value
+
+
+class TaskUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_meta: ClientMeta | None = Field(None, description="Merged into the task's client notes.")
+    delivered: bool = Field(False, description="The answer reached the user.")
 
 
 class NewConversationRequest(BaseModel):
@@ -66,14 +79,52 @@ class TaskOut(BaseModel):
     task_id: str
     status: TaskStatus
     position: int | None = Field(None, description="Place in the queue while queued, 1 = next.")
+    estimated_wait_seconds: float | None = Field(
+        None, description="Rough wait before the answer starts, from the workers' recent speed."
+    )
     partial_text: str | None = Field(None, description="The answer so far, while it is generated.")
     answer: str | None = Field(None, description="The final answer (or what was written before a cancel).")
     error: str | None = Field(None, description="What went wrong, in words a user can read.")
     conversation_id: int
+    model: str | None = Field(None, description="The model that wrote the answer.")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    delivered: bool = False
+    client_meta: dict[str, ClientMetaValue] | None = None
     usage: Usage
+
+
+class UserStats(BaseModel):
+    messages: int
+    answers: int
+    prompt_tokens: int
+    completion_tokens: int
+    conversations: int
+    tokens_per_second: float | None = None
+
+
+class PersonaOut(BaseModel):
+    key: str
+    names: dict[str, str]
+
+
+class PersonaChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    persona: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=32)]
+
+
+class UserSettingsOut(BaseModel):
+    persona: str
+
+
+class SystemStatus(BaseModel):
+    queued: int
+    generating: int
+    workers: int | None
+    model: str | None
+    recent_tokens_per_second: float | None
 
 
 class Health(BaseModel):

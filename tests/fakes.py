@@ -28,6 +28,8 @@ class FakeChatModel:
         self.fail_after = fail_after
         self.prompts: list[list[ChatMessage]] = []
 
+    name = "fake-model"
+
     @property
     def context_window(self) -> int:
         return self._window

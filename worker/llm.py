@@ -28,6 +28,11 @@ class ChatModel(Protocol):
     """What the worker needs from a model; the real one is `LlamaChatModel`."""
 
     @property
+    def name(self) -> str:
+        """Shown to users as the model that wrote an answer."""
+        ...
+
+    @property
     def context_window(self) -> int: ...
 
     def tokenize_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
@@ -74,6 +79,10 @@ class LlamaChatModel:
         if token < 0:
             return ""
         return self._llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".gguf")
 
     @property
     def context_window(self) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
 from shared.models import Message, Role, Task, TaskStatus, utcnow
+from shared.personas import system_prompt_for
 from shared.recovery import WORKER_LOST
 from worker.llm import ChatModel
 from worker.prompt import PromptTooLong, build_prompt
@@ -123,11 +124,12 @@ class ReplyService:
 
     # --- one answer --------------------------------------------------------------------------
 
-    def _load_history(self, task_id: str) -> tuple[str, list[tuple[str, str]]]:
-        """The task's message, and the earlier answered exchanges of its conversation (oldest first)."""
+    def _load_context(self, task_id: str) -> tuple[str, str, list[tuple[str, str]]]:
+        """The system prompt, the task's message, and the earlier answered exchanges (oldest first)."""
         with self.db.reading() as session:
             task = session.get(Task, task_id)
             assert task is not None
+            system_prompt = system_prompt_for(task.persona, self.model_settings.system_prompt)
             message = session.scalar(select(Message.content).where(Message.id == task.request_message_id))
             request, reply = Message.__table__.alias("request"), Message.__table__.alias("reply")
             rows = session.execute(
@@ -138,19 +140,20 @@ class ReplyService:
                 .where(
                     Task.conversation_id == task.conversation_id,
                     Task.request_message_id < task.request_message_id,
+                    Task.superseded.is_(False),
                 )
                 .order_by(Task.request_message_id.desc())
                 .limit(_HISTORY_PAIRS_LOADED)
             ).all()
-        return message or "", [(str(user), str(answer)) for user, answer in reversed(rows)]
+        return system_prompt, message or "", [(str(user), str(answer)) for user, answer in reversed(rows)]
 
     def _answer(self, task_id: str) -> None:
         started = self._clock()
         try:
-            message, history = self._load_history(task_id)
+            system_prompt, message, history = self._load_context(task_id)
             prompt = build_prompt(
                 self.model,
-                self.model_settings.system_prompt,
+                system_prompt,
                 history,
                 message,
                 self.model_settings.max_tokens,
@@ -205,6 +208,7 @@ class ReplyService:
 
         elapsed = self._clock() - gen_start
         usage = {
+            "model_name": self.model.name,
             "prompt_tokens": len(prompt.tokens),
             "completion_tokens": progress.tokens,
             "generation_seconds": round(elapsed, 4),
@@ -239,9 +243,7 @@ class ReplyService:
         progress.cancel = progress.cancel or bool(row.cancel_requested)
         progress.lost = row.status != TaskStatus.STARTED
 
-    def _complete(
-        self, task_id: str, outcome: TaskStatus, text: str, usage: dict[str, float | int | None]
-    ) -> None:
+    def _complete(self, task_id: str, outcome: TaskStatus, text: str, usage: dict[str, object]) -> None:
         with self.db.writing() as session:
             task = session.get(Task, task_id)
             if task is None or task.status != TaskStatus.STARTED:
@@ -261,7 +263,7 @@ class ReplyService:
             for name, value in usage.items():
                 setattr(task, name, value)
 
-    def _fail(self, task_id: str, error: str, **usage: float | int | None) -> None:
+    def _fail(self, task_id: str, error: str, **usage: object) -> None:
         with self.db.writing() as session:
             session.execute(
                 update(Task)

@@ -1,20 +1,27 @@
-"""Chat messages, task status, cancel and new conversations."""
+"""Chat messages and their tasks: send, follow, cancel, regenerate, mark delivered."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from typing import Annotated
 
-from api import services
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
 from api.deps import DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
-from shared.schemas import (
-    ChatAccepted,
-    ChatRequest,
-    ConversationOut,
-    NewConversationRequest,
-    TaskOut,
-)
+from api.services import tasks
+from api.services.status import queue_position
+from shared.db import Database
+from shared.models import Task
+from shared.schemas import ChatAccepted, ChatRequest, TaskOut, TaskUpdate
 
 router = APIRouter(prefix="/api", tags=["chat"])
+
+
+def _accepted(db: Database, task: Task) -> ChatAccepted:
+    with db.reading() as session:
+        position = queue_position(session, task)
+    return ChatAccepted(
+        task_id=task.id, status=task.status, position=position, conversation_id=task.conversation_id
+    )
 
 
 @router.post("/chat", status_code=status.HTTP_202_ACCEPTED, response_model=ChatAccepted)
@@ -32,30 +39,44 @@ def post_chat(
             status_code=422,
             detail=f"text: must be at most {gateway.max_text_chars} characters (got {len(body.text)})",
         )
-    task, replayed = services.submit_chat(db, queue, body, queue_settings.max_queue_length)
+    task, replayed = tasks.submit_chat(db, queue, body, queue_settings.max_queue_length)
     if replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    with db.reading() as session:
-        position = services.queue_position(session, task)
-    return ChatAccepted(
-        task_id=task.id, status=task.status, position=position, conversation_id=task.conversation_id
-    )
+    return _accepted(db, task)
 
 
 @router.get("/status/{task_id}", response_model=TaskOut)
 def get_status(task_id: str, db: DbDep) -> TaskOut:
     """Where a task stands: queue position, the answer so far, the final answer or the error."""
-    return services.get_status(db, task_id)
+    return tasks.get_status(db, task_id)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
 def cancel_task(task_id: str, db: DbDep, queue: QueueDep) -> TaskOut:
     """Stop a task: a queued one at once, a started one within a token or two."""
-    return services.cancel(db, queue, task_id)
+    return tasks.cancel(db, queue, task_id)
 
 
-@router.post("/conversations", status_code=status.HTTP_201_CREATED, response_model=ConversationOut)
-def start_conversation(body: NewConversationRequest, db: DbDep) -> ConversationOut:
-    """Start a new conversation for the user: later messages do not see the earlier ones."""
-    return ConversationOut(conversation_id=services.new_conversation(db, body.user_id, body.chat_id))
+@router.post("/tasks/{task_id}/regenerate", status_code=status.HTTP_202_ACCEPTED, response_model=ChatAccepted)
+def regenerate_task(
+    task_id: str, db: DbDep, queue: QueueDep, queue_settings: QueueSettingsDep
+) -> ChatAccepted:
+    """Answer the same message again as a new task; the old answer leaves the history."""
+    return _accepted(db, tasks.regenerate(db, queue, task_id, queue_settings.max_queue_length))
+
+
+@router.patch("/tasks/{task_id}", response_model=TaskOut)
+def update_task(task_id: str, body: TaskUpdate, db: DbDep) -> TaskOut:
+    """Add client notes to a task, or record that its answer reached the user."""
+    return tasks.update(db, task_id, body)
+
+
+@router.get("/tasks/undelivered", response_model=list[TaskOut])
+def list_undelivered(
+    db: DbDep,
+    user_prefix: Annotated[str, Query(max_length=64, description="Only users whose id starts so.")] = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[TaskOut]:
+    """Tasks carrying client notes whose answer is not marked delivered: what a restarted client owes."""
+    return tasks.undelivered(db, user_prefix, limit)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import DbDep, QueueDep
-from api.services import queued_count
+from api.services.tasks import queued_count
 from shared.schemas import Health
 
 router = APIRouter(tags=["health"])

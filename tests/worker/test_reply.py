@@ -284,3 +284,20 @@ def test_status_counts_are_consistent_with_the_database(
     with db.reading() as s:
         statuses = {t.id: t.status for t in s.query(Task).all()}
     assert statuses == dict.fromkeys(ids, "finished")
+
+
+def test_rq_job_timeout_is_a_backstop(
+    client: TestClient, queue: Queue, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    fake_model.endless = True
+    fake_model.token_delay = 0.05
+    task_id = _send(client, "hang on")
+    # The same job with a 1-second RQ limit, far below the generation timeout.
+    Job.fetch(task_id, connection=queue.connection).delete()
+    queue.enqueue("worker.tasks.generate_reply", task_id, job_id=task_id, job_timeout=1)
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert status["error"] == TIMED_OUT
+    assert task_id in queue.failed_job_registry.get_job_ids()

@@ -1,0 +1,23 @@
+"""Service-wide information: the personas on offer and the state of the queue and workers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import DbDep, QueueDep
+from api.services.system import system_status
+from shared.personas import PERSONAS
+from shared.schemas import PersonaOut, SystemStatus
+
+router = APIRouter(prefix="/api", tags=["system"])
+
+
+@router.get("/personas", response_model=list[PersonaOut])
+def personas() -> list[PersonaOut]:
+    return [PersonaOut(key=p.key, names=p.names) for p in PERSONAS.values()]
+
+
+@router.get("/system", response_model=SystemStatus)
+def system(db: DbDep, queue: QueueDep) -> SystemStatus:
+    """Queue length, answers in progress, live workers, the model and its recent speed."""
+    return system_status(db, queue)

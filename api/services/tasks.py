@@ -1,0 +1,212 @@
+"""Tasks: record a message and queue its answer, regenerate, cancel, and note delivery."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.services import Conflict, NotFound, QueueFull, QueueUnavailable
+from api.services.status import describe
+from api.services.users import current_conversation, get_or_create_user
+from shared.db import Database
+from shared.jobs import enqueue_reply
+from shared.models import FINAL_STATUSES, Message, Role, Task, TaskStatus, User, utcnow
+from shared.schemas import ChatRequest, TaskOut, TaskUpdate
+
+log = logging.getLogger(__name__)
+
+
+def _find_by_key(session: Session, external_id: str, key: str) -> Task | None:
+    return session.scalar(
+        select(Task)
+        .join(User, Task.user_id == User.id)
+        .where(User.external_id == external_id, Task.idempotency_key == key)
+    )
+
+
+def queued_count(session: Session) -> int:
+    return session.scalar(select(func.count()).where(Task.status == TaskStatus.QUEUED)) or 0
+
+
+def _check_capacity(db: Database, queue: Queue, max_queue: int) -> None:
+    with db.reading() as session:
+        if queued_count(session) >= max_queue:
+            raise QueueFull
+    try:
+        queue.connection.ping()
+    except RedisError as exc:
+        raise QueueUnavailable from exc
+
+
+def _new_task(session: Session, user: User, conversation_id: int, text: str, **fields: Any) -> Task:
+    message = Message(conversation_id=conversation_id, role=Role.USER, content=text)
+    session.add(message)
+    session.flush()
+    task = Task(
+        id=secrets.token_hex(16),
+        user_id=user.id,
+        conversation_id=conversation_id,
+        request_message_id=message.id,
+        status=TaskStatus.QUEUED,
+        persona=user.persona,
+        **fields,
+    )
+    session.add(task)
+    return task
+
+
+def _enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
+    try:
+        enqueue_reply(queue, task.id)
+    except RedisError as exc:
+        # Leave nothing behind: the client is told to try again, and will send the message anew.
+        with db.writing() as session:
+            session.execute(delete(Task).where(Task.id == task.id))
+            session.execute(delete(Message).where(Message.id == task.request_message_id))
+        log.warning("task=%s dropped, Redis unavailable: %s", task.id, exc)
+        raise QueueUnavailable from exc
+
+
+def submit_chat(db: Database, queue: Queue, request: ChatRequest, max_queue: int) -> tuple[Task, bool]:
+    """Record the message and its task, then queue the job. Returns (task, replayed)."""
+    key = request.idempotency_key
+    if key is not None:
+        with db.reading() as session:
+            existing = _find_by_key(session, request.user_id, key)
+        if existing is not None:
+            return existing, True
+    _check_capacity(db, queue, max_queue)
+    try:
+        task, replayed = _record(db, request)
+    except IntegrityError:
+        # The same idempotency key raced us to the commit: the other request's task is the answer.
+        if key is None:
+            raise
+        with db.reading() as session:
+            existing = _find_by_key(session, request.user_id, key)
+        if existing is None:
+            raise
+        return existing, True
+    if replayed:
+        return task, True
+    _enqueue_or_undo(db, queue, task)
+    log.info("task=%s user=%s queued", task.id, request.user_id)
+    return task, False
+
+
+def _record(db: Database, request: ChatRequest) -> tuple[Task, bool]:
+    with db.writing() as session:
+        user = get_or_create_user(session, request.user_id)
+        if request.idempotency_key is not None:
+            # Checked again inside the write lock: a concurrent twin may have committed meanwhile.
+            existing = _find_by_key(session, request.user_id, request.idempotency_key)
+            if existing is not None:
+                return existing, True
+        conversation = current_conversation(session, user, request.chat_id or "")
+        task = _new_task(
+            session,
+            user,
+            conversation.id,
+            request.text,
+            idempotency_key=request.idempotency_key,
+            client_meta=json.dumps(request.client_meta) if request.client_meta is not None else None,
+        )
+    return task, False
+
+
+def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task:
+    """Answer a finished (or failed, or canceled) task's message again, as a new task.
+
+    The old exchange leaves the conversation's history, so the new answer does not see it.
+    """
+    _check_capacity(db, queue, max_queue)
+    with db.writing() as session:
+        old = session.get(Task, task_id)
+        if old is None:
+            raise NotFound("No task with this id.")
+        if old.status not in FINAL_STATUSES:
+            raise Conflict("This task is still being answered; cancel it or wait for it to finish.")
+        user = session.get(User, old.user_id)
+        text = session.scalar(select(Message.content).where(Message.id == old.request_message_id))
+        assert user is not None and text is not None
+        old.superseded = True
+        task = _new_task(session, user, old.conversation_id, text, client_meta=old.client_meta)
+    try:
+        _enqueue_or_undo(db, queue, task)
+    except QueueUnavailable:
+        with db.writing() as session:
+            session.get_one(Task, task_id).superseded = False
+        raise
+    log.info("task=%s regenerates task=%s", task.id, task_id)
+    return task
+
+
+def get_status(db: Database, task_id: str) -> TaskOut:
+    with db.reading() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound("No task with this id.")
+        return describe(session, task)
+
+
+def cancel(db: Database, queue: Queue, task_id: str) -> TaskOut:
+    """Cancel a queued task at once; ask the worker to stop a started one (it checks every token)."""
+    with db.writing() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound("No task with this id.")
+        was_queued = task.status == TaskStatus.QUEUED
+        if was_queued:
+            task.status = TaskStatus.CANCELED
+            task.finished_at = utcnow()
+        elif task.status == TaskStatus.STARTED:
+            task.cancel_requested = True
+    if was_queued:
+        try:
+            # Only tidies the queue: a worker that still picks the job finds the task canceled.
+            Job.fetch(task_id, connection=queue.connection).cancel()
+        except Exception as exc:  # noqa: BLE001 - any failure here is harmless
+            log.info("task=%s canceled; its job was not removed from the queue: %s", task_id, exc)
+    log.info("task=%s cancel requested (was %s)", task_id, "queued" if was_queued else task.status)
+    return get_status(db, task_id)
+
+
+def update(db: Database, task_id: str, change: TaskUpdate) -> TaskOut:
+    """Merge client notes into a task, and/or record that its answer reached the user."""
+    with db.writing() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound("No task with this id.")
+        if change.client_meta is not None:
+            merged = json.loads(task.client_meta) if task.client_meta else {}
+            merged.update(change.client_meta)
+            task.client_meta = json.dumps(merged)
+        if change.delivered and task.delivered_at is None:
+            task.delivered_at = utcnow()
+    return get_status(db, task_id)
+
+
+def undelivered(db: Database, user_prefix: str, limit: int) -> list[TaskOut]:
+    """Tasks with client notes whose answer was not yet marked delivered, oldest first."""
+    with db.reading() as session:
+        tasks = session.scalars(
+            select(Task)
+            .join(User, Task.user_id == User.id)
+            .where(
+                Task.delivered_at.is_(None),
+                Task.client_meta.is_not(None),
+                User.external_id.startswith(user_prefix, autoescape=True),
+            )
+            .order_by(Task.request_message_id)
+            .limit(limit)
+        ).all()
+        return [describe(session, task) for task in tasks]

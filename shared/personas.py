@@ -1,0 +1,51 @@
+"""Built-in personas: system prompts a user can pick (the bot's /mode), with names in each language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Persona:
+    key: str
+    names: dict[str, str]
+    # None: the operator's SYSTEM_PROMPT.
+    prompt: str | None
+
+
+PERSONAS: dict[str, Persona] = {
+    p.key: p
+    for p in (
+        Persona(DEFAULT, {"en": "Assistant", "ru": "Ассистент"}, None),
+        Persona(
+            "concise",
+            {"en": "Brief", "ru": "Кратко"},
+            "You answer in one to three short sentences. No preamble, no lists unless asked.",
+        ),
+        Persona(
+            "teacher",
+            {"en": "Teacher", "ru": "Учитель"},
+            "You are a patient teacher. Explain step by step with simple words and a small example.",
+        ),
+        Persona(
+            "coder",
+            {"en": "Programmer", "ru": "Программист"},
+            "You are an experienced programmer. Answer with working code in Markdown code blocks "
+            "and a short explanation.",
+        ),
+        Persona(
+            "translator",
+            {"en": "Translator", "ru": "Переводчик"},
+            "You translate the user's text: Russian into English, any other language into Russian. "
+            "Reply with the translation only.",
+        ),
+    )
+}
+
+
+def system_prompt_for(persona: str | None, default_prompt: str) -> str:
+    """The system prompt of `persona`; the operator's default for the default or an unknown one."""
+    chosen = PERSONAS.get(persona or DEFAULT)
+    return chosen.prompt if chosen and chosen.prompt is not None else default_prompt
