@@ -6,10 +6,12 @@ own entry point (or a test builds them with explicit values).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -115,3 +117,42 @@ class WorkerSettings(_EnvSettings):
     generation_timeout_seconds: float = Field(
         300, gt=0, description="Longest time one answer may take; it then fails as timed out."
     )
+
+
+def _id_list(value: object) -> object:
+    """Accept "1, 2,3" (how people write it in .env) as well as a JSON list."""
+    if isinstance(value, str):
+        if value.strip().startswith("["):
+            return json.loads(value)
+        return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+class BotSettings(_EnvSettings):
+    telegram_bot_token: SecretStr | None = Field(None, description="Bot token from @BotFather.")
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", description="Bot API server URL (a self-hosted Bot API server works too)."
+    )
+    telegram_allowed_users: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Telegram user ids allowed to chat, comma-separated; empty: everyone.",
+    )
+    telegram_admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Telegram user ids that may use /status, comma-separated."
+    )
+    gateway_url: str = Field("http://127.0.0.1:8000", description="Where the bot reaches the gateway.")
+    api_key: SecretStr | None = Field(None, description="The gateway's API_KEY.")
+    bot_rate_limit_messages: int = Field(8, ge=1, description="Messages a user may send per window.")
+    bot_rate_limit_seconds: float = Field(
+        60, gt=0, description="Length of the rate-limit window, in seconds."
+    )
+    bot_edit_interval_seconds: float = Field(
+        1.0,
+        ge=0.3,
+        description="Least time between two updates of a streamed answer (Telegram limits edits).",
+    )
+    bot_poll_interval_seconds: float = Field(
+        0.3, gt=0, description="How often the bot asks the gateway for news."
+    )
+
+    _split_ids = field_validator("telegram_allowed_users", "telegram_admin_ids", mode="before")(_id_list)

@@ -6,7 +6,6 @@ then the gateway, the worker, rq-dashboard and, with TELEGRAM_BOT_TOKEN set, the
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import secrets
@@ -16,7 +15,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.config import DatabaseSettings, ModelSettings
+from shared.config import BotSettings, DatabaseSettings, ModelSettings
 from shared.logging import configure_logging
 from shared.migrate import upgrade
 from stack.model import fetch_default_model
@@ -54,6 +53,10 @@ def ensure_api_key(env_file: Path) -> None:
     env_file.write_text("\n".join(lines) + "\n")
     env_file.chmod(0o600)
     print(f"Generated an API key into {env_file} (API_KEY).")
+
+
+def _client_host(bind: str) -> str:
+    return "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
 
 
 def main() -> None:
@@ -120,11 +123,12 @@ def main() -> None:
     )
     bot_line = "Telegram bot: off. Set TELEGRAM_BOT_TOKEN in .env to enable it."
     if settings.telegram_bot_token:
-        if importlib.util.find_spec("bot.__main__") is not None:
-            services.append(Service("bot", [python, "-m", "bot"], env=env))
-            bot_line = "Telegram bot: on."
-        else:
-            bot_line = "Telegram bot: TELEGRAM_BOT_TOKEN is set, but this version has no bot yet."
+        bot_env = dict(env)
+        if BotSettings().gateway_url == BotSettings.model_fields["gateway_url"].default:
+            # The bot finds the gateway this stack runs, unless told otherwise.
+            bot_env["GATEWAY_URL"] = f"http://{_client_host(settings.api_host)}:{settings.api_port}"
+        services.append(Service("bot", [python, "-m", "bot"], env=bot_env))
+        bot_line = "Telegram bot: on."
 
     print(
         "\n".join(

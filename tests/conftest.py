@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -202,3 +204,48 @@ def start_worker_process(module: str, env: dict[str, str], log_path: Path) -> su
         return subprocess.Popen(
             [sys.executable, "-m", module], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
         )
+
+
+@pytest.fixture
+def fake_workers(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Any]]:
+    """Start real worker processes with the scripted model; all are killed when the test ends."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**settings: str) -> subprocess.Popen[bytes]:
+        env = worker_env(db_url, queue_settings, **settings)
+        process = start_worker_process("tests.fake_worker", env, tmp_path / f"worker-{len(processes)}.log")
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def real_worker(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Path]]:
+    """Start `python -m worker` with the bundled model (and extra settings); returns its log file."""
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model` (make test does)")
+    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(**settings: str) -> Path:
+        log = tmp_path / f"worker-{len(processes)}.log"
+        env = worker_env(
+            db_url, queue_settings, MODEL_PATH=str(DEFAULT_MODEL), MAX_TOKENS="48", SEED="7", **settings
+        )
+        processes.append((start_worker_process("worker", env, log), log))
+        return log
+
+    yield start
+    for process, log in processes:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        # A worker stopped with SIGTERM between jobs leaves cleanly.
+        assert process.returncode == 0, log.read_text()[-3000:]

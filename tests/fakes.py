@@ -14,6 +14,24 @@ from collections.abc import Callable, Iterator, Sequence
 from worker.llm import ChatMessage
 
 
+def _long_markdown() -> str:
+    """About 10,000 characters: headings, paragraphs, a list and code blocks."""
+    parts = []
+    for n in range(1, 17):
+        parts.append(f"## Part {n}\n\n" + f"Sentence {n} with **bold** words and `code`. " * 12)
+        parts.append("- first point\n- second point with a [link](https://example.org)")
+        if n % 4 == 0:
+            parts.append("```python\n" + "\n".join(f"print({n}, {i})" for i in range(20)) + "\n```")
+    return "\n\n".join(parts)
+
+
+# Messages with a fixed reply, for tests that need a particular kind of answer.
+SCRIPTED = {
+    "!long": _long_markdown(),
+    "!broken": "Broken **bold and `code and [link](http://x and _under and ```py\nno end",
+}
+
+
 class FakeChatModel:
     def __init__(
         self,
@@ -48,6 +66,8 @@ class FakeChatModel:
     def reply_for(self, messages: list[ChatMessage]) -> str:
         seen = sum(1 for m in messages if m["role"] == "assistant")
         question = messages[-1]["content"]
+        if question in SCRIPTED:
+            return SCRIPTED[question]
         return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"
 
     def generate(self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool]) -> Iterator[str]:

@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.config import QueueSettings
 from shared.db import Database
 from shared.models import Task
-from tests.conftest import DEFAULT_MODEL, start_worker_process, wait_for, worker_env
+from tests.conftest import DEFAULT_MODEL, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def real_worker(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Path]]:
-    """Start `python -m worker` with the bundled model (and extra settings); returns its log file."""
-    if not DEFAULT_MODEL.is_file():
-        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model` (make test does)")
-    processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(**settings: str) -> Path:
-        log = tmp_path / f"worker-{len(processes)}.log"
-        env = worker_env(
-            db_url, queue_settings, MODEL_PATH=str(DEFAULT_MODEL), MAX_TOKENS="48", SEED="7", **settings
-        )
-        processes.append((start_worker_process("worker", env, log), log))
-        return log
-
-    yield start
-    for process, log in processes:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        # A worker stopped with SIGTERM between jobs leaves cleanly.
-        assert process.returncode == 0, log.read_text()[-3000:]
 
 
 def _wait_final(client: TestClient, task_id: str, timeout: float = 120) -> dict[str, Any]:

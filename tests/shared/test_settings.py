@@ -9,7 +9,14 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
+from shared.config import (
+    BotSettings,
+    DatabaseSettings,
+    GatewaySettings,
+    ModelSettings,
+    QueueSettings,
+    WorkerSettings,
+)
 from stack.__main__ import StackSettings
 from tests.conftest import ROOT
 
@@ -20,6 +27,7 @@ SETTINGS: list[type[BaseSettings]] = [
     ModelSettings,
     WorkerSettings,
     StackSettings,
+    BotSettings,
 ]
 
 
@@ -56,3 +64,11 @@ def test_a_copied_env_example_gives_the_defaults(tmp_path: Path, monkeypatch: py
 def test_a_short_api_key_is_refused() -> None:
     with pytest.raises(ValidationError, match="at least 16 characters"):
         GatewaySettings(_env_file=None, api_key="short")
+
+
+def test_id_lists_are_read_as_people_write_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_ALLOWED_USERS", "12, 34,56")
+    monkeypatch.setenv("TELEGRAM_ADMIN_IDS", "[7]")
+    settings = BotSettings(_env_file=None)
+    assert settings.telegram_allowed_users == [12, 34, 56]
+    assert settings.telegram_admin_ids == [7]

@@ -28,7 +28,7 @@ class Stack:
         self.output = workdir / "stack.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, **extra_env: str) -> None:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("API_", "REDIS_", "MODEL_", "TELEGRAM_"))
         }
@@ -39,6 +39,7 @@ class Stack:
             API_PORT=str(self.ports["api"]),
             DASHBOARD_PORT=str(self.ports["dashboard"]),
             EMBEDDED_REDIS_PORT=str(self.ports["redis"]),
+            **extra_env,
         )
         with open(self.output, "ab") as out:
             self.process = subprocess.Popen(
@@ -150,3 +151,19 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
     started = time.monotonic()
     assert stack.stop() == 0
     assert time.monotonic() - started < 30
+
+
+def test_make_run_starts_the_bot_once_a_token_is_set(stack: Stack) -> None:
+    from tests.telegram_fake import FakeTelegram
+
+    telegram = FakeTelegram()
+    telegram.start()
+    try:
+        stack.start(TELEGRAM_BOT_TOKEN="4242:TOKEN", TELEGRAM_API_BASE=telegram.base_url)
+        assert "Telegram bot: on." in stack.log()
+        telegram.send_text("Hello! Who are you?", user_id=1001)
+        answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]
+        assert answer.text.strip()
+        assert stack.stop() == 0
+    finally:
+        telegram.stop()

@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.config import QueueSettings
 from shared.db import Database
 from shared.models import Task
 from shared.recovery import WORKER_LOST
-from tests.conftest import start_worker_process, wait_for, worker_env
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fake_workers(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Any]]:
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(**settings: str) -> subprocess.Popen[bytes]:
-        env = worker_env(db_url, queue_settings, **settings)
-        process = start_worker_process("tests.fake_worker", env, tmp_path / f"worker-{len(processes)}.log")
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _status(client: TestClient, task_id: str) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""Sending a user's message to the gateway and handing the task to the deliverer."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from aiogram import Bot
+
+from bot.delivery import Deliverer, Target, retry_keyboard
+from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
+from bot.texts import t
+
+log = logging.getLogger(__name__)
+
+
+def user_key(user_id: int) -> str:
+    return f"tg:{user_id}"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A message the gateway could not take, kept so a "Try again" button can send it later."""
+
+    user_id: int
+    text: str
+    key: str
+    target: Target
+
+
+class Conversations:
+    def __init__(self, bot: Bot, gateway: GatewayClient, deliverer: Deliverer, keep: int = 1000) -> None:
+        self.bot = bot
+        self.gateway = gateway
+        self.deliverer = deliverer
+        self._pending: OrderedDict[str, Pending] = OrderedDict()
+        self._keep = keep
+
+    async def ask(self, user_id: int, text: str, key: str, target: Target) -> None:
+        """Queue `text` for an answer in `target`; the same `key` twice is one task, one answer."""
+        try:
+            accepted, replayed = await self.gateway.chat(
+                user_key(user_id), text, str(target.chat), key, client_meta=target.meta()
+            )
+        except GatewayUnavailable as exc:
+            log.warning("chat=%s user=%s gateway unavailable: %s", target.chat, user_id, exc)
+            token = self._remember(Pending(user_id, text, key, target))
+            word = "busy" if exc.busy else "gateway_down"
+            await self.bot.send_message(
+                target.chat,
+                t(target.lang, word),
+                reply_markup=retry_keyboard(target.lang, f"resend:{token}"),
+                reply_parameters=target.reply(),
+            )
+            return
+        except GatewayRejected as exc:
+            log.info("chat=%s user=%s message refused: %s", target.chat, user_id, exc.detail)
+            await self.bot.send_message(
+                target.chat, t(target.lang, "rejected", detail=exc.detail), reply_parameters=target.reply()
+            )
+            return
+        task_id = accepted["task_id"]
+        if replayed:
+            # Telegram sent this update again (e.g. after a restart): finish the earlier task, once.
+            status = await self.gateway.status(task_id)
+            if not status.get("delivered") and status.get("client_meta"):
+                self.deliverer.follow(task_id, Target.from_meta(status["client_meta"]))
+            return
+        log.info(
+            "chat=%s user=%s task=%s queued at %s", target.chat, user_id, task_id, accepted.get("position")
+        )
+        self.deliverer.follow(task_id, target)
+
+    async def resend(self, token: str) -> bool:
+        pending = self._pending.pop(token, None)
+        if pending is None:
+            return False
+        await self.ask(pending.user_id, pending.text, pending.key, pending.target)
+        return True
+
+    def _remember(self, pending: Pending) -> str:
+        token = pending.key.replace("tg:", "")[-48:]
+        self._pending[token] = pending
+        while len(self._pending) > self._keep:
+            self._pending.popitem(last=False)
+        return token

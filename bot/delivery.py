@@ -1,0 +1,327 @@
+"""Following a task from queue to answer, and showing it in Telegram within Telegram's limits.
+
+In private chats the answer streams as a native draft (with a stop button); elsewhere, or when
+drafts fail, a placeholder message is edited at most once per BOT_EDIT_INTERVAL_SECONDS. Flood
+control (429) postpones updates and never loses the final answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+)
+
+from bot.formatting import LIMIT, format_answer, utf16_len
+from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
+from bot.texts import duration, t
+from shared.config import BotSettings
+
+log = logging.getLogger(__name__)
+
+FINAL = {"finished", "failed", "canceled"}
+_TYPING_EVERY = 4.5  # Telegram shows "typing" for about five seconds
+_DRAFT_REFRESH = 20.0  # a draft vanishes after 30 s without news
+_GATEWAY_PATIENCE = 120.0  # how long an unreachable gateway is retried before the user is told
+_MAX_FLOOD_WAIT = 60.0
+T = TypeVar("T")
+
+
+@dataclass
+class Target:
+    """Where a task's answer goes. Stored with the task, so a restarted bot can still deliver it."""
+
+    chat: int
+    lang: str
+    private: bool
+    reply_to: int | None = None
+    placeholder: int | None = None
+
+    def meta(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def reply(self) -> ReplyParameters | None:
+        """Answer as a reply to the user's message, or plainly if that message is gone."""
+        if self.reply_to is None:
+            return None
+        return ReplyParameters(message_id=self.reply_to, allow_sending_without_reply=True)
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Target:
+        return cls(
+            chat=int(meta["chat"]),
+            lang=str(meta.get("lang", "en")),
+            private=bool(meta.get("private", False)),
+            reply_to=meta.get("reply_to"),
+            placeholder=meta.get("placeholder"),
+        )
+
+
+def answer_keyboard(lang: str, task_id: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=t(lang, "button_regenerate"), callback_data=f"regen:{task_id}"),
+                InlineKeyboardButton(text=t(lang, "button_new"), callback_data="new"),
+            ]
+        ]
+    )
+
+
+def retry_keyboard(lang: str, callback_data: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=t(lang, "button_retry"), callback_data=callback_data)]]
+    )
+
+
+def progress_text(status: dict[str, Any], lang: str) -> str:
+    """What the user sees while waiting: the place in the queue, then the answer as it grows."""
+    if status["status"] == "queued":
+        position, eta = status.get("position") or 1, status.get("estimated_wait_seconds")
+        if eta:
+            return t(lang, "queued_eta", position=position, eta=duration(lang, eta))
+        return t(lang, "queued", position=position)
+    partial = (status.get("partial_text") or "").strip()
+    if not partial:
+        return t(lang, "thinking")
+    # A long answer shows its newest part while it grows; the final one is sent whole.
+    if utf16_len(partial) > LIMIT - 10:
+        partial = "…" + partial[-(LIMIT - 2000) :]
+    return partial + " ▌"
+
+
+def _not_modified(exc: TelegramBadRequest) -> bool:
+    return "message is not modified" in exc.message
+
+
+class Deliverer:
+    """Follows tasks in the background; one follower per task, whatever asks for it."""
+
+    def __init__(self, bot: Bot, gateway: GatewayClient, settings: BotSettings) -> None:
+        self.bot = bot
+        self.gateway = gateway
+        self.settings = settings
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._drafts: dict[tuple[int, int], str] = {}
+
+    def is_following(self, task_id: str) -> bool:
+        return task_id in self._followers
+
+    def follow(self, task_id: str, target: Target) -> None:
+        if task_id in self._followers:
+            return
+        runner = asyncio.create_task(self._run(task_id, target), name=f"follow-{task_id}")
+        self._followers[task_id] = runner
+        runner.add_done_callback(lambda _: self._followers.pop(task_id, None))
+
+    def task_for_draft(self, chat: int, draft_id: int) -> str | None:
+        return self._drafts.get((chat, draft_id))
+
+    async def resume(self) -> int:
+        """Deliver what finished (or is still running) while this bot was away."""
+        owed = await self.gateway.undelivered("tg:")
+        for status in owed:
+            meta = status.get("client_meta") or {}
+            if "chat" in meta:
+                self.follow(status["task_id"], Target.from_meta(meta))
+        return len(owed)
+
+    async def wait_idle(self) -> None:
+        while self._followers:
+            await asyncio.gather(*list(self._followers.values()), return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        for runner in list(self._followers.values()):
+            runner.cancel()
+        await asyncio.gather(*list(self._followers.values()), return_exceptions=True)
+
+    async def _run(self, task_id: str, target: Target) -> None:
+        try:
+            await _Follower(self, task_id, target).run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task=%s chat=%s delivery failed", task_id, target.chat)
+
+    async def with_flood_control(self, call: Callable[[], Awaitable[T]], attempts: int = 6) -> T:
+        """Run a Telegram call that must happen, waiting out 429s (never fatal)."""
+        for attempt in range(attempts):
+            try:
+                return await call()
+            except TelegramRetryAfter as exc:
+                wait = min(float(exc.retry_after), _MAX_FLOOD_WAIT)
+                log.warning("flood control: waiting %.0fs (attempt %d)", wait, attempt + 1)
+                await asyncio.sleep(wait)
+        return await call()
+
+
+class _Follower:
+    """The life of one answer in one chat."""
+
+    def __init__(self, deliverer: Deliverer, task_id: str, target: Target) -> None:
+        self.d = deliverer
+        self.bot = deliverer.bot
+        self.task_id = task_id
+        self.target = target
+        self.settings = deliverer.settings
+        # Drafts only in private chats, and only for a task that has no placeholder message yet.
+        self.draft_id = target.reply_to if target.private and target.placeholder is None else None
+        self.shown: str | None = None
+        self.shown_at = 0.0
+        self.next_update = 0.0
+        self.next_typing = 0.0
+
+    async def run(self) -> None:
+        lang = self.target.lang
+        unreachable_since: float | None = None
+        if self.draft_id:
+            self.d._drafts[(self.target.chat, self.draft_id)] = self.task_id
+        try:
+            while True:
+                try:
+                    status = await self.d.gateway.status(self.task_id)
+                    unreachable_since = None
+                except GatewayUnavailable as exc:
+                    unreachable_since = unreachable_since or time.monotonic()
+                    if time.monotonic() - unreachable_since > _GATEWAY_PATIENCE:
+                        log.error("task=%s gateway unreachable for too long: %s", self.task_id, exc)
+                        await self._send_final([(t(lang, "gateway_down"), [])], None)
+                        return
+                    await asyncio.sleep(2)
+                    continue
+                except GatewayRejected as exc:
+                    log.warning("task=%s is gone from the gateway: %s", self.task_id, exc.detail)
+                    return
+                if status["status"] in FINAL:
+                    await self._finish(status)
+                    return
+                await self._progress(status)
+                await asyncio.sleep(self.settings.bot_poll_interval_seconds)
+        finally:
+            if self.draft_id:
+                self.d._drafts.pop((self.target.chat, self.draft_id), None)
+
+    async def _progress(self, status: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now >= self.next_typing:
+            self.next_typing = now + _TYPING_EVERY
+            with contextlib.suppress(TelegramAPIError):
+                await self.bot.send_chat_action(self.target.chat, ChatAction.TYPING)
+        text = progress_text(status, self.target.lang)
+        stale_draft = self.draft_id is not None and now - self.shown_at > _DRAFT_REFRESH
+        if now < self.next_update or (text == self.shown and not stale_draft):
+            return
+        try:
+            await self._show(text)
+            self.shown, self.shown_at = text, now
+            self.next_update = now + self.settings.bot_edit_interval_seconds
+        except TelegramRetryAfter as exc:
+            # Flood control: skip updates until Telegram allows them again; the final answer waits too.
+            log.warning("task=%s flood control during streaming: %ss", self.task_id, exc.retry_after)
+            self.next_update = now + float(exc.retry_after)
+
+    async def _show(self, text: str) -> None:
+        if self.draft_id is not None:
+            try:
+                await self.bot.send_message_draft(
+                    chat_id=self.target.chat, draft_id=self.draft_id, text=text, can_stop=True
+                )
+                return
+            except TelegramRetryAfter:
+                raise
+            except TelegramAPIError as exc:
+                log.info("task=%s drafts unavailable (%s); editing a message instead", self.task_id, exc)
+                self.d._drafts.pop((self.target.chat, self.draft_id), None)
+                self.draft_id = None
+        if self.target.placeholder is None:
+            message = await self.bot.send_message(
+                self.target.chat, text, reply_parameters=self.target.reply()
+            )
+            self.target.placeholder = message.message_id
+            with contextlib.suppress(GatewayUnavailable, GatewayRejected):
+                await self.d.gateway.note(self.task_id, client_meta={"placeholder": message.message_id})
+            return
+        try:
+            await self.bot.edit_message_text(
+                text=text, chat_id=self.target.chat, message_id=self.target.placeholder
+            )
+        except TelegramBadRequest as exc:
+            if not _not_modified(exc):
+                raise
+
+    async def _finish(self, status: dict[str, Any]) -> None:
+        lang = self.target.lang
+        state = status["status"]
+        answer = status.get("answer") or ""
+        parts: list[tuple[str, list[MessageEntity]]]
+        if state == "failed":
+            parts = [(t(lang, "failed", error=status.get("error") or t(lang, "error")), [])]
+            keyboard = retry_keyboard(lang, f"regen:{self.task_id}")
+        else:
+            if state == "canceled":
+                answer = f"{answer}\n\n{t(lang, 'stopped')}" if answer.strip() else t(lang, "stopped")
+            parts = format_answer(answer) or [(t(lang, "empty_answer"), [])]
+            keyboard = answer_keyboard(lang, self.task_id)
+        await self._send_final(parts, keyboard)
+        with contextlib.suppress(GatewayUnavailable, GatewayRejected):
+            await self.d.gateway.note(self.task_id, delivered=True)
+        log.info(
+            "task=%s chat=%s delivered (%s, %d message(s))", self.task_id, self.target.chat, state, len(parts)
+        )
+
+    async def _send_final(
+        self, parts: list[tuple[str, list[MessageEntity]]], keyboard: InlineKeyboardMarkup | None
+    ) -> None:
+        for n, (text, entities) in enumerate(parts):
+            markup = keyboard if n == len(parts) - 1 else None
+            edit = n == 0 and self.target.placeholder is not None and self.draft_id is None
+            await self.d.with_flood_control(partial(self._send_one, text, entities, markup, edit))
+
+    async def _send_one(
+        self, text: str, entities: list[MessageEntity], markup: InlineKeyboardMarkup | None, edit: bool
+    ) -> Message | bool:
+        chat = self.target.chat
+        try:
+            if edit:
+                assert self.target.placeholder is not None
+                return await self.bot.edit_message_text(
+                    text=text,
+                    chat_id=chat,
+                    message_id=self.target.placeholder,
+                    entities=entities,
+                    reply_markup=markup,
+                )
+            return await self.bot.send_message(
+                chat,
+                text,
+                entities=entities,
+                reply_markup=markup,
+                reply_parameters=self.target.reply(),
+            )
+        except TelegramBadRequest as exc:
+            if edit and _not_modified(exc):
+                return True
+            if edit and "message to edit not found" in exc.message:
+                # The placeholder was deleted: send the answer as a new message.
+                self.target.placeholder = None
+                return await self._send_one(text, entities, markup, edit=False)
+            if entities:
+                # Never fail on formatting: the same text without entities.
+                log.warning("task=%s entities refused (%s); sending plain text", self.task_id, exc.message)
+                return await self._send_one(text, [], markup, edit)
+            raise

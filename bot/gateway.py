@@ -1,0 +1,147 @@
+"""The bot's HTTP client of the gateway: the only way the bot reaches the queue and the history."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+class GatewayUnavailable(Exception):
+    """The gateway could not be reached, or said it cannot take work now (5xx)."""
+
+    def __init__(self, message: str, busy: bool = False) -> None:
+        super().__init__(message)
+        # True when the gateway is up but its queue is full: a different thing to tell the user.
+        self.busy = busy
+
+
+class GatewayRejected(Exception):
+    """The gateway refused the request (4xx); `detail` says why, `status` is the HTTP code."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"X-API-Key": api_key},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GatewayUnavailable(f"{method} {path}: {exc!r}") from exc
+        if response.status_code >= 500:
+            detail = _detail(response)
+            busy = response.status_code == 503 and "Too many" in detail
+            raise GatewayUnavailable(f"{method} {path}: {response.status_code} {detail}", busy=busy)
+        if response.status_code >= 400:
+            raise GatewayRejected(response.status_code, _detail(response))
+        return response
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._request(method, path, **kwargs)).json()
+
+    async def chat(
+        self, user_id: str, text: str, chat_id: str, idempotency_key: str, client_meta: Json
+    ) -> tuple[Json, bool]:
+        """Send a message; returns the accepted task and whether it was an earlier twin."""
+        response = await self._request(
+            "POST",
+            "/api/chat",
+            json={
+                "user_id": user_id,
+                "text": text,
+                "chat_id": chat_id,
+                "idempotency_key": idempotency_key,
+                "client_meta": client_meta,
+            },
+        )
+        return response.json(), response.headers.get("Idempotent-Replayed") == "true"
+
+    async def status(self, task_id: str) -> Json:
+        result: Json = await self._call("GET", f"/api/status/{task_id}")
+        return result
+
+    async def cancel(self, task_id: str) -> Json:
+        result: Json = await self._call("POST", f"/api/tasks/{task_id}/cancel")
+        return result
+
+    async def regenerate(self, task_id: str) -> Json:
+        result: Json = await self._call("POST", f"/api/tasks/{task_id}/regenerate")
+        return result
+
+    async def note(self, task_id: str, client_meta: Json | None = None, delivered: bool = False) -> Json:
+        body: Json = {"delivered": delivered}
+        if client_meta is not None:
+            body["client_meta"] = client_meta
+        result: Json = await self._call("PATCH", f"/api/tasks/{task_id}", json=body)
+        return result
+
+    async def undelivered(self, user_prefix: str) -> list[Json]:
+        result: list[Json] = await self._call(
+            "GET", "/api/tasks/undelivered", params={"user_prefix": user_prefix}
+        )
+        return result
+
+    async def new_conversation(self, user_id: str, chat_id: str) -> None:
+        await self._call("POST", "/api/conversations", json={"user_id": user_id, "chat_id": chat_id})
+
+    async def latest_task(self, user_id: str, chat_id: str) -> Json | None:
+        try:
+            result: Json = await self._call(
+                "GET", f"/api/users/{user_id}/latest-task", params={"chat_id": chat_id}
+            )
+        except GatewayRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def stats(self, user_id: str) -> Json:
+        result: Json = await self._call("GET", f"/api/users/{user_id}/stats")
+        return result
+
+    async def personas(self) -> list[Json]:
+        result: list[Json] = await self._call("GET", "/api/personas")
+        return result
+
+    async def persona(self, user_id: str) -> str:
+        result: Json = await self._call("GET", f"/api/users/{user_id}/settings")
+        return str(result["persona"])
+
+    async def set_persona(self, user_id: str, persona: str) -> None:
+        await self._call("PUT", f"/api/users/{user_id}/persona", json={"persona": persona})
+
+    async def system(self) -> Json:
+        result: Json = await self._call("GET", "/api/system")
+        return result
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text[:200]

@@ -1,0 +1,65 @@
+"""Plain messages: text is answered; anything else gets a polite "text only". Groups need a mention."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType, MessageEntityType
+from aiogram.types import Message
+
+from bot.conversation import Conversations
+from bot.delivery import Target
+from bot.texts import t
+
+PRIVATE = F.chat.type == ChatType.PRIVATE
+
+
+async def addressed_to_bot(message: Message, bot: Bot) -> bool:
+    """In a group: the message mentions the bot or replies to one of its messages."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    me = await bot.me()
+    reply = message.reply_to_message
+    if reply is not None and reply.from_user is not None and reply.from_user.id == me.id:
+        return True
+    text = message.text or message.caption or ""
+    for entity in message.entities or message.caption_entities or []:
+        if entity.type == MessageEntityType.MENTION:
+            mention = entity.extract_from(text)
+            if me.username and mention.lower() == f"@{me.username.lower()}":
+                return True
+    return False
+
+
+async def _without_mention(message: Message, bot: Bot) -> str:
+    text = message.text or ""
+    me = await bot.me()
+    if me.username:
+        text = text.replace(f"@{me.username}", "").strip()
+    return text
+
+
+async def on_text(message: Message, bot: Bot, lang: str, conversations: Conversations) -> None:
+    assert message.from_user is not None
+    text = await _without_mention(message, bot)
+    if not text:
+        await message.answer(t(lang, "help"))
+        return
+    target = Target(
+        chat=message.chat.id,
+        lang=lang,
+        private=message.chat.type == ChatType.PRIVATE,
+        reply_to=message.message_id,
+    )
+    await conversations.ask(message.from_user.id, text, f"tg:{message.chat.id}:{message.message_id}", target)
+
+
+async def on_other(message: Message, lang: str) -> None:
+    await message.answer(t(lang, "text_only"))
+
+
+def build_router() -> Router:
+    """A new router with this module's handlers (routers cannot be shared between dispatchers)."""
+    router = Router(name="chat")
+    router.message.register(on_text, F.text & ~F.text.startswith("/"), addressed_to_bot)
+    router.message.register(on_other, ~F.text, addressed_to_bot)
+    return router

@@ -1,0 +1,207 @@
+"""/new, /retry, /cancel, /mode, /stats and the admins' /status; and the buttons under answers."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command
+from aiogram.types import (
+    CallbackQuery,
+    ErrorEvent,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageGenerationStopped,
+)
+
+from bot.conversation import Conversations, user_key
+from bot.delivery import Deliverer, Target
+from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
+from bot.texts import language_of, t
+from shared.config import BotSettings
+
+log = logging.getLogger(__name__)
+
+
+def _target(message: Message, lang: str) -> Target:
+    return Target(
+        chat=message.chat.id,
+        lang=lang,
+        private=message.chat.type == ChatType.PRIVATE,
+        reply_to=message.message_id,
+    )
+
+
+async def new_conversation(message: Message, lang: str, gateway: GatewayClient) -> None:
+    assert message.from_user is not None
+    await gateway.new_conversation(user_key(message.from_user.id), str(message.chat.id))
+    await message.answer(t(lang, "new_done"))
+
+
+async def _regenerate(task_id: str, target: Target, gateway: GatewayClient, deliverer: Deliverer) -> None:
+    accepted = await gateway.regenerate(task_id)
+    await gateway.note(accepted["task_id"], client_meta=target.meta())
+    deliverer.follow(accepted["task_id"], target)
+
+
+async def retry(message: Message, lang: str, gateway: GatewayClient, deliverer: Deliverer) -> None:
+    assert message.from_user is not None
+    latest = await gateway.latest_task(user_key(message.from_user.id), str(message.chat.id))
+    if latest is None or latest["status"] not in ("finished", "failed", "canceled"):
+        await message.answer(t(lang, "nothing_to_retry"))
+        return
+    await _regenerate(latest["task_id"], _target(message, lang), gateway, deliverer)
+
+
+async def cancel(message: Message, lang: str, gateway: GatewayClient) -> None:
+    assert message.from_user is not None
+    latest = await gateway.latest_task(user_key(message.from_user.id), str(message.chat.id))
+    if latest is None or latest["status"] not in ("queued", "started"):
+        await message.answer(t(lang, "nothing_to_cancel"))
+        return
+    await gateway.cancel(latest["task_id"])
+    await message.answer(t(lang, "canceling"))
+
+
+async def draft_stopped(
+    event: MessageGenerationStopped, gateway: GatewayClient, deliverer: Deliverer
+) -> None:
+    """The stop button of a streamed draft: cancel the task in the worker."""
+    task_id = deliverer.task_for_draft(event.chat.id, event.draft_id)
+    if task_id is not None:
+        log.info("task=%s stopped from its draft", task_id)
+        await gateway.cancel(task_id)
+
+
+def _persona_keyboard(personas: list[dict[str, object]], lang: str) -> InlineKeyboardMarkup:
+    rows = []
+    for persona in personas:
+        names = persona["names"]
+        assert isinstance(names, dict)
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=str(names.get(lang, names["en"])), callback_data=f"mode:{persona['key']}"
+                )
+            ]
+        )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def mode(message: Message, lang: str, gateway: GatewayClient) -> None:
+    assert message.from_user is not None
+    personas = await gateway.personas()
+    current = await gateway.persona(user_key(message.from_user.id))
+    names = {p["key"]: p["names"].get(lang, p["names"]["en"]) for p in personas}
+    await message.answer(
+        t(lang, "mode_pick", current=names.get(current, current)),
+        reply_markup=_persona_keyboard(personas, lang),
+    )
+
+
+async def mode_chosen(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
+    key = (callback.data or "").removeprefix("mode:")
+    await gateway.set_persona(user_key(callback.from_user.id), key)
+    personas = {p["key"]: p["names"].get(lang, p["names"]["en"]) for p in await gateway.personas()}
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(t(lang, "mode_set", name=personas.get(key, key)))
+
+
+async def stats(message: Message, lang: str, gateway: GatewayClient) -> None:
+    assert message.from_user is not None
+    s = await gateway.stats(user_key(message.from_user.id))
+    speed = (
+        t(lang, "tokens_per_second", value=s["tokens_per_second"])
+        if s["tokens_per_second"]
+        else t(lang, "unknown")
+    )
+    await message.answer(
+        t(lang, "stats", speed=speed, **{k: v for k, v in s.items() if k != "tokens_per_second"})
+    )
+
+
+async def status(message: Message, lang: str, gateway: GatewayClient, settings: BotSettings) -> None:
+    assert message.from_user is not None
+    if message.from_user.id not in settings.telegram_admin_ids:
+        await message.answer(t(lang, "admins_only"))
+        return
+    s = await gateway.system()
+    unknown = t(lang, "unknown")
+    speed = s["recent_tokens_per_second"]
+    await message.answer(
+        t(
+            lang,
+            "status",
+            queued=s["queued"],
+            generating=s["generating"],
+            workers=s["workers"] if s["workers"] is not None else unknown,
+            model=s["model"] or unknown,
+            speed=t(lang, "tokens_per_second", value=speed) if speed else unknown,
+        )
+    )
+
+
+async def regenerate_button(
+    callback: CallbackQuery, lang: str, gateway: GatewayClient, deliverer: Deliverer
+) -> None:
+    task_id = (callback.data or "").removeprefix("regen:")
+    if not isinstance(callback.message, Message):
+        await callback.answer()
+        return
+    try:
+        await _regenerate(task_id, _target(callback.message, lang), gateway, deliverer)
+    except GatewayRejected as exc:
+        await callback.answer(exc.detail, show_alert=True)
+        return
+    await callback.answer()
+
+
+async def new_button(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
+    chat = callback.message.chat.id if callback.message else callback.from_user.id
+    await gateway.new_conversation(user_key(callback.from_user.id), str(chat))
+    await callback.answer(t(lang, "new_done"))
+    if isinstance(callback.message, Message):
+        await callback.message.answer(t(lang, "new_done"))
+
+
+async def resend_button(callback: CallbackQuery, lang: str, conversations: Conversations) -> None:
+    sent = await conversations.resend((callback.data or "").removeprefix("resend:"))
+    await callback.answer(None if sent else t(lang, "nothing_to_retry"))
+
+
+async def on_error(event: ErrorEvent) -> bool:
+    """Log the failure and tell the user kindly; the bot keeps running."""
+    update = event.update
+    log.error("update %s failed: %r", update.update_id, event.exception, exc_info=event.exception)
+    callback = update.callback_query
+    message = update.message or (callback.message if callback else None)
+    user = update.message.from_user if update.message else (callback.from_user if callback else None)
+    lang = language_of(user.language_code if user else None)
+    key = "gateway_down" if isinstance(event.exception, GatewayUnavailable) else "error"
+    if isinstance(message, Message):
+        try:
+            await message.answer(t(lang, key))
+        except Exception:  # noqa: BLE001 - telling the user is best effort
+            log.warning("could not tell the user about the failure")
+    return True
+
+
+def build_router() -> Router:
+    """A new router with this module's handlers (routers cannot be shared between dispatchers)."""
+    router = Router(name="commands")
+    router.message.register(new_conversation, Command("new"))
+    router.message.register(retry, Command("retry"))
+    router.message.register(cancel, Command("cancel"))
+    router.stopped_message_generation.register(draft_stopped)
+    router.message.register(mode, Command("mode"))
+    router.callback_query.register(mode_chosen, F.data.startswith("mode:"))
+    router.message.register(stats, Command("stats"))
+    router.message.register(status, Command("status"))
+    router.callback_query.register(regenerate_button, F.data.startswith("regen:"))
+    router.callback_query.register(new_button, F.data == "new")
+    router.callback_query.register(resend_button, F.data.startswith("resend:"))
+    router.errors.register(on_error)
+    return router

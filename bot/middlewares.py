@@ -1,0 +1,73 @@
+"""Who may talk to the bot, how fast, and in which language it answers."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+
+from bot.texts import language_of, t
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class LanguageMiddleware(BaseMiddleware):
+    """Puts `lang` ("en" or "ru", from the user's Telegram language) into every handler's data."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        data["lang"] = language_of(user.language_code if user else None)
+        return await handler(event, data)
+
+
+class AccessMiddleware(BaseMiddleware):
+    """With TELEGRAM_ALLOWED_USERS set, others get one polite refusal and then silence."""
+
+    def __init__(self, allowed: set[int]) -> None:
+        self.allowed = allowed
+        self.refused: set[int] = set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if not self.allowed or (user is not None and user.id in self.allowed):
+            return await handler(event, data)
+        if user is not None and user.id not in self.refused:
+            self.refused.add(user.id)
+            lang = language_of(user.language_code)
+            if isinstance(event, Message):
+                await event.answer(t(lang, "not_allowed"))
+            elif isinstance(event, CallbackQuery):
+                await event.answer(t(lang, "not_allowed"), show_alert=True)
+        return None
+
+
+class RateLimitMiddleware(BaseMiddleware):
+    """At most `limit` messages per user in any `window` seconds; the first one over is told why."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._sent: dict[int, deque[float]] = {}
+        self._warned: dict[int, float] = {}
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or not isinstance(event, Message):
+            return await handler(event, data)
+        now = self.clock()
+        sent = self._sent.setdefault(user.id, deque())
+        while sent and now - sent[0] >= self.window:
+            sent.popleft()
+        if len(sent) >= self.limit:
+            if now - self._warned.get(user.id, -self.window) >= self.window:
+                self._warned[user.id] = now
+                wait = max(1, round(self.window - (now - sent[0])))
+                await event.answer(t(language_of(user.language_code), "rate_limited", seconds=wait))
+            return None
+        sent.append(now)
+        return await handler(event, data)

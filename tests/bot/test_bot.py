@@ -1,0 +1,284 @@
+"""The Telegram bot, end to end: fake Telegram ⇄ bot ⇄ gateway ⇄ Redis ⇄ worker (scripted model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
+from stack.redis_server import free_port
+from tests.bot.conftest import BotRunner, ServedGateway
+from tests.conftest import API_KEY
+from tests.telegram_fake import BOT_USER, ChatMessage, FakeTelegram
+
+pytestmark = pytest.mark.slow
+USER = 1001
+
+
+def _last_with(telegram: FakeTelegram, chat: int, fragment: str) -> ChatMessage:
+    def found() -> ChatMessage | None:
+        matches = [m for m in telegram.chat(chat) if fragment in m.text]
+        return matches[-1] if matches else None
+
+    message: ChatMessage = telegram.wait_for(found)
+    return message
+
+
+def _buttons(message: ChatMessage) -> list[str]:
+    markup = message.reply_markup or {}
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def test_start_and_help_in_english_and_russian(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner]
+) -> None:
+    start_bot()
+    telegram.send_text("/start", user_id=USER)
+    telegram.send_text("/start", user_id=2002, language="ru")
+    telegram.send_text("/help", user_id=USER)
+    telegram.send_text("/help", user_id=7)
+
+    assert _last_with(telegram, USER, "Hi, Ann!")
+    assert _last_with(telegram, 2002, "Привет, Ann!")
+    help_text = _last_with(telegram, USER, "Commands:").text
+    for command in ("/new", "/retry", "/cancel", "/mode", "/stats", "/help"):
+        assert command in help_text
+    assert "/status" not in help_text
+    assert "/status" in _last_with(telegram, 7, "Commands:").text
+
+
+def test_a_private_message_streams_as_a_draft_then_arrives_whole(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any, served_gateway: ServedGateway
+) -> None:
+    start_bot()
+    asked = telegram.send_text("hello there", user_id=USER)
+
+    answer = _last_with(telegram, USER, "Answer 1 to 'hello there'")
+
+    assert answer.text == "Answer 1 to 'hello there' (saw 0 answers)"
+    assert answer.reply_to == asked
+    assert _buttons(answer)[0].startswith("regen:") and _buttons(answer)[1] == "new"
+    drafts = telegram.drafts[(USER, asked)]
+    assert drafts and any(d.startswith("Answer") or "queue" in d or "Thinking" in d for d in drafts)
+    assert telegram.called("sendChatAction")
+    # The gateway knows the answer reached the user.
+    owed = httpx.get(
+        f"{served_gateway.url}/api/tasks/undelivered",
+        params={"user_prefix": "tg:"},
+        headers={"X-API-Key": API_KEY},
+    ).json()
+    assert owed == []
+
+
+GROUP = -100500
+
+
+def test_in_groups_only_mentions_and_replies_are_answered(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    start_bot()
+    telegram.send_text("just chatting", user_id=USER, chat_id=GROUP, chat_type="supergroup")
+    mention = "@test_assistant_bot what is up"
+    telegram.send_text(
+        mention,
+        user_id=USER,
+        chat_id=GROUP,
+        chat_type="supergroup",
+        entities=[{"type": "mention", "offset": 0, "length": 19}],
+    )
+    first = _last_with(telegram, GROUP, "Answer 1 to 'what is up'")
+    # A reply to the bot counts as addressing it; each member has a history of their own.
+    telegram.send_text(
+        "and then?",
+        user_id=USER,
+        chat_id=GROUP,
+        chat_type="supergroup",
+        reply_to_message={
+            "message_id": first.message_id,
+            "date": 0,
+            "chat": {"id": GROUP, "type": "supergroup"},
+            "from": BOT_USER,
+            "text": first.text,
+        },
+    )
+    _last_with(telegram, GROUP, "Answer 2 to 'and then?' (saw 1 answers)")
+    telegram.send_text(
+        "@test_assistant_bot hi",
+        user_id=3003,
+        chat_id=GROUP,
+        chat_type="supergroup",
+        entities=[{"type": "mention", "offset": 0, "length": 19}],
+    )
+    _last_with(telegram, GROUP, "Answer 1 to 'hi' (saw 0 answers)")
+
+    texts = [m.text for m in telegram.chat(GROUP)]
+    assert not any("just chatting" in text for text in texts)
+    # Groups get no drafts: a placeholder message was edited into the answer.
+    assert telegram.drafts == {}
+    assert first.edits >= 1
+
+
+def test_edits_respect_the_interval_and_survive_flood_control(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], fake_workers: Callable[..., Any]
+) -> None:
+    fake_workers(FAKE_TOKEN_DELAY="0.02", FAKE_ENDLESS="1", MAX_TOKENS="150", PARTIAL_INTERVAL_SECONDS="0.05")
+    telegram.drafts_supported = False  # as in a chat where drafts fail: fall back to edits
+    start_bot()
+    telegram.fail_next("editMessageText", code=429, retry_after=1)
+    telegram.send_text("tell me a long story", user_id=USER)
+
+    final = telegram.wait_for(lambda: [m for m in telegram.chat(USER) if m.reply_markup], timeout=30)[0]
+
+    assert final.text.startswith("Answer 1 to 'tell me a long story'")
+    assert final.text.endswith("more")
+    edits = [
+        t for t, (name, _) in zip(telegram.times, telegram.calls, strict=True) if name == "editMessageText"
+    ]
+    gaps = [b - a for a, b in pairwise(edits)]
+    assert len(edits) >= 3
+    # Progress edits keep the interval (0.3 s here); only the final answer may follow sooner.
+    assert all(gap >= 0.25 for gap in gaps[:-1]), gaps
+    # After the 429 the bot waited before editing again.
+    assert max(gaps) >= 0.9
+
+
+def test_a_10000_character_answer_is_split_whole(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    from tests.fakes import SCRIPTED
+
+    start_bot()
+    telegram.send_text("!long", user_id=USER)
+
+    parts = telegram.wait_for(lambda: _answer_parts(telegram, USER), timeout=60)
+
+    assert len(parts) >= 3
+    assert all(len(m.text.encode("utf-16-le")) // 2 <= 4096 for m in parts)
+    joined = "\n\n".join(m.text for m in parts)
+    # Every word arrives: the rendered text loses only the Markdown markers.
+    for n in range(1, 17):
+        assert f"Part {n}" in joined
+        assert f"print({n}, 19)" in joined or n % 4
+    assert joined.count("Sentence") == SCRIPTED["!long"].count("Sentence")
+    assert all(m.entities for m in parts)
+    assert _buttons(parts[-1]) and not any(_buttons(m) for m in parts[:-1])
+
+
+def _answer_parts(telegram: FakeTelegram, chat: int) -> list[ChatMessage] | None:
+    messages = telegram.chat(chat)
+    if not messages or not messages[-1].reply_markup:
+        return None
+    return [m for m in messages if m.reply_to is not None or m.reply_markup]
+
+
+def test_broken_markdown_is_delivered_without_errors(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    start_bot()
+    telegram.send_text("!broken", user_id=USER)
+    answer = _last_with(telegram, USER, "Broken")
+    assert "bold and" in answer.text and "no end" in answer.text
+    assert _buttons(answer)
+
+
+def test_non_text_messages_get_a_polite_text_only(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner]
+) -> None:
+    start_bot()
+    photo = [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]
+    telegram.push(
+        "message",
+        {
+            "message_id": 77,
+            "date": 0,
+            "chat": {"id": USER, "type": "private"},
+            "from": {"id": USER, "is_bot": False, "first_name": "Ann", "language_code": "ru"},
+            "photo": photo,
+        },
+    )
+    assert _last_with(telegram, USER, "только текстовые")
+
+
+def test_a_user_not_allowed_gets_one_refusal(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], served_gateway: ServedGateway
+) -> None:
+    start_bot(telegram_allowed_users=[USER])
+    for text in ("hello", "hello again", "/start"):
+        telegram.send_text(text, user_id=9009)
+    telegram.send_text("/start", user_id=USER)
+    _last_with(telegram, USER, "Hi, Ann")
+
+    refusals = [m.text for m in telegram.chat(9009)]
+    assert refusals == ["Sorry, this assistant is private. Ask its owner for access."]
+    stats = httpx.get(f"{served_gateway.url}/api/users/tg:9009/stats", headers={"X-API-Key": API_KEY}).json()
+    assert stats["messages"] == 0
+
+
+def test_a_flood_from_one_user_is_slowed_kindly(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    start_bot(bot_rate_limit_messages=2, bot_rate_limit_seconds=60)
+    for n in range(4):
+        telegram.send_text(f"message {n}", user_id=USER)
+    _last_with(telegram, USER, "Answer 2 to 'message 1'")
+    warning = _last_with(telegram, USER, "faster than I can answer")
+    assert "wait" in warning.text
+    assert not any("message 2" in m.text or "message 3" in m.text for m in telegram.chat(USER))
+    # Others are not affected.
+    telegram.send_text("me too", user_id=5005)
+    _last_with(telegram, 5005, "Answer 1 to 'me too'")
+
+
+def test_gateway_down_gives_a_short_message_and_retry_works_once_it_is_back(
+    telegram: FakeTelegram,
+    start_bot: Callable[..., BotRunner],
+    worker: Any,
+    gateway_settings: GatewaySettings,
+    db_url: str,
+    queue_settings: QueueSettings,
+) -> None:
+    port = free_port()
+    start_bot(gateway_url=f"http://127.0.0.1:{port}")
+    telegram.send_text("are you there?", user_id=USER, language="ru")
+    down = _last_with(telegram, USER, "недоступен")
+    assert [b.split(":")[0] for b in _buttons(down)] == ["resend"]
+    assert "Traceback" not in down.text
+
+    gateway = ServedGateway(
+        gateway_settings, DatabaseSettings(_env_file=None, database_url=db_url), queue_settings, port=port
+    )
+    gateway.start()
+    try:
+        telegram.press(_buttons(down)[0], down, user_id=USER, language="ru")
+        _last_with(telegram, USER, "Answer 1 to 'are you there?'")
+    finally:
+        gateway.stop()
+
+
+def test_quick_messages_keep_their_order(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    start_bot()
+    for n in range(4):
+        telegram.send_text(f"quick {n}", user_id=USER)
+    for n in range(4):
+        _last_with(telegram, USER, f"Answer {n + 1} to 'quick {n}' (saw {n} answers)")
+
+
+def test_the_real_model_answers_through_the_bot(
+    telegram: FakeTelegram,
+    start_bot: Callable[..., BotRunner],
+    real_worker: Callable[..., Any],
+) -> None:
+    real_worker(N_CTX="2048")
+    start_bot()
+    telegram.send_text("Say hello in one short sentence.", user_id=USER)
+
+    answer = telegram.wait_for(lambda: [m for m in telegram.chat(USER) if m.reply_markup], timeout=120)[0]
+
+    assert answer.text.strip() and "⚠️" not in answer.text
+    assert telegram.drafts  # it streamed before it arrived
