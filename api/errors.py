@@ -1,4 +1,8 @@
-"""Errors mapped at the edge to JSON with a readable `detail`; no traceback leaves the process."""
+"""Errors mapped at the edge to JSON with a readable message; no traceback leaves the process.
+
+Our own API answers `{"detail": "..."}`; the OpenAI-compatible routes under /v1 answer in OpenAI's
+shape, `{"error": {"message", "type", "param", "code"}}`, so its client libraries understand them.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,41 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException
 
 from api.services import Conflict, NotFound, QueueFull, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
 QUEUE_DOWN = "The message queue is unavailable right now. Nothing was saved; please try again shortly."
+QUEUE_FULL = "Too many messages are waiting to be answered. Please try again in a minute."
+DB_BUSY = "The database is busy or unavailable. Please try again shortly."
+
+
+class OpenAIError(Exception):
+    """An error to report in OpenAI's shape (raised by the /v1 routes)."""
+
+    def __init__(self, status: int, message: str, type_: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    code: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    if request.url.path.startswith("/v1"):
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        if status == 429:
+            kind = "rate_limit_error"
+        body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    else:
+        body = {"detail": message, **(extra or {})}
+    return JSONResponse(status_code=status, content=body, headers=dict(headers or {}))
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -25,53 +58,55 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
+    status = 400 if request.url.path.startswith("/v1") else 422
+    listing = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]
+    return error_response(request, status, "; ".join(_describe(e) for e in errors), extra={"errors": listing})
+
+
+async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+    code = "invalid_api_key" if exc.status_code == 401 else None
+    return error_response(request, exc.status_code, str(exc.detail), exc.headers, code=code)
+
+
+async def _openai(request: Request, exc: OpenAIError) -> JSONResponse:
     return JSONResponse(
-        status_code=422,
-        content={
-            "detail": "; ".join(_describe(e) for e in errors),
-            "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors],
-        },
+        status_code=exc.status,
+        content={"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.code}},
     )
 
 
-async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
-    return JSONResponse(status_code=404, content={"detail": str(exc)})
+async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+    return error_response(request, 404, str(exc))
 
 
-async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
-    return JSONResponse(status_code=409, content={"detail": str(exc)})
+async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    return error_response(request, 409, str(exc))
 
 
-async def _queue_down(_request: Request, _exc: Exception) -> JSONResponse:
-    return JSONResponse(status_code=503, content={"detail": QUEUE_DOWN}, headers={"Retry-After": "5"})
+async def _queue_down(request: Request, _exc: Exception) -> JSONResponse:
+    return error_response(request, 503, QUEUE_DOWN, {"Retry-After": "5"})
 
 
-async def _queue_full(_request: Request, _exc: QueueFull) -> JSONResponse:
-    return JSONResponse(
-        status_code=503,
-        content={"detail": "Too many messages are waiting to be answered. Please try again in a minute."},
-        headers={"Retry-After": "30"},
-    )
+async def _queue_full(request: Request, _exc: QueueFull) -> JSONResponse:
+    return error_response(request, 503, QUEUE_FULL, {"Retry-After": "30"})
 
 
 async def _db_busy(request: Request, exc: OperationalError) -> JSONResponse:
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse(
-        status_code=503,
-        content={"detail": "The database is busy or unavailable. Please try again shortly."},
-        headers={"Retry-After": "2"},
-    )
+    return error_response(request, 503, DB_BUSY, {"Retry-After": "2"})
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(status_code=500, content={"detail": "Internal error. It has been logged."})
+    return error_response(request, 500, "Internal error. It has been logged.")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(OpenAIError, _openai)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(QueueUnavailable, _queue_down)

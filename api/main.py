@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
-from api.routes import chat, health, system, users
+from api.routes import chat, health, openai, system, users, web
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.jobs import make_queue, make_redis
@@ -53,7 +54,9 @@ def create_app(
 
     app = FastAPI(title="ai_assistant gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for protected in (chat.router, users.router, system.router):
+    for protected in (chat.router, users.router, system.router, openai.router):
         app.include_router(protected, dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app

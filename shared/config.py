@@ -101,6 +101,10 @@ class ModelSettings(_EnvSettings):
         description="System message put before every conversation (empty for none).",
     )
 
+    def display_name(self) -> str:
+        """How the model is named to clients (the GGUF file name without its extension)."""
+        return self.resolved_path().name.removesuffix(".gguf")
+
     def resolved_path(self) -> Path:
         """The file the worker loads: MODEL_PATH, or MODEL_FILE inside MODELS_DIR."""
         return self.model_path or self.models_dir / self.model_file

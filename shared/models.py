@@ -129,6 +129,13 @@ class Task(Base):
     # A regenerated answer drops out of the conversation's history.
     superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     persona: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Per-request overrides (the OpenAI-compatible API); None means the worker's settings.
+    system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    max_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    top_p: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
+    finish_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # The client's own notes for delivering the answer (e.g. a Telegram chat and message id), as JSON.
     client_meta: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -87,12 +87,26 @@ class TaskOut(BaseModel):
     error: str | None = Field(None, description="What went wrong, in words a user can read.")
     conversation_id: int
     model: str | None = Field(None, description="The model that wrote the answer.")
+    finish_reason: str | None = Field(
+        None, description="Why the answer ended: stop, length, cancel, timeout or context_length."
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivered: bool = False
     client_meta: dict[str, ClientMetaValue] | None = None
     usage: Usage
+
+
+class Exchange(BaseModel):
+    """One message of a conversation and what became of it."""
+
+    task_id: str
+    status: TaskStatus
+    question: str
+    answer: str | None
+    error: str | None
+    created_at: datetime
 
 
 class UserStats(BaseModel):

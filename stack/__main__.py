@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.config import BotSettings, DatabaseSettings, ModelSettings
+from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelSettings
 from shared.logging import configure_logging
 from shared.migrate import upgrade
 from stack.model import fetch_default_model
@@ -63,6 +63,8 @@ def main() -> None:
     configure_logging()
     ensure_api_key(ENV_FILE)
     settings = StackSettings()
+    api_key = GatewaySettings().api_key
+    assert api_key is not None  # ensured above
     python = sys.executable
     services: list[Service] = []
     extra_env: dict[str, str] = {}
@@ -134,6 +136,7 @@ def main() -> None:
         "\n".join(
             [
                 "",
+                f"Web chat:     http://{_client_host(settings.api_host)}:{settings.api_port}/#key={api_key.get_secret_value()}",
                 f"Gateway:      http://{settings.api_host}:{settings.api_port}  (API docs at /docs)",
                 f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}",
                 f"Redis:        {redis_url}",

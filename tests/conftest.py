@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue, SimpleWorker
@@ -249,3 +251,48 @@ def real_worker(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> I
             raise
         # A worker stopped with SIGTERM between jobs leaves cleanly.
         assert process.returncode == 0, log.read_text()[-3000:]
+
+
+class ServedGateway:
+    """The gateway app served by uvicorn on loopback, as the bot meets it in production."""
+
+    def __init__(
+        self,
+        gateway: GatewaySettings,
+        database: DatabaseSettings,
+        queue: QueueSettings,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            create_app(gateway, database, queue), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def served_gateway(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings
+) -> Iterator[ServedGateway]:
+    served = ServedGateway(
+        gateway_settings, DatabaseSettings(_env_file=None, database_url=db_url), queue_settings
+    )
+    served.start()
+    yield served
+    served.stop()

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from worker.llm import ChatMessage
+from worker.llm import ChatMessage, Sampling
 
 
 def _long_markdown() -> str:
@@ -70,7 +70,9 @@ class FakeChatModel:
             return SCRIPTED[question]
         return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"
 
-    def generate(self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool]) -> Iterator[str]:
+    def generate(
+        self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+    ) -> Iterator[str]:
         messages = self.decode(prompt)
         self.prompts.append(messages)
         words = self.reply_for(messages).split(" ")

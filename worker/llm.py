@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ChatMessage = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+
 
 # Used when a GGUF carries no chat template of its own.
 _CHATML = (
@@ -41,8 +49,10 @@ class ChatModel(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def generate(self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool]) -> Iterator[str]:
-        """Yield the reply piece by piece; `should_stop` is asked before every new token."""
+    def generate(
+        self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+    ) -> Iterator[str]:
+        """Yield the reply piece by piece; `should_stop` is called once for every new token."""
         ...
 
 
@@ -97,16 +107,17 @@ class LlamaChatModel:
         add_bos = not (self._bos_text and prompt.startswith(self._bos_text))
         return self._llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
-    def generate(self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool]) -> Iterator[str]:
+    def generate(
+        self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+    ) -> Iterator[str]:
         from llama_cpp import StoppingCriteriaList
 
-        s = self.settings
         stream = self._llama.create_completion(
             prompt,
             max_tokens=max_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            repeat_penalty=s.repeat_penalty,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            repeat_penalty=self.settings.repeat_penalty,
             stop=[self._eos_text] if self._eos_text else [],
             stream=True,
             stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: should_stop()]),

@@ -16,7 +16,7 @@ from shared.db import Database
 from shared.models import Message, Role, Task, TaskStatus, utcnow
 from shared.personas import system_prompt_for
 from shared.recovery import WORKER_LOST
-from worker.llm import ChatModel
+from worker.llm import ChatModel, Sampling
 from worker.prompt import PromptTooLong, build_prompt
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,28 @@ class _Progress:
     lost: bool = False
     first_token_at: float | None = None
 
+    def finish_reason(self, max_tokens: int) -> str:
+        if self.timed_out:
+            return "timeout"
+        if self.cancel:
+            return "cancel"
+        return "length" if self.tokens >= max_tokens else "stop"
+
     def should_stop(self) -> bool:
         # Called by the model once per new token: the place where cancel and time limits act.
         self.tokens += 1
         if time.monotonic() > self.deadline:
             self.timed_out = True
         return self.cancel or self.timed_out or self.lost
+
+
+@dataclass(frozen=True)
+class _Context:
+    system_prompt: str
+    message: str
+    history: list[tuple[str, str]]
+    max_tokens: int
+    sampling: Sampling
 
 
 class ReplyService:
@@ -124,12 +140,16 @@ class ReplyService:
 
     # --- one answer --------------------------------------------------------------------------
 
-    def _load_context(self, task_id: str) -> tuple[str, str, list[tuple[str, str]]]:
-        """The system prompt, the task's message, and the earlier answered exchanges (oldest first)."""
+    def _load_context(self, task_id: str) -> _Context:
+        """What the model needs for this task: instructions, history, message and limits."""
+        settings = self.model_settings
         with self.db.reading() as session:
             task = session.get(Task, task_id)
             assert task is not None
-            system_prompt = system_prompt_for(task.persona, self.model_settings.system_prompt)
+            if task.system_prompt is not None:
+                system_prompt = task.system_prompt
+            else:
+                system_prompt = system_prompt_for(task.persona, settings.system_prompt)
             message = session.scalar(select(Message.content).where(Message.id == task.request_message_id))
             request, reply = Message.__table__.alias("request"), Message.__table__.alias("reply")
             rows = session.execute(
@@ -145,23 +165,34 @@ class ReplyService:
                 .order_by(Task.request_message_id.desc())
                 .limit(_HISTORY_PAIRS_LOADED)
             ).all()
-        return system_prompt, message or "", [(str(user), str(answer)) for user, answer in reversed(rows)]
+            return _Context(
+                system_prompt=system_prompt,
+                message=message or "",
+                history=[(str(user), str(answer)) for user, answer in reversed(rows)],
+                max_tokens=task.max_tokens or settings.max_tokens,
+                sampling=Sampling(
+                    temperature=task.temperature if task.temperature is not None else settings.temperature,
+                    top_p=task.top_p if task.top_p is not None else settings.top_p,
+                ),
+            )
 
     def _answer(self, task_id: str) -> None:
         started = self._clock()
         try:
-            system_prompt, message, history = self._load_context(task_id)
+            context = self._load_context(task_id)
             prompt = build_prompt(
                 self.model,
-                system_prompt,
-                history,
-                message,
-                self.model_settings.max_tokens,
+                context.system_prompt,
+                context.history,
+                context.message,
+                context.max_tokens,
                 self.model_settings.min_reply_tokens,
             )
         except PromptTooLong as exc:
             log.info("task=%s refused: %s", task_id, exc)
-            self._fail(task_id, exc.user_message, prompt_tokens=exc.prompt_tokens)
+            self._fail(
+                task_id, exc.user_message, prompt_tokens=exc.prompt_tokens, finish_reason="context_length"
+            )
             return
         except Exception as exc:
             log.exception("task=%s failed while preparing the prompt", task_id)
@@ -181,7 +212,10 @@ class ReplyService:
         gen_start = self._clock()
         try:
             last_flush = float("-inf")  # the first words are shown at once, then every interval
-            for piece in self.model.generate(prompt.tokens, prompt.max_tokens, progress.should_stop):
+            pieces = self.model.generate(
+                prompt.tokens, prompt.max_tokens, progress.should_stop, context.sampling
+            )
+            for piece in pieces:
                 if progress.first_token_at is None:
                     progress.first_token_at = self._clock()
                 progress.text += piece
@@ -215,6 +249,7 @@ class ReplyService:
             "first_token_seconds": round(progress.first_token_at - gen_start, 4)
             if progress.first_token_at is not None
             else None,
+            "finish_reason": progress.finish_reason(prompt.max_tokens),
         }
         if progress.timed_out:
             self._fail(task_id, TIMED_OUT, **usage)

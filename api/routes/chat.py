@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from api.deps import DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
-from api.services import tasks
+from api.services import stream, tasks
 from api.services.status import queue_position
 from shared.db import Database
 from shared.models import Task
@@ -64,6 +65,21 @@ def regenerate_task(
 ) -> ChatAccepted:
     """Answer the same message again as a new task; the old answer leaves the history."""
     return _accepted(db, tasks.regenerate(db, queue, task_id, queue_settings.max_queue_length))
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+def task_events(task_id: str, request: Request, db: DbDep) -> StreamingResponse:
+    """The task as Server-Sent Events: `status` while waiting, `delta` pieces of text, then `done`."""
+    tasks.get_status(db, task_id)  # 404 before the stream starts
+    return StreamingResponse(
+        stream.task_events(db, task_id, request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskOut)

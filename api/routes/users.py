@@ -11,6 +11,7 @@ from api.services import users
 from shared.personas import DEFAULT
 from shared.schemas import (
     ConversationOut,
+    Exchange,
     NewConversationRequest,
     PersonaChoice,
     TaskOut,
@@ -44,6 +45,14 @@ def put_persona(user_id: str, body: PersonaChoice, db: DbDep) -> UserSettingsOut
 def latest_task(user_id: str, db: DbDep, chat_id: ChatIdQuery = None) -> TaskOut:
     """The newest task of the user's current conversation (in `chat_id`)."""
     return users.latest_task(db, user_id, chat_id)
+
+
+@router.get("/users/{user_id}/history", response_model=list[Exchange])
+def history(
+    user_id: str, db: DbDep, chat_id: ChatIdQuery = None, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[Exchange]:
+    """The user's current conversation, oldest first: what a chat page shows after a reload."""
+    return users.history(db, user_id, chat_id, limit)
 
 
 @router.get("/users/{user_id}/stats", response_model=UserStats)

@@ -71,6 +71,7 @@ def describe(session: Session, task: Task) -> TaskOut:
         error=task.error,
         conversation_id=task.conversation_id,
         model=task.model_name,
+        finish_reason=task.finish_reason,
         created_at=task.created_at,
         started_at=task.started_at,
         finished_at=task.finished_at,

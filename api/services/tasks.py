@@ -37,7 +37,7 @@ def queued_count(session: Session) -> int:
     return session.scalar(select(func.count()).where(Task.status == TaskStatus.QUEUED)) or 0
 
 
-def _check_capacity(db: Database, queue: Queue, max_queue: int) -> None:
+def check_capacity(db: Database, queue: Queue, max_queue: int) -> None:
     with db.reading() as session:
         if queued_count(session) >= max_queue:
             raise QueueFull
@@ -64,7 +64,7 @@ def _new_task(session: Session, user: User, conversation_id: int, text: str, **f
     return task
 
 
-def _enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
+def enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
     try:
         enqueue_reply(queue, task.id)
     except RedisError as exc:
@@ -84,7 +84,7 @@ def submit_chat(db: Database, queue: Queue, request: ChatRequest, max_queue: int
             existing = _find_by_key(session, request.user_id, key)
         if existing is not None:
             return existing, True
-    _check_capacity(db, queue, max_queue)
+    check_capacity(db, queue, max_queue)
     try:
         task, replayed = _record(db, request)
     except IntegrityError:
@@ -98,7 +98,7 @@ def submit_chat(db: Database, queue: Queue, request: ChatRequest, max_queue: int
         return existing, True
     if replayed:
         return task, True
-    _enqueue_or_undo(db, queue, task)
+    enqueue_or_undo(db, queue, task)
     log.info("task=%s user=%s queued", task.id, request.user_id)
     return task, False
 
@@ -128,7 +128,7 @@ def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task
 
     The old exchange leaves the conversation's history, so the new answer does not see it.
     """
-    _check_capacity(db, queue, max_queue)
+    check_capacity(db, queue, max_queue)
     with db.writing() as session:
         old = session.get(Task, task_id)
         if old is None:
@@ -141,7 +141,7 @@ def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task
         old.superseded = True
         task = _new_task(session, user, old.conversation_id, text, client_meta=old.client_meta)
     try:
-        _enqueue_or_undo(db, queue, task)
+        enqueue_or_undo(db, queue, task)
     except QueueUnavailable:
         with db.writing() as session:
             session.get_one(Task, task_id).superseded = False

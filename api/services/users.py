@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 from api.services import NotFound
 from api.services.status import describe
 from shared.db import Database
-from shared.models import Conversation, Task, TaskStatus, User
+from shared.models import Conversation, Message, Task, TaskStatus, User
 from shared.personas import PERSONAS
-from shared.schemas import TaskOut, UserStats
+from shared.schemas import Exchange, TaskOut, UserStats
 
 
 def get_or_create_user(session: Session, external_id: str) -> User:
@@ -105,3 +105,31 @@ def stats(db: Database, user_id: str) -> UserStats:
         conversations=conversations,
         tokens_per_second=round(tokens / seconds, 2) if seconds and tokens else None,
     )
+
+
+def history(db: Database, user_id: str, chat_id: str | None, limit: int) -> list[Exchange]:
+    """The newest exchanges of the user's current conversation, oldest first (replaced ones left out)."""
+    with db.reading() as session:
+        user = session.scalar(select(User).where(User.external_id == user_id))
+        conversation = _latest_conversation(session, user.id, chat_id or "") if user else None
+        if conversation is None:
+            return []
+        tasks = session.scalars(
+            select(Task)
+            .where(Task.conversation_id == conversation.id, Task.superseded.is_(False))
+            .order_by(Task.request_message_id.desc())
+            .limit(limit)
+        ).all()
+        ids = [i for t in tasks for i in (t.request_message_id, t.reply_message_id) if i is not None]
+        texts = dict(session.execute(select(Message.id, Message.content).where(Message.id.in_(ids))).all())
+        return [
+            Exchange(
+                task_id=t.id,
+                status=TaskStatus(t.status),
+                question=texts[t.request_message_id],
+                answer=texts.get(t.reply_message_id) if t.reply_message_id else None,
+                error=t.error,
+                created_at=t.created_at,
+            )
+            for t in reversed(tasks)
+        ]

@@ -4,53 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from aiogram import Bot, Dispatcher
 
-from api.main import create_app
 from bot.__main__ import run
-from shared.config import BotSettings, DatabaseSettings, GatewaySettings, QueueSettings
-from stack.redis_server import free_port
-from tests.conftest import API_KEY
+from shared.config import BotSettings
+from tests.conftest import API_KEY, ServedGateway
 from tests.telegram_fake import FakeTelegram
-
-
-class ServedGateway:
-    """The gateway app served by uvicorn on loopback, as the bot meets it in production."""
-
-    def __init__(
-        self,
-        gateway: GatewaySettings,
-        database: DatabaseSettings,
-        queue: QueueSettings,
-        port: int | None = None,
-    ) -> None:
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            create_app(gateway, database, queue), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 class BotRunner:
@@ -97,18 +60,6 @@ def telegram() -> Iterator[FakeTelegram]:
     fake.start()
     yield fake
     fake.stop()
-
-
-@pytest.fixture
-def served_gateway(
-    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings
-) -> Iterator[ServedGateway]:
-    served = ServedGateway(
-        gateway_settings, DatabaseSettings(_env_file=None, database_url=db_url), queue_settings
-    )
-    served.start()
-    yield served
-    served.stop()
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from stack.redis_server import free_port
-from tests.bot.conftest import BotRunner, ServedGateway
-from tests.conftest import API_KEY
+from tests.bot.conftest import BotRunner
+from tests.conftest import API_KEY, ServedGateway
 from tests.telegram_fake import BOT_USER, ChatMessage, FakeTelegram
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.bot.conftest import BotRunner, ServedGateway
-from tests.conftest import API_KEY
+from tests.bot.conftest import BotRunner
+from tests.conftest import API_KEY, ServedGateway
 from tests.telegram_fake import ChatMessage, FakeTelegram
 
 pytestmark = pytest.mark.slow

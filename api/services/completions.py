@@ -1,0 +1,194 @@
+"""OpenAI-style chat completions on top of the same queue, tasks and history records.
+
+Each request brings its whole conversation. It is recorded as a conversation of its own: earlier
+turns as answered exchanges, the last user message as a new task, with the request's system
+prompt and sampling settings. The worker then answers it like any other task.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+from rq import Queue
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import OpenAIError
+from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Usage
+from api.services.stream import TextDiff, follow
+from api.services.tasks import cancel, check_capacity, enqueue_or_undo
+from api.services.users import get_or_create_user
+from shared.db import Database
+from shared.models import Conversation, Message, Role, Task, TaskStatus, utcnow
+from shared.schemas import TaskOut
+
+OPENAI_CHAT = "openai"
+# The worker's finish reasons, as OpenAI names them.
+_FINISH = {"stop": "stop", "cancel": "stop", "length": "length", "timeout": "length"}
+
+
+def _user_id(request: ChatCompletionRequest) -> str:
+    return f"openai:{request.user or 'default'}"
+
+
+def submit(db: Database, queue: Queue, request: ChatCompletionRequest, max_queue: int, max_chars: int) -> str:
+    """Record the request's conversation and queue its answer; returns the task id."""
+    try:
+        texts = [(m.role, m.text()) for m in request.messages]
+    except ValueError as exc:
+        raise OpenAIError(400, str(exc), "invalid_request_error") from exc
+    if len(texts[-1][1]) > max_chars:
+        raise OpenAIError(
+            400,
+            f"the last message is longer than {max_chars} characters",
+            "invalid_request_error",
+            "string_above_max_length",
+        )
+    check_capacity(db, queue, max_queue)
+    system = "\n\n".join(text for role, text in texts if role in ("system", "developer"))
+    now = utcnow()
+    with db.writing() as session:
+        user = get_or_create_user(session, _user_id(request))
+        conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT)
+        session.add(conversation)
+        session.flush()
+        asked: list[str] = []
+        for role, text in texts[:-1]:
+            if role == "user":
+                asked.append(text)
+            elif role == "assistant":
+                # An earlier turn, recorded as an answered exchange so the worker sees it as history.
+                question = Message(
+                    conversation_id=conversation.id, role=Role.USER, content="\n\n".join(asked)
+                )
+                answer = Message(conversation_id=conversation.id, role=Role.ASSISTANT, content=text)
+                session.add_all([question, answer])
+                session.flush()
+                session.add(
+                    Task(
+                        id=secrets.token_hex(16),
+                        user_id=user.id,
+                        conversation_id=conversation.id,
+                        request_message_id=question.id,
+                        reply_message_id=answer.id,
+                        status=TaskStatus.FINISHED,
+                        created_at=now,
+                        finished_at=now,
+                    )
+                )
+                asked = []
+        message = Message(
+            conversation_id=conversation.id, role=Role.USER, content="\n\n".join([*asked, texts[-1][1]])
+        )
+        session.add(message)
+        session.flush()
+        task = Task(
+            id=secrets.token_hex(16),
+            user_id=user.id,
+            conversation_id=conversation.id,
+            request_message_id=message.id,
+            status=TaskStatus.QUEUED,
+            system_prompt=system or None,
+            max_tokens=request.reply_limit,
+            temperature=request.temperature,
+            top_p=request.top_p,
+        )
+        session.add(task)
+    enqueue_or_undo(db, queue, task)
+    return task.id
+
+
+async def _cancel_shielded(db: Database, queue: Queue, task_id: str) -> None:
+    # Runs while the request is being torn down: shield it, or the cancel itself is cancelled.
+    with anyio.CancelScope(shield=True):
+        await run_in_threadpool(cancel, db, queue, task_id)
+
+
+def _usage(status: TaskOut) -> Usage:
+    prompt, completion = status.usage.prompt_tokens or 0, status.usage.completion_tokens or 0
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def _raise_for_failure(status: TaskOut) -> None:
+    if status.status != TaskStatus.FAILED:
+        return
+    if status.finish_reason == "context_length":
+        raise OpenAIError(
+            400, status.error or "the prompt is too long", "invalid_request_error", "context_length_exceeded"
+        )
+    raise OpenAIError(500, status.error or "generation failed", "server_error")
+
+
+async def complete(
+    db: Database, queue: Queue, task_id: str, model: str, disconnected: Callable[[], Awaitable[bool]]
+) -> ChatCompletion:
+    """Wait for the answer; a client that hangs up cancels it."""
+    final: TaskOut | None = None
+    async for status in follow(db, task_id, disconnected):
+        final = status
+    if final is None or final.status not in (TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.CANCELED):
+        await _cancel_shielded(db, queue, task_id)
+        raise OpenAIError(499, "the client closed the request", "invalid_request_error")
+    _raise_for_failure(final)
+    return ChatCompletion(
+        id=f"chatcmpl-{task_id}",
+        created=int(final.created_at.timestamp()),
+        model=final.model or model,
+        choices=[
+            Choice(
+                message={"role": "assistant", "content": final.answer or ""},
+                finish_reason=_FINISH.get(final.finish_reason or "stop", "stop"),
+            )
+        ],
+        usage=_usage(final),
+    )
+
+
+async def stream(
+    db: Database, queue: Queue, task_id: str, model: str, disconnected: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[str]:
+    """OpenAI's streaming format: `data: {chunk}` lines, then `data: [DONE]`. Hanging up cancels."""
+    created = int(time.time())
+    base = {
+        "id": f"chatcmpl-{task_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+    }
+
+    def chunk(delta: dict[str, str], finish: str | None = None, **extra: object) -> str:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    diff = TextDiff()
+    finished = False
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        async for status in follow(db, task_id, disconnected):
+            text = (
+                status.answer
+                if status.status in (TaskStatus.FINISHED, TaskStatus.CANCELED)
+                else status.partial_text
+            )
+            piece = diff.delta(text) if text else ""
+            if piece:
+                yield chunk({"content": piece})
+            if status.status == TaskStatus.FAILED:
+                finished = True
+                code = "context_length_exceeded" if status.finish_reason == "context_length" else None
+                error = {"message": status.error or "generation failed", "type": "server_error", "code": code}
+                yield f"data: {json.dumps({'error': error})}\n\n"
+                return
+            if status.status in (TaskStatus.FINISHED, TaskStatus.CANCELED):
+                finished = True
+                reason = _FINISH.get(status.finish_reason or "stop", "stop")
+                yield chunk({}, reason, usage=_usage(status).model_dump())
+                yield "data: [DONE]\n\n"
+                return
+    finally:
+        if not finished:
+            # The client closed the stream: stop the answer in the worker too.
+            await _cancel_shielded(db, queue, task_id)

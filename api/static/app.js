@@ -1,0 +1,255 @@
+// The web chat: sends messages to the gateway, streams answers over Server-Sent Events, keeps history.
+"use strict";
+
+const TEXTS = {
+  en: {
+    title: "Assistant", newChat: "New chat", send: "Send", stop: "Stop", save: "Save",
+    placeholder: "Write a message…", keyPrompt: "Enter the API key (API_KEY in .env):",
+    queued: (p, eta) => `In the queue: ${p}` + (eta ? `, about ${Math.max(1, Math.round(eta))} s` : ""),
+    thinking: "Thinking…", stopped: "Stopped.", failed: "Something went wrong.",
+    unavailable: "The assistant is unavailable right now. Please try again shortly.",
+    badKey: "The API key was not accepted.", empty: "(no answer)",
+  },
+  ru: {
+    title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", save: "Сохранить",
+    placeholder: "Напишите сообщение…", keyPrompt: "Введите ключ API (API_KEY в .env):",
+    queued: (p, eta) => `В очереди: ${p}` + (eta ? `, примерно ${Math.max(1, Math.round(eta))} с` : ""),
+    thinking: "Думаю…", stopped: "Остановлено.", failed: "Что-то пошло не так.",
+    unavailable: "Ассистент сейчас недоступен. Попробуйте чуть позже.",
+    badKey: "Ключ API не подошёл.", empty: "(нет ответа)",
+  },
+};
+const LANG = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
+const T = TEXTS[LANG];
+
+const log = document.getElementById("log");
+const composer = document.getElementById("composer");
+const input = document.getElementById("input");
+const sendButton = document.getElementById("send");
+const stopButton = document.getElementById("stop");
+const keyForm = document.getElementById("key-form");
+const keyInput = document.getElementById("key-input");
+
+// The key may arrive in the link `make run` prints (#key=…); it never leaves this browser otherwise.
+const fromLink = new URLSearchParams(location.hash.slice(1)).get("key");
+if (fromLink) {
+  localStorage.setItem("apiKey", fromLink);
+  history.replaceState(null, "", location.pathname);
+}
+let userId = localStorage.getItem("userId");
+if (!userId) {
+  userId = "web:" + crypto.randomUUID();
+  localStorage.setItem("userId", userId);
+}
+let current = null; // {taskId, controller}
+
+function translatePage() {
+  document.documentElement.lang = LANG;
+  document.title = T.title;
+  for (const el of document.querySelectorAll("[data-text]")) el.textContent = T[el.dataset.text];
+  input.placeholder = T.placeholder;
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({"X-API-Key": localStorage.getItem("apiKey") || ""}, options.headers || {});
+  if (options.body) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, Object.assign({}, options, {headers}));
+  if (response.status === 401) {
+    askForKey(T.badKey);
+    throw new Error("unauthorized");
+  }
+  return response;
+}
+
+function askForKey(reason) {
+  composer.hidden = true;
+  keyForm.hidden = false;
+  if (reason) note(reason, true);
+  keyInput.focus();
+}
+
+// Answers are shown as text; fenced code blocks become <pre>. Nothing is ever parsed as HTML.
+function renderInto(el, text) {
+  el.replaceChildren();
+  const parts = text.split(/```[^\n]*\n?/);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) {
+      const pre = document.createElement("pre");
+      const code = document.createElement("code");
+      code.textContent = part.replace(/\n$/, "");
+      pre.append(code);
+      el.append(pre);
+    } else if (part) {
+      el.append(document.createTextNode(part));
+    }
+  });
+}
+
+function bubble(role, text) {
+  const el = document.createElement("div");
+  el.className = "msg " + role;
+  renderInto(el, text);
+  log.append(el);
+  log.scrollTop = log.scrollHeight;
+  return el;
+}
+
+function note(text, isError) {
+  const el = bubble(isError ? "assistant error" : "assistant note", text);
+  return el;
+}
+
+function busy(on) {
+  sendButton.hidden = on;
+  stopButton.hidden = !on;
+  input.disabled = false;
+}
+
+// Follow one task over Server-Sent Events until it is done.
+async function follow(taskId, el) {
+  const controller = new AbortController();
+  current = {taskId, controller};
+  busy(true);
+  let text = "";
+  try {
+    const response = await api(`/api/tasks/${taskId}/events`, {signal: controller.signal});
+    if (!response.ok) throw new Error(String(response.status));
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const chunk = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        const event = /^event: (.*)$/m.exec(chunk)?.[1];
+        const data = JSON.parse(/^data: (.*)$/m.exec(chunk)?.[1] || "{}");
+        if (event === "status") {
+          el.classList.add("note");
+          renderInto(el, data.status === "queued" ? T.queued(data.position, data.estimated_wait_seconds) : T.thinking);
+        } else if (event === "delta") {
+          el.classList.remove("note");
+          text += data.text;
+          renderInto(el, text);
+        } else if (event === "done") {
+          el.classList.remove("note");
+          showFinal(el, data, text);
+        }
+        log.scrollTop = log.scrollHeight;
+      }
+    }
+  } catch (error) {
+    if (error.message !== "unauthorized" && error.name !== "AbortError") {
+      el.classList.add("error");
+      renderInto(el, T.unavailable);
+    }
+  } finally {
+    current = null;
+    busy(false);
+  }
+}
+
+function showFinal(el, status, streamed) {
+  if (status.status === "failed") {
+    el.classList.add("error");
+    renderInto(el, status.error || T.failed);
+  } else if (status.status === "canceled") {
+    renderInto(el, (status.answer || streamed || "") + (status.answer || streamed ? "\n\n" : "") + T.stopped);
+  } else {
+    renderInto(el, status.answer || T.empty);
+  }
+}
+
+async function send(text) {
+  bubble("user", text);
+  const el = bubble("assistant note", T.thinking);
+  try {
+    const response = await api("/api/chat", {
+      method: "POST",
+      body: JSON.stringify({user_id: userId, text, idempotency_key: crypto.randomUUID()}),
+    });
+    const body = await response.json();
+    if (!response.ok) {
+      el.classList.add("error");
+      renderInto(el, response.status >= 500 ? T.unavailable : String(body.detail || T.failed));
+      return;
+    }
+    await follow(body.task_id, el);
+  } catch (error) {
+    if (error.message !== "unauthorized") {
+      el.classList.add("error");
+      renderInto(el, T.unavailable);
+    }
+  }
+}
+
+async function loadHistory() {
+  const response = await api(`/api/users/${encodeURIComponent(userId)}/history`);
+  if (!response.ok) return;
+  log.replaceChildren();
+  for (const exchange of await response.json()) {
+    bubble("user", exchange.question);
+    const el = bubble("assistant", "");
+    if (exchange.status === "queued" || exchange.status === "started") {
+      follow(exchange.task_id, el); // an answer still on its way when the page was reloaded
+    } else {
+      showFinal(el, exchange, "");
+    }
+  }
+}
+
+composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = input.value.trim();
+  if (!text || current) return;
+  input.value = "";
+  input.style.height = "";
+  send(text);
+});
+
+input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    composer.requestSubmit();
+  }
+});
+
+input.addEventListener("input", () => {
+  input.style.height = "auto";
+  input.style.height = input.scrollHeight + "px";
+});
+
+stopButton.addEventListener("click", async () => {
+  if (!current) return;
+  stopButton.disabled = true;
+  try {
+    await api(`/api/tasks/${current.taskId}/cancel`, {method: "POST"});
+  } finally {
+    stopButton.disabled = false;
+  }
+});
+
+document.getElementById("new-chat").addEventListener("click", async () => {
+  if (current) current.controller.abort();
+  await api("/api/conversations", {method: "POST", body: JSON.stringify({user_id: userId})});
+  log.replaceChildren();
+  input.focus();
+});
+
+keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  localStorage.setItem("apiKey", keyInput.value.trim());
+  keyForm.hidden = true;
+  composer.hidden = false;
+  log.replaceChildren();
+  loadHistory().catch(() => {});
+});
+
+translatePage();
+if (!localStorage.getItem("apiKey")) {
+  askForKey();
+} else {
+  loadHistory().catch(() => {});
+}

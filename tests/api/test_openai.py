@@ -1,0 +1,140 @@
+"""The OpenAI-compatible API, driven by the official `openai` client against the served gateway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from tests.conftest import API_KEY, ServedGateway
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def client(served_gateway: ServedGateway) -> OpenAI:
+    return OpenAI(base_url=f"{served_gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=60)
+
+
+def test_models_lists_the_served_model(client: OpenAI) -> None:
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["SmolLM2-135M-Instruct.Q4_1"]
+
+
+def test_a_completion_sees_the_whole_conversation(client: OpenAI, fake_workers: Callable[..., Any]) -> None:
+    fake_workers()
+    response = client.chat.completions.create(
+        model="anything",
+        messages=[
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "an earlier answer"},
+            {"role": "user", "content": "second"},
+        ],
+        max_tokens=50,
+        temperature=0.2,
+    )
+
+    assert response.object == "chat.completion"
+    assert response.choices[0].message.role == "assistant"
+    assert response.choices[0].message.content == "Answer 2 to 'second' (saw 1 answers)"
+    assert response.choices[0].finish_reason == "stop"
+    assert response.model == "fake-model"
+    assert response.usage is not None and response.usage.completion_tokens > 0
+    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+
+
+def test_streaming_arrives_in_pieces(client: OpenAI, fake_workers: Callable[..., Any]) -> None:
+    fake_workers(FAKE_TOKEN_DELAY="0.03", PARTIAL_INTERVAL_SECONDS="0.05")
+    pieces, reasons = [], []
+    for chunk in client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "stream"}], stream=True
+    ):
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+            reasons.append(chunk.choices[0].finish_reason)
+
+    assert len([p for p in pieces if p]) >= 3
+    assert "".join(pieces) == "Answer 1 to 'stream' (saw 0 answers)"
+    assert reasons[-1] == "stop"
+
+
+def test_max_tokens_ends_with_length(client: OpenAI, fake_workers: Callable[..., Any]) -> None:
+    fake_workers(FAKE_ENDLESS="1")
+    response = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "go"}], max_tokens=5
+    )
+    assert response.choices[0].finish_reason == "length"
+
+
+def test_closing_the_stream_cancels_the_answer(
+    client: OpenAI, fake_workers: Callable[..., Any], served_gateway: ServedGateway
+) -> None:
+    fake_workers(
+        FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARTIAL_INTERVAL_SECONDS="0.05"
+    )
+    stream = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "forever"}], stream=True, user="closer"
+    )
+    received = ""
+    for chunk in stream:
+        received += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+        if "more more" in received:
+            break
+    stream.close()
+
+    def latest() -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(
+            f"{served_gateway.url}/api/users/openai:closer/latest-task",
+            params={"chat_id": "openai"},
+            headers={"X-API-Key": API_KEY},
+        ).json()
+        return body
+
+    deadline = time.monotonic() + 10
+    while latest()["status"] != "canceled":
+        assert time.monotonic() < deadline, latest()
+        time.sleep(0.1)
+    assert latest()["answer"].startswith("Answer 1 to 'forever'")
+
+
+def test_errors_come_in_openai_shape(client: OpenAI, served_gateway: ServedGateway) -> None:
+    with pytest.raises(openai.AuthenticationError) as auth:
+        OpenAI(
+            base_url=f"{served_gateway.url}/v1", api_key="wrong-key-wrong-key", max_retries=0
+        ).models.list()
+    assert auth.value.status_code == 401
+    assert auth.value.code == "invalid_api_key"
+
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="m", messages=[{"role": "assistant", "content": "hi"}])
+    assert "last message must come from the user" in bad.value.message
+
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x" * 5000}])
+    assert too_long.value.code == "string_above_max_length"
+
+    raw = httpx.post(
+        f"{served_gateway.url}/v1/chat/completions",
+        json={"model": "m", "messages": []},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    )
+    assert raw.status_code == 400
+    assert set(raw.json()["error"]) == {"message", "type", "param", "code"}
+    assert raw.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_prompt_beyond_the_window_is_context_length_exceeded(
+    client: OpenAI, fake_workers: Callable[..., Any]
+) -> None:
+    fake_workers()
+    # 3,000 emoji: within the 4,000-character limit, but 12 kB of tokens for the fake's 8 kB window.
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "😀" * 3000}])
+    assert exc.value.code == "context_length_exceeded"
+    assert "too long for this model" in exc.value.message
