@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint model migrate worker api clean
+.PHONY: help run test lint model migrate browser clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,7 +31,12 @@ migrate: $(VENV)/.installed ## Apply database migrations
 run: $(VENV)/.installed ## Run the whole stack in the foreground (Ctrl-C stops it)
 	$(PY) -m stack
 
-test: $(VENV)/.installed-dev model ## Run the whole test suite
+browser: ## Make sure Chromium is there for the web page's tests (installs it as root on Debian/Ubuntu)
+	@command -v chromium >/dev/null 2>&1 || { test "$$(id -u)" = 0 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
+		{ echo "The web page tests need Chromium: apt-get install chromium"; exit 1; }
+
+test: $(VENV)/.installed-dev model browser ## Run the whole test suite
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-dev ## ruff and mypy

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +78,17 @@ class ModelSettings(_EnvSettings):
         protected_namespaces=(),
     )
 
+    llm_backend: Literal["local", "openai"] = Field(
+        "local", description="local: a GGUF model in the worker; openai: any OpenAI-compatible server."
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", description="With LLM_BACKEND=openai: the server's base URL (…/v1)."
+    )
+    openai_api_key: SecretStr | None = Field(None, description="With LLM_BACKEND=openai: the server's key.")
+    openai_model: str = Field("gpt-4o-mini", description="With LLM_BACKEND=openai: the model to ask for.")
+    openai_timeout_seconds: float = Field(
+        120, gt=0, description="With LLM_BACKEND=openai: longest wait for the server's next words."
+    )
     model_path: Path | None = Field(
         None, description="Local GGUF file to load. Default: data/models/<MODEL_FILE>."
     )
@@ -102,7 +113,9 @@ class ModelSettings(_EnvSettings):
     )
 
     def display_name(self) -> str:
-        """How the model is named to clients (the GGUF file name without its extension)."""
+        """How the model is named to clients: the remote model, or the GGUF file name without extension."""
+        if self.llm_backend == "openai":
+            return self.openai_model
         return self.resolved_path().name.removesuffix(".gguf")
 
     def resolved_path(self) -> Path:

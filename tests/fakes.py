@@ -1,7 +1,7 @@
 """A scripted stand-in for the model, fast and predictable, for worker tests.
 
-Its "tokens" are the UTF-8 bytes of the chat messages as JSON, so a test (and the fake itself)
-can read back exactly what the worker put into the prompt. Each reply says which turn it answers
+It counts one token per byte of the chat messages as JSON, and records each prompt, so a test
+can read back exactly what the worker put into it. Each reply says which turn it answers
 and how many earlier answers it saw: "Answer 3 to 'hello' (saw 2 answers)".
 """
 
@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from worker.llm import ChatMessage, Sampling
+from worker.llm import ChatMessage, RenderedPrompt, Sampling
 
 
 def _long_markdown() -> str:
@@ -55,13 +55,10 @@ class FakeChatModel:
     def count_tokens(self, text: str) -> int:
         return len(text.encode("utf-8"))
 
-    def tokenize_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        return list(json.dumps(list(messages), ensure_ascii=False).encode("utf-8"))
-
-    @staticmethod
-    def decode(tokens: list[int]) -> list[ChatMessage]:
-        messages: list[ChatMessage] = json.loads(bytes(tokens).decode("utf-8"))
-        return messages
+    def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
+        # One token per byte of the messages as JSON: a simple, predictable count.
+        size = len(json.dumps(list(messages), ensure_ascii=False).encode("utf-8"))
+        return RenderedPrompt(size=size, payload=[dict(m) for m in messages])
 
     def reply_for(self, messages: list[ChatMessage]) -> str:
         seen = sum(1 for m in messages if m["role"] == "assistant")
@@ -71,9 +68,9 @@ class FakeChatModel:
         return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"
 
     def generate(
-        self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
     ) -> Iterator[str]:
-        messages = self.decode(prompt)
+        messages: list[ChatMessage] = prompt.payload
         self.prompts.append(messages)
         words = self.reply_for(messages).split(" ")
         produced = 0

@@ -28,6 +28,11 @@ log = logging.getLogger("worker")
 
 
 def load_model(settings: ModelSettings) -> ChatModel:
+    """The configured model: a local GGUF (loaded now, once), or a remote OpenAI-compatible server."""
+    if settings.llm_backend == "openai":
+        from worker.remote_llm import OpenAIChatModel
+
+        return OpenAIChatModel(settings)
     return LlamaChatModel(resolve_model_path(settings), settings)
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config import ModelSettings
 
@@ -23,6 +23,14 @@ ChatMessage = dict[str, str]
 class Sampling:
     temperature: float
     top_p: float
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A conversation made ready for one model: its size in tokens and what `generate` takes."""
+
+    size: int
+    payload: Any
 
 
 # Used when a GGUF carries no chat template of its own.
@@ -43,14 +51,14 @@ class ChatModel(Protocol):
     @property
     def context_window(self) -> int: ...
 
-    def tokenize_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """The prompt tokens for these messages, ready for the assistant's reply."""
+    def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
+        """These messages as a prompt for the assistant's reply, with its size in tokens."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
 
     def generate(
-        self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
     ) -> Iterator[str]:
         """Yield the reply piece by piece; `should_stop` is called once for every new token."""
         ...
@@ -101,19 +109,20 @@ class LlamaChatModel:
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def tokenize_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+    def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
         prompt = self._formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
         # The template may already begin with the BOS token; never add a second one.
         add_bos = not (self._bos_text and prompt.startswith(self._bos_text))
-        return self._llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        return RenderedPrompt(size=len(tokens), payload=tokens)
 
     def generate(
-        self, prompt: list[int], max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
     ) -> Iterator[str]:
         from llama_cpp import StoppingCriteriaList
 
         stream = self._llama.create_completion(
-            prompt,
+            prompt.payload,
             max_tokens=max_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,

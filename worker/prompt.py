@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.llm import ChatMessage, ChatModel
+from worker.llm import ChatMessage, ChatModel, RenderedPrompt
 
 # Template tokens around each message (role markers, separators); only used to pick a first guess.
 _PER_MESSAGE_OVERHEAD = 8
@@ -29,7 +29,7 @@ class PromptTooLong(Exception):
 
 @dataclass(frozen=True)
 class Prompt:
-    tokens: list[int]
+    rendered: RenderedPrompt
     max_tokens: int
     history_messages: int
 
@@ -51,13 +51,13 @@ def build_prompt(
     head: list[ChatMessage] = [{"role": "system", "content": system_prompt}] if system_prompt else []
     tail: list[ChatMessage] = [{"role": "user", "content": message}]
 
-    bare = model.tokenize_chat(head + tail)
-    if len(bare) + min_reply_tokens > window:
-        raise PromptTooLong(len(bare), window - min_reply_tokens)
+    bare = model.render_chat(head + tail)
+    if bare.size + min_reply_tokens > window:
+        raise PromptTooLong(bare.size, window - min_reply_tokens)
 
     budget = window - max(max_tokens, min_reply_tokens)
     # A cheap estimate picks how many pairs to try; the real template count then decides.
-    room = budget - len(bare)
+    room = budget - bare.size
     pairs = 0
     for user_text, reply_text in reversed(history):
         cost = model.count_tokens(user_text) + model.count_tokens(reply_text) + 2 * _PER_MESSAGE_OVERHEAD
@@ -66,16 +66,18 @@ def build_prompt(
         room -= cost
         pairs += 1
 
-    tokens = bare
+    rendered = bare
     while pairs > 0:
         turns: list[ChatMessage] = []
         for user_text, reply_text in history[len(history) - pairs :]:
             turns.append({"role": "user", "content": user_text})
             turns.append({"role": "assistant", "content": reply_text})
-        candidate = model.tokenize_chat(head + turns + tail)
-        if len(candidate) <= budget:
-            tokens = candidate
+        candidate = model.render_chat(head + turns + tail)
+        if candidate.size <= budget:
+            rendered = candidate
             break
         pairs -= 1
 
-    return Prompt(tokens=tokens, max_tokens=min(max_tokens, window - len(tokens)), history_messages=2 * pairs)
+    return Prompt(
+        rendered=rendered, max_tokens=min(max_tokens, window - rendered.size), history_messages=2 * pairs
+    )

@@ -202,7 +202,7 @@ class ReplyService:
         log.info(
             "task=%s generating: %d prompt tokens, %d history messages, up to %d new tokens",
             task_id,
-            len(prompt.tokens),
+            prompt.rendered.size,
             prompt.history_messages,
             prompt.max_tokens,
         )
@@ -213,7 +213,7 @@ class ReplyService:
         try:
             last_flush = float("-inf")  # the first words are shown at once, then every interval
             pieces = self.model.generate(
-                prompt.tokens, prompt.max_tokens, progress.should_stop, context.sampling
+                prompt.rendered, prompt.max_tokens, progress.should_stop, context.sampling
             )
             for piece in pieces:
                 if progress.first_token_at is None:
@@ -226,9 +226,9 @@ class ReplyService:
             # Also RQ's job timeout, which arrives as an exception between two tokens.
             timed_out = isinstance(exc, JobTimeoutException)
             log.exception("task=%s generation failed", task_id)
-            self._fail(
-                task_id, TIMED_OUT if timed_out else GENERATION_FAILED, prompt_tokens=len(prompt.tokens)
-            )
+            # A model that can say what went wrong in a user's words (a remote server) is let to.
+            message = getattr(exc, "user_message", None) or (TIMED_OUT if timed_out else GENERATION_FAILED)
+            self._fail(task_id, message, prompt_tokens=prompt.rendered.size)
             # `from None`: RQ stores the traceback in Redis, and the cause might quote user text.
             raise ReplyFailed(
                 f"task {task_id}: {'timed out' if timed_out else 'generation failed'}"
@@ -243,7 +243,7 @@ class ReplyService:
         elapsed = self._clock() - gen_start
         usage = {
             "model_name": self.model.name,
-            "prompt_tokens": len(prompt.tokens),
+            "prompt_tokens": prompt.rendered.size,
             "completion_tokens": progress.tokens,
             "generation_seconds": round(elapsed, 4),
             "first_token_seconds": round(progress.first_token_at - gen_start, 4)

@@ -80,7 +80,35 @@ function renderInto(el, text) {
       pre.append(code);
       el.append(pre);
     } else if (part) {
-      el.append(document.createTextNode(part));
+      appendInline(el, part);
+    }
+  });
+}
+
+// **bold**, `code` and "# headings" as elements built from text nodes; anything else stays literal.
+function appendInline(el, text) {
+  const lines = text.split("\n");
+  lines.forEach((line, n) => {
+    if (n) el.append("\n");
+    const heading = /^#{1,6}\s+(.*)$/.exec(line);
+    if (heading) {
+      const strong = document.createElement("strong");
+      strong.textContent = heading[1];
+      el.append(strong);
+      return;
+    }
+    for (const piece of line.split(/(\*\*[^*\n]+\*\*|`[^`\n]+`)/)) {
+      if (/^\*\*[^*\n]+\*\*$/.test(piece)) {
+        const strong = document.createElement("strong");
+        strong.textContent = piece.slice(2, -2);
+        el.append(strong);
+      } else if (/^`[^`\n]+`$/.test(piece)) {
+        const code = document.createElement("code");
+        code.textContent = piece.slice(1, -1);
+        el.append(code);
+      } else if (piece) {
+        el.append(document.createTextNode(piece));
+      }
     }
   });
 }

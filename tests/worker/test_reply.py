@@ -77,7 +77,7 @@ def test_history_is_trimmed_to_the_window(
 
     assert all(_status(client, t)["status"] == "finished" for t in ids)
     last = fake_model.prompts[-1]
-    assert len(fake_model.tokenize_chat(last)) + 64 <= 1000
+    assert fake_model.render_chat(last).size + 64 <= 1000
     questions = [m["content"][:2] for m in last if m["role"] == "user"]
     # The newest turns are kept, in order, ending with the message being answered.
     assert questions[-1] == "07"

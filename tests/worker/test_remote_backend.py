@@ -1,0 +1,163 @@
+"""LLM_BACKEND=openai: the worker answers through an OpenAI-compatible server.
+
+The server is llama-cpp-python's own (`python -m llama_cpp.server`) with the bundled model, on loopback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from stack.redis_server import free_port
+from tests.conftest import DEFAULT_MODEL, start_worker_process, wait_for, worker_env
+from worker.remote_llm import RemoteModelError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(DEFAULT_MODEL),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture
+def remote_worker(
+    tmp_path: Path, db_url: str, queue_settings: Any
+) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(base_url: str, **settings: str) -> subprocess.Popen[bytes]:
+        env = worker_env(
+            db_url,
+            queue_settings,
+            LLM_BACKEND="openai",
+            OPENAI_BASE_URL=base_url,
+            OPENAI_MODEL="smollm2-remote",
+            OPENAI_API_KEY="sk-local",
+            **settings,
+        )
+        process = start_worker_process("worker", env, tmp_path / f"remote-{len(processes)}.log")
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def _final(client: TestClient, task_id: str, timeout: float = 90) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
+        return body if body["status"] in ("finished", "failed", "canceled") else None
+
+    result: dict[str, Any] = wait_for(done, timeout=timeout, interval=0.1)  # type: ignore[assignment]
+    return result
+
+
+def test_answers_stream_from_the_remote_server_with_history(
+    client: TestClient, llama_server: str, remote_worker: Callable[..., Any]
+) -> None:
+    remote_worker(llama_server, MAX_TOKENS="40", TEMPERATURE="0")
+    first = client.post("/api/chat", json={"user_id": "r", "text": "Hi! My name is Olga."}).json()["task_id"]
+    second = client.post("/api/chat", json={"user_id": "r", "text": "What is my name?"}).json()["task_id"]
+
+    partial = wait_for(lambda: client.get(f"/api/status/{first}").json()["partial_text"], timeout=60)
+    a, b = _final(client, first), _final(client, second)
+
+    assert isinstance(partial, str) and partial
+    assert a["status"] == b["status"] == "finished", (a, b)
+    assert a["answer"].strip() and b["answer"].strip()
+    assert a["model"] == "smollm2-remote"
+    assert a["usage"]["completion_tokens"] > 0
+    # The second request carried the first exchange.
+    assert b["usage"]["prompt_tokens"] > a["usage"]["prompt_tokens"] + 5
+
+
+def test_cancel_stops_the_remote_generation(
+    client: TestClient, llama_server: str, remote_worker: Callable[..., Any]
+) -> None:
+    remote_worker(llama_server, MAX_TOKENS="1500", TEMPERATURE="0")
+    task_id = client.post(
+        "/api/chat", json={"user_id": "c", "text": "Count from 1 to 400, separated by commas."}
+    ).json()["task_id"]
+    wait_for(lambda: client.get(f"/api/status/{task_id}").json()["partial_text"], timeout=60)
+    asked = time.monotonic()
+    client.post(f"/api/tasks/{task_id}/cancel")
+
+    result = _final(client, task_id, timeout=10)
+
+    assert result["status"] == "canceled"
+    assert time.monotonic() - asked < 3
+    assert result["usage"]["completion_tokens"] < 1500
+
+
+def test_an_unreachable_server_fails_the_task_clearly(
+    client: TestClient, remote_worker: Callable[..., Any]
+) -> None:
+    remote_worker(f"http://127.0.0.1:{free_port()}/v1")
+    task_id = client.post("/api/chat", json={"user_id": "d", "text": "hello?"}).json()["task_id"]
+
+    result = _final(client, task_id, timeout=30)
+
+    assert result["status"] == "failed"
+    assert result["error"] == RemoteModelError.user_message
+    # The worker is still there for the next message.
+    next_id = client.post("/api/chat", json={"user_id": "d", "text": "again?"}).json()["task_id"]
+    assert _final(client, next_id, timeout=30)["status"] == "failed"
+
+
+def test_server_errors_and_error_chunks_are_reported() -> None:
+    from shared.config import ModelSettings
+    from worker.llm import Sampling
+    from worker.remote_llm import OpenAIChatModel
+
+    settings = ModelSettings(_env_file=None, llm_backend="openai")
+    messages = [{"role": "user", "content": "x"}]
+    for response in (
+        httpx.Response(500, text="boom"),
+        httpx.Response(200, text='data: {"error": {"message": "overloaded"}}\n\n'),
+    ):
+        model = OpenAIChatModel(settings, transport=httpx.MockTransport(lambda _r, resp=response: resp))
+        with pytest.raises(RemoteModelError, match=r"500|overloaded"):
+            list(model.generate(model.render_chat(messages), 5, lambda: False, Sampling(0.7, 0.9)))
