@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint model migrate browser clean
+.PHONY: help run test lint model migrate browser backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ test: $(VENV)/.installed-dev model browser ## Run the whole test suite
 lint: $(VENV)/.installed-dev ## ruff and mypy
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+backup: $(VENV)/.installed ## Consistent copy of the SQLite database into data/backups (safe while running)
+	$(PY) -m stack.backup backup
+
+restore: $(VENV)/.installed ## Put a backup in place (stop the stack first): make restore FILE=data/backups/…
+	@test -n "$(FILE)" || { echo "Usage: make restore FILE=data/backups/<file>.db"; exit 1; }
+	$(PY) -m stack.backup restore "$(FILE)"
 
 clean: ## Remove the virtualenv (data/ is kept)
 	rm -rf $(VENV)

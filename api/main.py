@@ -12,11 +12,12 @@ from fastapi.staticfiles import StaticFiles
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
-from api.routes import chat, health, openai, system, users, web
+from api.routes import chat, health, metrics, openai, system, users, web
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.jobs import make_queue, make_redis
-from shared.recovery import RecoveryThread
+from shared.recovery import Periodic, recovery_thread
+from shared.retention import purge_conversations
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,12 @@ def create_app(
         db = Database.from_settings(database_settings)
         redis = make_redis(queue_settings)
         queue = make_queue(queue_settings, redis)
-        recovery = RecoveryThread(db, queue, queue_settings.task_stale_after_seconds)
-        recovery.start()
+        background = [recovery_thread(db, queue, queue_settings.task_stale_after_seconds)]
+        if gateway_settings.retention_days:
+            days = gateway_settings.retention_days
+            background.append(Periodic("retention", 3600, lambda: purge_conversations(db, days)))
+        for thread in background:
+            thread.start()
         try:
             yield {
                 "db": db,
@@ -48,13 +53,14 @@ def create_app(
                 "queue_settings": queue_settings,
             }
         finally:
-            recovery.stop()
+            for thread in background:
+                thread.stop()
             redis.close()
             db.dispose()
 
     app = FastAPI(title="ai_assistant gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for protected in (chat.router, users.router, system.router, openai.router):
+    for protected in (chat.router, users.router, system.router, openai.router, metrics.router):
         app.include_router(protected, dependencies=[Depends(require_api_key)])
     app.include_router(health.router)
     app.include_router(web.router)

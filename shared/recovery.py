@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
@@ -83,26 +84,27 @@ def recover(db: Database, queue: Queue, stale_after: float) -> None:
         log.warning("lost-task check skipped, Redis is unavailable: %s", exc)
 
 
-class RecoveryThread(threading.Thread):
-    """Runs `recover` every quarter of the staleness limit until stopped.
+class Periodic(threading.Thread):
+    """Calls `action` every `interval` seconds in a daemon thread until stopped; failures are logged."""
 
-    A task of a dead worker is thus failed within 1.25 x TASK_STALE_AFTER_SECONDS.
-    """
-
-    def __init__(self, db: Database, queue: Queue, stale_after: float) -> None:
-        super().__init__(name="task-recovery", daemon=True)
-        self._db = db
-        self._queue = queue
-        self._stale_after = stale_after
+    def __init__(self, name: str, interval: float, action: Callable[[], object]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._interval = interval
+        self._action = action
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(max(0.5, self._stale_after / 4)):
+        while not self._stopped.wait(self._interval):
             try:
-                recover(self._db, self._queue, self._stale_after)
+                self._action()
             except Exception:
-                log.exception("recovery pass failed; will try again")
+                log.exception("%s failed; will try again", self.name)
 
     def stop(self) -> None:
         self._stopped.set()
         self.join(timeout=10)
+
+
+def recovery_thread(db: Database, queue: Queue, stale_after: float) -> Periodic:
+    """Recovery four times per staleness limit: a dead worker's task fails within 1.25 x the limit."""
+    return Periodic("task-recovery", max(0.5, stale_after / 4), lambda: recover(db, queue, stale_after))

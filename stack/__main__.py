@@ -38,21 +38,23 @@ class StackSettings(BaseSettings):
     api_port: int = Field(8000, description="Port of the gateway.")
     dashboard_port: int = Field(9181, description="Port of rq-dashboard (always on loopback).")
     worker_count: int = Field(1, ge=1, description="Worker processes to run (each loads the model).")
+    dashboard_username: str = Field("admin", description="rq-dashboard's user name.")
+    dashboard_password: SecretStr | None = Field(None, description="rq-dashboard's password (generated).")
     telegram_bot_token: SecretStr | None = Field(None, description="Starts the Telegram bot when set.")
 
 
-def ensure_api_key(env_file: Path) -> None:
-    """Generate an API_KEY into `.env` unless one is set, so the gateway is never open by mistake."""
-    if os.environ.get("API_KEY"):
+def ensure_secret(env_file: Path, name: str) -> None:
+    """Generate `name` into `.env` unless it is set, so nothing starts unprotected by mistake."""
+    if os.environ.get(name):
         return
     lines = env_file.read_text().splitlines() if env_file.exists() else []
-    if any(line.startswith("API_KEY=") and line.strip() != "API_KEY=" for line in lines):
+    if any(line.startswith(f"{name}=") and line.strip() != f"{name}=" for line in lines):
         return
-    lines = [line for line in lines if not line.startswith("API_KEY=")]
-    lines.append(f"API_KEY={secrets.token_urlsafe(32)}")
+    lines = [line for line in lines if not line.startswith(f"{name}=")]
+    lines.append(f"{name}={secrets.token_urlsafe(32)}")
     env_file.write_text("\n".join(lines) + "\n")
     env_file.chmod(0o600)
-    print(f"Generated an API key into {env_file} (API_KEY).")
+    print(f"Generated {name} into {env_file}.")
 
 
 def _client_host(bind: str) -> str:
@@ -61,7 +63,8 @@ def _client_host(bind: str) -> str:
 
 def main() -> None:
     configure_logging()
-    ensure_api_key(ENV_FILE)
+    for secret in ("API_KEY", "DASHBOARD_PASSWORD"):
+        ensure_secret(ENV_FILE, secret)
     settings = StackSettings()
     api_key = GatewaySettings().api_key
     assert api_key is not None  # ensured above
@@ -105,24 +108,17 @@ def main() -> None:
     )
     for n in range(settings.worker_count):
         services.append(Service(f"worker-{n + 1}", [python, "-m", "worker"], env=env, stop_timeout=20))
-    services.append(
-        Service(
-            "dashboard",
-            [
-                python,
-                "-m",
-                "rq_dashboard",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(settings.dashboard_port),
-                "--redis-url",
-                redis_url,
-                "--disable-delete",
-            ],
-            env=env,
-        )
+    # rq-dashboard: loopback only, a password, and no delete/empty actions (its forms have no CSRF
+    # protection). Credentials go by environment, not on the command line that `ps` shows.
+    assert settings.dashboard_password is not None  # ensured above
+    dashboard_env = dict(
+        env,
+        RQ_DASHBOARD_USERNAME=settings.dashboard_username,
+        RQ_DASHBOARD_PASSWORD=settings.dashboard_password.get_secret_value(),
+        RQ_DASHBOARD_REDIS_URL=redis_url,
     )
+    dashboard = [python, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(settings.dashboard_port)]
+    services.append(Service("dashboard", [*dashboard, "--disable-delete"], env=dashboard_env))
     bot_line = "Telegram bot: off. Set TELEGRAM_BOT_TOKEN in .env to enable it."
     if settings.telegram_bot_token:
         bot_env = dict(env)
@@ -138,7 +134,8 @@ def main() -> None:
                 "",
                 f"Web chat:     http://{_client_host(settings.api_host)}:{settings.api_port}/#key={api_key.get_secret_value()}",
                 f"Gateway:      http://{settings.api_host}:{settings.api_port}  (API docs at /docs)",
-                f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}",
+                f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}"
+                f"  (user {settings.dashboard_username}, password DASHBOARD_PASSWORD in .env)",
                 f"Redis:        {redis_url}",
                 bot_line,
                 "Press Ctrl-C to stop.",

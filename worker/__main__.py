@@ -18,7 +18,7 @@ from shared.config import DatabaseSettings, ModelSettings, QueueSettings, Worker
 from shared.db import Database
 from shared.jobs import make_queue, make_redis
 from shared.logging import configure_logging
-from shared.recovery import RecoveryThread, recover
+from shared.recovery import recover, recovery_thread
 from worker import tasks
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
@@ -48,7 +48,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     queue = make_queue(queue_settings, redis)
     recover(db, queue, queue_settings.task_stale_after_seconds)
     # Jobs run in this thread; repairs of other workers' tasks go on beside them.
-    recovery = RecoveryThread(db, queue, queue_settings.task_stale_after_seconds)
+    recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)
     recovery.start()
     tasks.install(ReplyService(db, model, model_settings, worker_settings, name))
     log.info("worker %s ready on queue %r", name, queue.name)

@@ -274,9 +274,12 @@ class ReplyService:
                 .where(Task.id == task_id, Task.status == TaskStatus.STARTED)
                 .values(partial_text=progress.text, heartbeat_at=utcnow())
             )
-            row = session.execute(select(Task.status, Task.cancel_requested).where(Task.id == task_id)).one()
-        progress.cancel = progress.cancel or bool(row.cancel_requested)
-        progress.lost = row.status != TaskStatus.STARTED
+            row = session.execute(
+                select(Task.status, Task.cancel_requested).where(Task.id == task_id)
+            ).one_or_none()
+        # Gone (the user asked to be forgotten) or no longer ours (failed by recovery): stop writing.
+        progress.lost = row is None or row.status != TaskStatus.STARTED
+        progress.cancel = progress.cancel or bool(row and row.cancel_requested)
 
     def _complete(self, task_id: str, outcome: TaskStatus, text: str, usage: dict[str, object]) -> None:
         with self.db.writing() as session:

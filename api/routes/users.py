@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.deps import DbDep
-from api.services import users
+from api.services import NotFound, users
 from shared.personas import DEFAULT
+from shared.retention import forget_user as forget
 from shared.schemas import (
     ConversationOut,
     Exchange,
@@ -27,6 +28,14 @@ ChatIdQuery = Annotated[str | None, Query(max_length=128)]
 def start_conversation(body: NewConversationRequest, db: DbDep) -> ConversationOut:
     """Start a new conversation for the user: later messages do not see the earlier ones."""
     return ConversationOut(conversation_id=users.new_conversation(db, body.user_id, body.chat_id))
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def forget_user(user_id: str, db: DbDep) -> Response:
+    """Delete everything kept about the user: conversations, messages, answers, settings."""
+    if not forget(db, user_id):
+        raise NotFound("No such user.")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users/{user_id}/settings", response_model=UserSettingsOut)

@@ -96,9 +96,13 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         running.process.wait()
 
 
-def _api_key(workdir: Path) -> str:
+def _env_value(workdir: Path, name: str) -> str:
     lines = (workdir / ".env").read_text().splitlines()
-    return next(line.split("=", 1)[1] for line in lines if line.startswith("API_KEY="))
+    return next(line.split("=", 1)[1] for line in lines if line.startswith(f"{name}="))
+
+
+def _api_key(workdir: Path) -> str:
+    return _env_value(workdir, "API_KEY")
 
 
 def _healthy(api: str) -> dict[str, Any] | None:
@@ -130,7 +134,10 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
 
     answer = wait_for(finished, timeout=60, interval=0.2)
     assert isinstance(answer, dict) and answer["answer"].strip()
-    assert httpx.get(f"http://127.0.0.1:{stack.ports['dashboard']}/", timeout=5).status_code == 200
+    dashboard = f"http://127.0.0.1:{stack.ports['dashboard']}/"
+    assert httpx.get(dashboard, timeout=5).status_code == 401
+    password = _env_value(stack.workdir, "DASHBOARD_PASSWORD")
+    assert httpx.get(dashboard, timeout=5, auth=("admin", password)).status_code == 200
     # Redis keeps an append-only file (one file in 6.x, a folder from 7.0 on) under data/.
     assert any((stack.workdir / "data" / "redis").glob("appendonly*"))
 

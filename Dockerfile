@@ -1,0 +1,34 @@
+# One image for the gateway, the worker, the bot and rq-dashboard.
+# Build stage: compile llama-cpp-python (llama.cpp) and install everything into a virtualenv.
+FROM python:3.11-slim-bookworm AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential cmake \
+    && rm -rf /var/lib/apt/lists/*
+ENV CMAKE_ARGS="-DLLAVA_BUILD=OFF" \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+
+# Runtime stage: the virtualenv and our code, no compiler, a user without privileges.
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 assistant
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY api ./api
+COPY bot ./bot
+COPY shared ./shared
+COPY stack ./stack
+COPY worker ./worker
+RUN mkdir -p /app/data && chown assistant:assistant /app/data
+ENV PATH="/opt/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER assistant
+VOLUME ["/app/data"]
+EXPOSE 8000
+CMD ["python", "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]

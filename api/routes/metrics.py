@@ -1,0 +1,17 @@
+"""GET /metrics in Prometheus' text format (behind the API key, like everything with data)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from api.deps import DbDep, QueueDep
+from api.services.metrics import render
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(db: DbDep, queue: QueueDep) -> PlainTextResponse:
+    """Queue length, tasks by status, workers, speed, queue wait and end-to-end latency."""
+    return PlainTextResponse(render(db, queue), media_type="text/plain; version=0.0.4")

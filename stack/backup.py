@@ -1,0 +1,94 @@
+"""Backup and restore of the SQLite database: `make backup`, `make restore FILE=…`.
+
+A backup uses SQLite's online backup API, so it is consistent while the gateway and workers write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import time
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from shared.config import DatabaseSettings
+
+
+class BackupError(Exception):
+    pass
+
+
+def sqlite_path(database_url: str) -> Path:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        raise BackupError("This backs up SQLite databases; for PostgreSQL use pg_dump.")
+    return Path(url.database)
+
+
+def integrity(path: Path) -> str:
+    """SQLite's own verdict on a database file: "ok", or what is wrong with it."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+
+
+def backup(database_url: str, dest_dir: Path) -> Path:
+    """Copy the live database to `dest_dir/ai_assistant-<UTC time>.db` and check the copy."""
+    source = sqlite_path(database_url)
+    if not source.is_file():
+        raise BackupError(f"No database at {source}.")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"{source.stem}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.db"
+    src = sqlite3.connect(source, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        with dst:
+            # Pages are copied in steps, so writers are held up only for moments.
+            src.backup(dst, pages=1024, sleep=0.005)
+    finally:
+        dst.close()
+        src.close()
+    if (result := integrity(target)) != "ok":
+        raise BackupError(f"The backup {target} failed its integrity check: {result}")
+    return target
+
+
+def restore(database_url: str, backup_file: Path) -> Path:
+    """Put `backup_file` in place of the database (stop the stack first); the old one is kept aside."""
+    target = sqlite_path(database_url)
+    if (result := integrity(backup_file)) != "ok":
+        raise BackupError(f"{backup_file} is damaged ({result}); nothing was changed.")
+    kept = target.with_name(f"{target.name}.before-restore-{int(time.time())}")
+    if target.exists():
+        shutil.move(target, kept)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup_file, target)
+    return kept
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack.backup", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("backup").add_argument("--dest", type=Path, default=Path("data/backups"))
+    commands.add_parser("restore").add_argument("file", type=Path)
+    args = parser.parse_args()
+    url = DatabaseSettings().database_url
+    try:
+        if args.command == "backup":
+            print(f"Backup written: {backup(url, args.dest)}")
+        else:
+            kept = restore(url, args.file)
+            print(f"Restored {args.file}. The previous database is kept as {kept}.")
+    except BackupError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""docker-compose.yml and the Dockerfile, checked against the project (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.config import QueueSettings
+from tests.conftest import ROOT
+
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+APP_SERVICES = ["setup", "api", "worker", "bot", "dashboard"]
+
+
+def _modules(command: list[str]) -> list[str]:
+    """The Python modules a service command runs (`python -m X`, including inside `sh -c`)."""
+    text = " ".join(command)
+    return re.findall(r"python -m ([\w.]+)", text)
+
+
+def test_every_service_command_names_code_that_exists() -> None:
+    for name in APP_SERVICES:
+        command = SERVICES[name]["command"]
+        modules = _modules(command)
+        assert modules, f"{name}: no python -m command"
+        for module in modules:
+            assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
+    api = SERVICES["api"]["command"]
+    factory = api[api.index("--factory") + 1]
+    module, attribute = factory.split(":")
+    assert callable(getattr(importlib.import_module(module), attribute))
+
+
+def test_the_dashboard_options_exist_in_the_installed_rq_dashboard() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "rq_dashboard", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for option in [o for o in SERVICES["dashboard"]["command"] if o.startswith("--")]:
+        assert option in help_text
+    env = SERVICES["dashboard"]["environment"]
+    assert {"RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD", "RQ_DASHBOARD_REDIS_URL"} <= set(env)
+
+
+def test_the_setup_command_runs(tmp_path: Path) -> None:
+    """`setup` migrates and fetches the model; both steps run here as they would in the container."""
+    (command,) = [c for c in SERVICES["setup"]["command"] if "python -m" in c]
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "MODEL_PATH": str(ROOT / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    }
+    result = subprocess.run(["sh", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Database is up to date." in result.stdout
+    assert (tmp_path / "db.sqlite").is_file()
+
+
+def test_every_variable_is_documented_in_env_example() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
+    documented = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    assert used, "no variables found"
+    assert used <= documented, used - documented
+
+
+def test_secrets_are_required_and_come_from_env() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("REDIS_PASSWORD", "API_KEY", "DASHBOARD_PASSWORD"):
+        assert re.search(rf"\$\{{{secret}:\?[^}}]+\}}", text), f"{secret} is not required"
+    assert "TELEGRAM_BOT_TOKEN" not in text or SERVICES["bot"]["profiles"] == ["telegram"]
+    for name in APP_SERVICES:
+        assert SERVICES[name]["env_file"] == ".env"
+
+
+def test_ports_are_loopback_only_and_match_the_commands() -> None:
+    assert "ports" not in SERVICES["redis"]
+    for name, port in (("api", "8000"), ("dashboard", "9181")):
+        (published,) = SERVICES[name]["ports"]
+        assert published.startswith("127.0.0.1:")
+        assert published.endswith(f":{port}")
+        command = SERVICES[name]["command"]
+        assert command[command.index("--port") + 1] == port
+
+
+def test_redis_persists_and_never_evicts() -> None:
+    command = " ".join(SERVICES["redis"]["command"])
+    assert "--appendonly yes" in command and "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command and "--requirepass" in command
+    assert "redis-data:/data" in SERVICES["redis"]["volumes"]
+    assert "healthcheck" in SERVICES["redis"]
+
+
+def test_volumes_paths_and_dependencies_fit() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /app" in dockerfile
+    for name in APP_SERVICES:
+        service = SERVICES[name]
+        assert "./data:/app/data" in service["volumes"]
+        assert (
+            service["environment"]
+            .get("DATABASE_URL", "sqlite:////app/data/")
+            .startswith(("${DATABASE_URL:-sqlite:////app/data/", "sqlite:////app/data/"))
+        )
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in SERVICES
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], dependency
+    assert SERVICES["worker"]["environment"]["MODELS_DIR"].startswith("/app/data")
+
+
+def test_a_stopping_worker_may_finish_its_answer() -> None:
+    grace = SERVICES["worker"]["stop_grace_period"]
+    assert grace.endswith("s")
+    assert int(grace[:-1]) > QueueSettings.model_fields["job_timeout_seconds"].default
+
+
+@pytest.mark.parametrize(
+    "directory", re.findall(r"^COPY (\w+) ", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+)
+def test_the_dockerfile_copies_what_exists(directory: str) -> None:
+    assert (ROOT / directory).is_dir()
+
+
+def test_the_image_is_multi_stage_and_runs_unprivileged() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2
+    assert "AS build" in dockerfile and "COPY --from=build" in dockerfile
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
+    assert "-DLLAVA_BUILD=OFF" in dockerfile
+    runtime = dockerfile.split("COPY --from=build")[1]
+    assert "build-essential" not in runtime
