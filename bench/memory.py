@@ -20,7 +20,13 @@ from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-PARTS = {"redis-server": "Redis", "uvicorn": "gateway", "-m worker": "worker", "rq_dashboard": "rq-dashboard"}
+PARTS = {
+    "redis-server": "Redis",
+    "uvicorn": "gateway",
+    "-m worker": "worker",
+    "rq_dashboard": "rq-dashboard",
+    "-m bot": "bot",
+}
 
 
 def _part(process: psutil.Process) -> str | None:
@@ -29,6 +35,18 @@ def _part(process: psutil.Process) -> str | None:
 
 
 def measure(messages: int = 5) -> dict[str, float]:
+    # The bot runs too, against a stand-in Telegram on loopback (no real bot token needed).
+    from tests.telegram_fake import FakeTelegram
+
+    telegram = FakeTelegram()
+    telegram.start()
+    try:
+        return _measure(messages, telegram.base_url)
+    finally:
+        telegram.stop()
+
+
+def _measure(messages: int, telegram_api: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as workdir:
         api_port = free_port()
         env = dict(
@@ -39,9 +57,15 @@ def measure(messages: int = 5) -> dict[str, float]:
             DASHBOARD_PORT=str(free_port()),
             EMBEDDED_REDIS_PORT=str(free_port()),
             LOG_LEVEL="WARNING",
+            TELEGRAM_BOT_TOKEN="4242:BENCH",
+            TELEGRAM_API_BASE=telegram_api,
         )
         stack = subprocess.Popen(
-            [sys.executable, "-m", "stack"], cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "stack"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             api = f"http://127.0.0.1:{api_port}"
@@ -63,7 +87,9 @@ def measure(messages: int = 5) -> dict[str, float]:
             headers = {"X-API-Key": key}
             ids = [
                 httpx.post(
-                    f"{api}/api/chat", json={"user_id": "bench", "text": f"Tell me a fact, number {n}."}, headers=headers
+                    f"{api}/api/chat",
+                    json={"user_id": "bench", "text": f"Tell me a fact, number {n}."},
+                    headers=headers,
                 ).json()["task_id"]
                 for n in range(messages)
             ]

@@ -19,6 +19,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue, SimpleWorker
+from sqlalchemy import create_engine, make_url, text
 
 from api.main import create_app
 from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
@@ -85,11 +86,31 @@ def queue_settings(redis_server: RedisServer) -> QueueSettings:
     )
 
 
+# Set to a PostgreSQL URL (a user who may create databases) to run the suite against PostgreSQL.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+ON_POSTGRES = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgresql"))
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about SQLite itself")
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'assistant.db'}"
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of this test's own: a SQLite file, or a fresh PostgreSQL database."""
+    if not ON_POSTGRES:
+        url = f"sqlite:///{tmp_path / 'assistant.db'}"
+        upgrade(url)
+        yield url
+        return
+    assert TEST_DATABASE_URL is not None
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
-    return url
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import delete, func, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,10 @@ def _find_by_key(session: Session, external_id: str, key: str) -> Task | None:
         .join(User, Task.user_id == User.id)
         .where(User.external_id == external_id, Task.idempotency_key == key)
     )
+
+
+def _changed(result: object) -> bool:
+    return bool(getattr(result, "rowcount", 0))
 
 
 def queued_count(session: Session) -> int:
@@ -88,14 +93,15 @@ def submit_chat(db: Database, queue: Queue, request: ChatRequest, max_queue: int
     try:
         task, replayed = _record(db, request)
     except IntegrityError:
-        # The same idempotency key raced us to the commit: the other request's task is the answer.
-        if key is None:
-            raise
+        # A concurrent twin won the race (PostgreSQL; SQLite's write lock serialises these): the same
+        # idempotency key means its task is the answer; a new user's row means recording again works.
         with db.reading() as session:
-            existing = _find_by_key(session, request.user_id, key)
-        if existing is None:
+            existing = _find_by_key(session, request.user_id, key) if key is not None else None
+        if existing is not None:
+            return existing, True
+        if key is not None:
             raise
-        return existing, True
+        task, replayed = _record(db, request)
     if replayed:
         return task, True
     enqueue_or_undo(db, queue, task)
@@ -160,23 +166,30 @@ def get_status(db: Database, task_id: str) -> TaskOut:
 
 def cancel(db: Database, queue: Queue, task_id: str) -> TaskOut:
     """Cancel a queued task at once; ask the worker to stop a started one (it checks every token)."""
+    # Conditional updates, not read-then-write: a worker may claim the task at this very moment.
     with db.writing() as session:
-        task = session.get(Task, task_id)
-        if task is None:
+        if session.get(Task, task_id) is None:
             raise NotFound("No task with this id.")
-        was_queued = task.status == TaskStatus.QUEUED
-        if was_queued:
-            task.status = TaskStatus.CANCELED
-            task.finished_at = utcnow()
-        elif task.status == TaskStatus.STARTED:
-            task.cancel_requested = True
+        was_queued = _changed(
+            session.execute(
+                sa_update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
+                .values(status=TaskStatus.CANCELED, finished_at=utcnow())
+            )
+        )
+        if not was_queued:
+            session.execute(
+                sa_update(Task)
+                .where(Task.id == task_id, Task.status == TaskStatus.STARTED)
+                .values(cancel_requested=True)
+            )
     if was_queued:
         try:
             # Only tidies the queue: a worker that still picks the job finds the task canceled.
             Job.fetch(task_id, connection=queue.connection).cancel()
         except Exception as exc:  # noqa: BLE001 - any failure here is harmless
             log.info("task=%s canceled; its job was not removed from the queue: %s", task_id, exc)
-    log.info("task=%s cancel requested (was %s)", task_id, "queued" if was_queued else task.status)
+    log.info("task=%s cancel requested (%s)", task_id, "was queued" if was_queued else "stopping")
     return get_status(db, task_id)
 
 

@@ -16,6 +16,7 @@ from shared.db import Database
 from shared.models import Conversation, Message, Task, User, utcnow
 from shared.retention import purge_conversations
 from stack.backup import BackupError, backup, integrity, restore
+from tests.conftest import sqlite_only
 
 
 def _send(client: TestClient, text: str, user: str = "ops") -> str:
@@ -47,6 +48,7 @@ def test_metrics_in_prometheus_format(client: TestClient, run_jobs: Callable[[],
     assert client.get("/metrics").status_code == 401
 
 
+@sqlite_only
 def test_backup_while_writing_is_consistent_and_restores(
     client: TestClient, db: Database, db_url: str, tmp_path: Path
 ) -> None:

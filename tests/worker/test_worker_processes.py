@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from shared.db import Database
-from shared.models import Task
+from shared.models import Message, Task
 from shared.recovery import WORKER_LOST
 from tests.conftest import wait_for
 
@@ -74,3 +75,7 @@ def test_two_workers_keep_each_conversation_in_order(
             assert finished is not None and started is not None
             assert finished <= started
     assert len({t.worker_name for t in tasks.values()}) == 2
+    # No task answered twice: one answer message per task, and nothing more.
+    with db.reading() as s:
+        answers = s.scalar(select(func.count()).where(Message.role == "assistant"))
+    assert answers == len(all_ids) == 15
