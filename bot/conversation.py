@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -56,9 +57,13 @@ class Conversations:
             return
         except GatewayRejected as exc:
             log.info("chat=%s user=%s message refused: %s", target.chat, user_id, exc.detail)
-            await self.bot.send_message(
-                target.chat, t(target.lang, "rejected", detail=exc.detail), reply_parameters=target.reply()
+            limit = re.search(r"at most (\d+) characters", exc.detail)
+            text = (
+                t(target.lang, "too_long", limit=limit.group(1))
+                if limit
+                else t(target.lang, "rejected", detail=exc.detail)
             )
+            await self.bot.send_message(target.chat, text, reply_parameters=target.reply())
             return
         task_id = accepted["task_id"]
         if replayed:

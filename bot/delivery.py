@@ -29,7 +29,7 @@ from aiogram.types import (
 
 from bot.formatting import LIMIT, format_answer, utf16_len
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
-from bot.texts import duration, t
+from bot.texts import duration, failure, t
 from shared.config import BotSettings
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class _Follower:
         answer = status.get("answer") or ""
         parts: list[tuple[str, list[MessageEntity]]]
         if state == "failed":
-            parts = [(t(lang, "failed", error=status.get("error") or t(lang, "error")), [])]
+            parts = [(failure(lang, status.get("finish_reason")), [])]
             keyboard = retry_keyboard(lang, f"regen:{self.task_id}")
         else:
             if state == "canceled":

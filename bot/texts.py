@@ -24,7 +24,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "queued_eta": "⏳ In the queue: {position}, about {eta}",
         "thinking": "✍️ Thinking…",
         "stopped": "⏹ Stopped.",
-        "failed": "⚠️ {error}",
+        "failed_error": "⚠️ Something went wrong while I was writing the answer. Please try again.",
+        "failed_timeout": "⚠️ The answer took too long and was stopped. Try a shorter question.",
+        "failed_context_length": "⚠️ Your message is too long for the model. Please shorten it or split it.",
+        "failed_worker_lost": "⚠️ I was interrupted while writing the answer. Please try again.",
+        "failed_model_unavailable": "⚠️ The model is not reachable right now. Please try again later.",
         "empty_answer": "🤷 The model had nothing to say. Try asking differently.",
         "gateway_down": "⚠️ The assistant is unavailable right now. Please try again in a minute.",
         "busy": "⚠️ Too many people are asking right now. Please try again in a minute.",
@@ -80,7 +84,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "queued_eta": "⏳ В очереди: {position}, примерно {eta}",
         "thinking": "✍️ Думаю…",
         "stopped": "⏹ Остановлено.",
-        "failed": "⚠️ {error}",
+        "failed_error": "⚠️ Что-то пошло не так, пока я писал ответ. Попробуйте ещё раз.",
+        "failed_timeout": "⚠️ Ответ занял слишком много времени и был остановлен. Попробуйте вопрос покороче.",
+        "failed_context_length": "⚠️ Сообщение слишком длинное для модели. Сократите его или разбейте.",
+        "failed_worker_lost": "⚠️ Меня прервали, пока я писал ответ. Попробуйте ещё раз.",
+        "failed_model_unavailable": "⚠️ Модель сейчас недоступна. Попробуйте чуть позже.",
         "empty_answer": "🤷 Модели нечего сказать. Попробуйте спросить иначе.",
         "gateway_down": "⚠️ Ассистент сейчас недоступен. Попробуйте через минуту.",
         "busy": "⚠️ Сейчас слишком много вопросов. Попробуйте через минуту.",
@@ -127,6 +135,12 @@ def language_of(code: str | None) -> str:
 
 def t(lang: str, key: str, **values: object) -> str:
     return TEXTS.get(lang, TEXTS["en"])[key].format(**values)
+
+
+def failure(lang: str, reason: str | None) -> str:
+    """A failed answer explained in the user's language, by the kind the worker recorded."""
+    key = f"failed_{reason}"
+    return t(lang, key if key in TEXTS["en"] else "failed_error")
 
 
 def duration(lang: str, seconds: float) -> str:

@@ -40,7 +40,9 @@ def fail_abandoned_tasks(db: Database, stale_after: float, now: datetime | None 
             session.execute(
                 update(Task)
                 .where(Task.id.in_(ids), Task.status == TaskStatus.STARTED)
-                .values(status=TaskStatus.FAILED, error=WORKER_LOST, finished_at=now)
+                .values(
+                    status=TaskStatus.FAILED, error=WORKER_LOST, finish_reason="worker_lost", finished_at=now
+                )
             )
     for task_id in ids:
         log.warning("task=%s failed: its worker stopped reporting", task_id)

@@ -88,7 +88,9 @@ class TaskOut(BaseModel):
     conversation_id: int
     model: str | None = Field(None, description="The model that wrote the answer.")
     finish_reason: str | None = Field(
-        None, description="Why the answer ended: stop, length, cancel, timeout or context_length."
+        None,
+        description="Why the answer ended: stop, length or cancel; for a failure: error, timeout, "
+        "context_length, worker_lost or model_unavailable.",
     )
     created_at: datetime
     started_at: datetime | None = None

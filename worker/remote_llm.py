@@ -27,6 +27,7 @@ class RemoteModelError(Exception):
     """The model server failed; `user_message` is safe to show to a user."""
 
     user_message = "The model server is not answering right now. Please try again in a little while."
+    failure_kind = "model_unavailable"
 
 
 class OpenAIChatModel:

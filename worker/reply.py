@@ -190,13 +190,11 @@ class ReplyService:
             )
         except PromptTooLong as exc:
             log.info("task=%s refused: %s", task_id, exc)
-            self._fail(
-                task_id, exc.user_message, prompt_tokens=exc.prompt_tokens, finish_reason="context_length"
-            )
+            self._fail(task_id, exc.user_message, "context_length", prompt_tokens=exc.prompt_tokens)
             return
         except Exception as exc:
             log.exception("task=%s failed while preparing the prompt", task_id)
-            self._fail(task_id, GENERATION_FAILED)
+            self._fail(task_id, GENERATION_FAILED, "error")
             raise ReplyFailed(f"task {task_id}: preparing the prompt failed") from exc
 
         log.info(
@@ -228,14 +226,15 @@ class ReplyService:
             log.exception("task=%s generation failed", task_id)
             # A model that can say what went wrong in a user's words (a remote server) is let to.
             message = getattr(exc, "user_message", None) or (TIMED_OUT if timed_out else GENERATION_FAILED)
-            self._fail(task_id, message, prompt_tokens=prompt.rendered.size)
+            kind = "timeout" if timed_out else getattr(exc, "failure_kind", "error")
+            self._fail(task_id, message, kind, prompt_tokens=prompt.rendered.size)
             # `from None`: RQ stores the traceback in Redis, and the cause might quote user text.
             raise ReplyFailed(
                 f"task {task_id}: {'timed out' if timed_out else 'generation failed'}"
             ) from None
         except BaseException:
             # The worker is being shut down the hard way: say so, and let the exit go on.
-            self._fail(task_id, WORKER_LOST)
+            self._fail(task_id, WORKER_LOST, "worker_lost")
             raise
         finally:
             heartbeat.stop()
@@ -252,7 +251,8 @@ class ReplyService:
             "finish_reason": progress.finish_reason(prompt.max_tokens),
         }
         if progress.timed_out:
-            self._fail(task_id, TIMED_OUT, **usage)
+            usage.pop("finish_reason")
+            self._fail(task_id, TIMED_OUT, "timeout", **usage)
             raise ReplyFailed(f"task {task_id}: timed out")
         outcome = TaskStatus.CANCELED if progress.cancel else TaskStatus.FINISHED
         self._complete(task_id, outcome, progress.text, usage)
@@ -301,7 +301,10 @@ class ReplyService:
             for name, value in usage.items():
                 setattr(task, name, value)
 
-    def _fail(self, task_id: str, error: str, **usage: object) -> None:
+    def _fail(self, task_id: str, error: str, reason: str | None = None, **usage: object) -> None:
+        """Mark the task failed with a message for its user; `reason` names the kind for clients."""
+        if reason is not None:
+            usage["finish_reason"] = reason
         with self.db.writing() as session:
             session.execute(
                 update(Task)

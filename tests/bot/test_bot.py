@@ -282,3 +282,15 @@ def test_the_real_model_answers_through_the_bot(
 
     assert answer.text.strip() and "⚠️" not in answer.text
     assert telegram.drafts  # it streamed before it arrived
+
+
+def test_a_failed_answer_is_explained_in_the_users_language(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    start_bot()
+    # 3,000 emoji fit the 4,000-character limit but not the (fake) model's window.
+    telegram.send_text("😀" * 3000, user_id=USER, language="ru")
+    failed = _last_with(telegram, USER, "слишком длинное для модели")
+    assert [b.split(":")[0] for b in _buttons(failed)] == ["regen"]
+    telegram.send_text("x" * 4050, user_id=USER, language="ru")
+    assert "не больше 4000 символов" in _last_with(telegram, USER, "Слишком длинное сообщение").text

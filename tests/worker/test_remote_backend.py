@@ -142,6 +142,7 @@ def test_an_unreachable_server_fails_the_task_clearly(
 
     assert result["status"] == "failed"
     assert result["error"] == RemoteModelError.user_message
+    assert result["finish_reason"] == "model_unavailable"
     # The worker is still there for the next message.
     next_id = client.post("/api/chat", json={"user_id": "d", "text": "again?"}).json()["task_id"]
     assert _final(client, next_id, timeout=30)["status"] == "failed"
@@ -161,3 +162,28 @@ def test_server_errors_and_error_chunks_are_reported() -> None:
         model = OpenAIChatModel(settings, transport=httpx.MockTransport(lambda _r, resp=response: resp))
         with pytest.raises(RemoteModelError, match=r"500|overloaded"):
             list(model.generate(model.render_chat(messages), 5, lambda: False, Sampling(0.7, 0.9)))
+
+
+def test_a_silent_server_times_out_clearly(client: TestClient, remote_worker: Callable[..., Any]) -> None:
+    import socket
+    import threading
+
+    # A server that accepts the connection and then never says a word.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    try:
+        remote_worker(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", OPENAI_TIMEOUT_SECONDS="1")
+        task_id = client.post("/api/chat", json={"user_id": "t", "text": "anyone?"}).json()["task_id"]
+        started = time.monotonic()
+        result = _final(client, task_id, timeout=30)
+    finally:
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+    assert result["status"] == "failed"
+    assert result["finish_reason"] == "model_unavailable"
+    assert time.monotonic() - started < 15

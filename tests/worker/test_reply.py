@@ -95,6 +95,7 @@ def test_a_message_longer_than_the_window_fails_clearly(
     status = _status(client, task_id)
     assert status["status"] == "failed"
     assert "too long for this model" in status["error"]
+    assert status["finish_reason"] == "context_length"
     assert fake_model.prompts == []
     # The worker goes on serving.
     next_id = _send(client, "short")
@@ -188,6 +189,7 @@ def test_a_model_error_fails_the_task_readably_and_in_rq(
     status = _status(client, task_id)
     assert status["status"] == "failed"
     assert status["error"] == GENERATION_FAILED
+    assert status["finish_reason"] == "error"
     assert task_id in queue.failed_job_registry.get_job_ids()
     result = Job.fetch(task_id, connection=queue.connection).latest_result()
     assert result is not None and result.exc_string is not None
@@ -219,6 +221,7 @@ def test_a_slow_answer_times_out(
     status = _status(client, task_id)
     assert status["status"] == "failed"
     assert status["error"] == TIMED_OUT
+    assert status["finish_reason"] == "timeout"
     # And the worker keeps serving.
     fake_model.endless = False
     fake_model.token_delay = 0
@@ -300,4 +303,5 @@ def test_rq_job_timeout_is_a_backstop(
     status = _status(client, task_id)
     assert status["status"] == "failed"
     assert status["error"] == TIMED_OUT
+    assert status["finish_reason"] == "timeout"
     assert task_id in queue.failed_job_registry.get_job_ids()

@@ -43,6 +43,7 @@ def test_a_killed_worker_does_not_leave_its_task_started(
     failed = wait_for(lambda: _status(client, doomed)["status"] == "failed", timeout=30)
     assert failed
     assert _status(client, doomed)["error"] == WORKER_LOST
+    assert _status(client, doomed)["finish_reason"] == "worker_lost"
     wait_for(lambda: _status(client, following)["status"] == "finished", timeout=30)
     assert _status(client, following)["answer"] == "Answer 1 to 'next' (saw 0 answers)"
 
