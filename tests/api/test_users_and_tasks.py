@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi.testclient import TestClient
 
 from shared.personas import PERSONAS
 from tests.fakes import FakeChatModel
-
-
-def _send(client: TestClient, text: str, user: str = "u1", **extra: Any) -> str:
-    response = client.post("/api/chat", json={"user_id": user, "text": text, **extra})
-    assert response.status_code == 202, response.text
-    task_id: str = response.json()["task_id"]
-    return task_id
-
-
-def _status(client: TestClient, task_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
-    return body
+from tests.helpers import send as _send
+from tests.helpers import status as _status
 
 
 def test_regenerate_answers_again_without_the_old_answer(

@@ -267,6 +267,8 @@ def test_quick_messages_keep_their_order(
         telegram.send_text(f"quick {n}", user_id=USER)
     for n in range(4):
         _last_with(telegram, USER, f"Answer {n + 1} to 'quick {n}' (saw {n} answers)")
+    answers = [m.text for m in telegram.chat(USER) if m.text.startswith("Answer")]
+    assert answers == [f"Answer {n + 1} to 'quick {n}' (saw {n} answers)" for n in range(4)]
 
 
 def test_the_real_model_answers_through_the_bot(

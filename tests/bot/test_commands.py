@@ -69,6 +69,7 @@ def test_retry_regenerates_the_last_answer(
     telegram.send_text("/retry", user_id=USER)
     # The same turn answered again: the replaced answer is not part of the history it sees.
     telegram.wait_for(lambda: _count(telegram, USER, "Answer 1 to 'question' (saw 0 answers)") == 2)
+    assert _count(telegram, USER, "saw 1 answers") == 0
 
 
 def test_cancel_stops_the_answer_in_the_worker(

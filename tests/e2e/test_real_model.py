@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,17 +11,9 @@ from fastapi.testclient import TestClient
 from shared.db import Database
 from shared.models import Task
 from tests.conftest import DEFAULT_MODEL, wait_for
+from tests.helpers import wait_final as _wait_final
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_final(client: TestClient, task_id: str, timeout: float = 120) -> dict[str, Any]:
-    def final() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
-        return body if body["status"] in ("finished", "failed", "canceled") else None
-
-    result: dict[str, Any] = wait_for(final, timeout=timeout, interval=0.1)  # type: ignore[assignment]
-    return result
 
 
 def test_real_model_answers_many_jobs_without_reloading(

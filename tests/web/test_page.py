@@ -106,6 +106,7 @@ def test_the_page_asks_for_the_key_and_speaks_russian(
     page.click("#key-form button")
     expect(page.locator("#composer")).to_be_visible()
     expect(page.locator("#input")).to_have_attribute("placeholder", "Напишите сообщение…")
+    assert page.evaluate("localStorage.getItem('apiKey')") == API_KEY
     context.close()
 
 

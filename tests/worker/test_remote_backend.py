@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from stack.redis_server import free_port
 from tests.conftest import DEFAULT_MODEL, start_worker_process, wait_for, worker_env
+from tests.helpers import wait_final as _final
 from worker.remote_llm import RemoteModelError
 
 pytestmark = pytest.mark.slow
@@ -84,15 +85,6 @@ def remote_worker(
     for process in processes:
         process.kill()
         process.wait()
-
-
-def _final(client: TestClient, task_id: str, timeout: float = 90) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
-        return body if body["status"] in ("finished", "failed", "canceled") else None
-
-    result: dict[str, Any] = wait_for(done, timeout=timeout, interval=0.1)  # type: ignore[assignment]
-    return result
 
 
 def test_answers_stream_from_the_remote_server_with_history(

@@ -17,19 +17,9 @@ from shared.db import Database
 from shared.models import Task
 from tests.conftest import wait_for
 from tests.fakes import FakeChatModel
+from tests.helpers import send as _send
+from tests.helpers import status as _status
 from worker.reply import GENERATION_FAILED, TIMED_OUT
-
-
-def _send(client: TestClient, text: str, user: str = "u1", **extra: Any) -> str:
-    response = client.post("/api/chat", json={"user_id": user, "text": text, **extra})
-    assert response.status_code == 202, response.text
-    task_id: str = response.json()["task_id"]
-    return task_id
-
-
-def _status(client: TestClient, task_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = client.get(f"/api/status/{task_id}").json()
-    return body
 
 
 def test_answer_and_usage_are_written(client: TestClient, run_jobs: Callable[[], None]) -> None:

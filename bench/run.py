@@ -1,0 +1,429 @@
+"""Benchmarks: each figure side by side with its baseline, measured in the same run, as a ratio.
+
+`make bench` (or `python -m bench.run [--quick]`) starts a Redis, a gateway and one worker with the
+bundled model on loopback, measures, and writes bench/results.md and bench/results.png.
+Medians and spreads (min to max) are over several runs; the machine's other load shows in the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import httpx
+
+from shared.config import ModelSettings
+from shared.migrate import upgrade
+from stack.redis_server import free_port, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+KEY = "bench-key-0123456789abcdef"
+THREADS = str(os.cpu_count() or 2)
+PROMPTS = [
+    "Explain in two sentences why the sky is blue.",
+    "Write a short poem about a cat.",
+    "List three uses of a paperclip.",
+    "What is the capital of Italy, and what is it known for?",
+    "Give me a tip for learning to cook.",
+]
+MAX_TOKENS = 64
+
+
+@dataclass
+class Figure:
+    name: str
+    ours: list[float]
+    baseline: list[float]
+    unit: str
+    target: str
+    ratio_note: str
+    passed: bool | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ours) / statistics.median(self.baseline)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.3g} ({min(values):.3g}–{max(values):.3g})"
+
+
+# --- the stack under test ----------------------------------------------------------------------
+
+
+@contextmanager
+def stack(workdir: Path, with_worker: bool = True) -> Iterator[str]:
+    """Redis, a migrated SQLite database, the gateway (uvicorn) and one worker with the real model."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    redis_port, api_port = free_port(), free_port()
+    redis = start_redis(redis_port, workdir / "redis")
+    db_url = f"sqlite:///{workdir / 'bench.db'}"
+    upgrade(db_url)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+        DATABASE_URL=db_url,
+        API_KEY=KEY,
+        MODEL_PATH=str(MODEL),
+        N_THREADS=THREADS,
+        TEMPERATURE="0",
+        SEED="1",
+        MAX_TOKENS=str(MAX_TOKENS),
+        MAX_QUEUE_LENGTH="100000",
+        LOG_LEVEL="WARNING",
+    )
+    gateway = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.main:create_app",
+            "--port",
+            str(api_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=workdir,
+        env=env,
+    )
+    processes = [gateway]
+    if with_worker:
+        processes.append(subprocess.Popen([sys.executable, "-m", "worker"], cwd=workdir, env=env))
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        _wait(lambda: httpx.get(f"{api}/health", timeout=2).json().get("workers", 0) >= int(with_worker), 120)
+        yield api
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def _wait(ready: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("the stack did not come up")
+
+
+_http = httpx.Client(headers={"X-API-Key": KEY}, timeout=60)
+
+
+def ask(api: str, text: str, user: str, poll: float) -> dict[str, Any]:
+    """Send one message and follow it closely: client-side timings plus the task's final status.
+
+    One client, created once: a new client per request costs tens of milliseconds of set-up that
+    would be wrongly counted as the pipeline's.
+    """
+    started = time.perf_counter()
+    task_id = _http.post(f"{api}/api/chat", json={"user_id": user, "text": text}).json()["task_id"]
+    first_text = None
+    while True:
+        status = _http.get(f"{api}/api/status/{task_id}").json()
+        now = time.perf_counter()
+        if first_text is None and (status["partial_text"] or status["answer"]):
+            first_text = now - started
+        if status["status"] in ("finished", "failed", "canceled"):
+            status["client_total"] = now - started
+            status["client_first_text"] = first_text
+            result: dict[str, Any] = status
+            return result
+        time.sleep(poll)
+
+
+# --- baselines: llama-cpp-python called directly ------------------------------------------------
+
+
+class DirectModel:
+    """The same model, prompts, threads and sampling, without the pipeline around it."""
+
+    def __init__(self) -> None:
+        from worker.llm import LlamaChatModel
+
+        settings = ModelSettings(
+            _env_file=None, n_threads=int(THREADS), seed=1, temperature=0, max_tokens=MAX_TOKENS
+        )
+        self.model = LlamaChatModel(MODEL, settings)
+        self.system = settings.system_prompt
+
+    def run(self, text: str) -> tuple[float, float]:
+        """(tokens per second, seconds to first token), tokens counted as the worker counts them."""
+        from worker.llm import Sampling
+
+        rendered = self.model.render_chat(
+            [{"role": "system", "content": self.system}, {"role": "user", "content": text}]
+        )
+        count = 0
+
+        def tick() -> bool:
+            nonlocal count
+            count += 1
+            return False
+
+        started = time.perf_counter()
+        first = None
+        for _ in self.model.generate(rendered, MAX_TOKENS, tick, Sampling(temperature=0, top_p=0.9)):
+            first = first or time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        return count / elapsed, first or elapsed
+
+
+# --- the measurements ----------------------------------------------------------------------------
+
+
+def generation_and_latency(workdir: Path, runs: int) -> list[Figure]:
+    worker_speed, overhead, first_seen = [], [], []
+    direct_speed, direct_first = [], []
+    with stack(workdir) as api:
+        direct = DirectModel()
+        ask(api, "warm up", "warm", poll=0.25)
+        direct.run("warm up")
+        for run in range(runs):
+            for n, prompt in enumerate(PROMPTS):
+                # Worker and direct calls alternate, so both meet the same machine (the stack idles
+                # during direct calls); the client waits quietly, taking no CPU from the model.
+                usage = ask(api, prompt, f"speed-{run}-{n}", poll=0.25)["usage"]
+                worker_speed.append(usage["completion_tokens"] / usage["generation_seconds"])
+                speed, first = direct.run(prompt)
+                direct_speed.append(speed)
+                direct_first.append(first)
+        for run in range(runs):
+            for n, prompt in enumerate(PROMPTS):
+                # Latency: the client watches closely (every 10 ms, which also bounds the precision).
+                status = ask(api, prompt, f"latency-{run}-{n}", poll=0.01)
+                overhead.append(status["client_total"] - status["usage"]["generation_seconds"])
+                first_seen.append(status["client_first_text"])
+    p95 = statistics.quantiles(overhead, n=20)[-1] if len(overhead) >= 2 else overhead[0]
+    return [
+        Figure(
+            "Generation speed (worker vs llama-cpp-python direct)",
+            worker_speed,
+            direct_speed,
+            "tokens/s",
+            "ratio ≥ 0.95",
+            "worker ÷ direct",
+            passed=statistics.median(worker_speed) / statistics.median(direct_speed) >= 0.95,
+        ),
+        Figure(
+            "Pipeline overhead (POST→finished minus generation)",
+            [o * 1000 for o in overhead],
+            [1.0],
+            "ms",
+            "p50 ≤ 30 ms",
+            "—",
+            passed=statistics.median(overhead) * 1000 <= 30,
+            extra={"p50": f"{statistics.median(overhead) * 1000:.1f} ms", "p95": f"{p95 * 1000:.1f} ms"},
+        ),
+        Figure(
+            "First visible text (POST→first partial vs model's first token)",
+            first_seen,
+            direct_first,
+            "s",
+            "≤ first token + 0.3 s",
+            "ours ÷ model",
+            passed=statistics.median(first_seen) <= statistics.median(direct_first) + 0.3,
+            extra={"difference": f"{(median(first_seen) - median(direct_first)) * 1e3:.0f} ms"},
+        ),
+    ]
+
+
+def conversation_depth(workdir: Path, runs: int) -> Figure:
+    first_turn, tenth_turn = [], []
+    with stack(workdir) as api:
+        for run in range(runs):
+            user = f"depth-{run}"
+            for turn in range(10):
+                status = ask(
+                    api, f"Tell me one more fact about the ocean, number {turn + 1}.", user, poll=0.25
+                )
+                ttft = status["usage"]["first_token_seconds"]
+                if turn == 0:
+                    first_turn.append(ttft)
+                elif turn == 9:
+                    tenth_turn.append(ttft)
+    return Figure(
+        "Conversation depth (time to first token, 10th turn vs 1st)",
+        tenth_turn,
+        first_turn,
+        "s",
+        "reported (small is good)",
+        "10th ÷ 1st",
+    )
+
+
+def _accepts(url: str) -> bool:
+    return httpx.post(url, json={"user_id": "probe", "text": "hello"}).status_code == 202
+
+
+async def _hammer(url: str, body: dict[str, Any], clients: int, seconds: float) -> float:
+    """Requests per second that `clients` concurrent senders get through, after a short warm-up."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(headers={"X-API-Key": KEY}, timeout=30, limits=limits) as http:
+        done = 0
+        counting = False
+
+        async def sender(n: int, until: float) -> None:
+            nonlocal done
+            i = 0
+            while time.perf_counter() < until:
+                response = await http.post(url, json={**body, "user_id": f"load-{n}-{i}"})
+                response.raise_for_status()
+                done += counting
+                i += 1
+
+        await asyncio.gather(*(sender(n, time.perf_counter() + 0.5) for n in range(clients)))
+        counting = True
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(n, started + seconds) for n in range(clients)))
+        return done / (time.perf_counter() - started)
+
+
+def intake(workdir: Path, runs: int, seconds: float) -> Figure:
+    """POST /api/chat (jobs only enqueued: no worker) against a bare endpoint, same uvicorn settings."""
+    ours, bare = [], []
+    for run in range(runs):
+        with stack(workdir / f"intake-{run}", with_worker=False) as api:
+            # No worker: only intake is measured, and the jobs pile up in the queue.
+            ours.append(asyncio.run(_hammer(f"{api}/api/chat", {"text": "hello"}, 50, seconds)))
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.bare_app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+        )
+        try:
+            bare_url = f"http://127.0.0.1:{port}/bare"
+            _wait(partial(_accepts, bare_url), 30)
+            bare.append(asyncio.run(_hammer(bare_url, {"text": "hello"}, 50, seconds)))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return Figure(
+        "Gateway intake, 50 clients (POST /api/chat vs bare FastAPI endpoint)",
+        ours,
+        bare,
+        "requests/s",
+        "reported",
+        "ours ÷ bare",
+    )
+
+
+def memory() -> Figure:
+    from bench.memory import measure
+
+    usage = measure()
+    total = sum(usage.values())
+    return Figure(
+        "Memory of the whole stack with the default model",
+        [total],
+        [600.0],
+        "MB",
+        "< 600 MB (fits a 1 GB VPS)",
+        "stack ÷ 600 MB budget",
+        passed=total < 600,
+        extra={part: f"{mb:.0f} MB" for part, mb in sorted(usage.items())},
+    )
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def report(figures: list[Figure], out: Path, runs: int) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
+        f"{runs} run(s) per figure, model {MODEL.name}, {THREADS} threads, greedy sampling, "
+        f"{MAX_TOKENS} new tokens at most. Values: median (min–max).",
+        "",
+        "| figure | ours | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        met = {True: "yes", False: "**no**", None: "—"}[f.passed]
+        baseline = _spread(f.baseline) if f.ratio_note != "—" else "—"
+        ratio = f"{f.ratio:.2f} ({f.ratio_note})" if f.ratio_note != "—" else "—"
+        lines.append(f"| {f.name} | {_spread(f.ours)} {f.unit} | {baseline} | {ratio} | {f.target} | {met} |")
+    lines.append("")
+    for f in figures:
+        if f.extra:
+            lines.append(f"- {f.name}: " + ", ".join(f"{k} {v}" for k, v in f.extra.items()))
+    lines += ["", "![ratios](results.png)", ""]
+    out.write_text("\n".join(lines))
+    _chart([f for f in figures if f.ratio_note != "—"], out.with_suffix(".png"))
+
+
+def _chart(figures: list[Figure], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.7 * len(figures) + 1.5))
+    names = [f.name.split(" (")[0] for f in figures]
+    ratios = [f.ratio for f in figures]
+    colors = ["#2f855a" if f.passed in (True, None) else "#c53030" for f in figures]
+    ax.barh(names, ratios, color=colors)
+    ax.axvline(1.0, color="#444", linewidth=1, linestyle="--")
+    for y, (ratio, f) in enumerate(zip(ratios, figures, strict=True)):
+        ax.text(ratio, y, f" {ratio:.2f} ({f.ratio_note})", va="center", fontsize=8)
+    ax.set_xlabel("ratio to the baseline measured in the same run")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one short run of each (a smoke test)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    args = parser.parse_args()
+    runs, seconds = (1, 1.0) if args.quick else (3, 5.0)
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        figures = generation_and_latency(workdir / "speed", runs)
+        figures.append(intake(workdir, runs, seconds))
+        figures.append(conversation_depth(workdir / "depth", runs))
+        figures.append(memory())
+    report(figures, args.out, runs)
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The benchmark still runs end to end and writes its report (numbers are judged by people, not here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_writes_a_report_and_a_chart(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT, check=True, timeout=900
+    )
+    report = out.read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "figure" not in line]
+    assert len(rows) == 6
+    for row in rows:
+        assert re.search(r"\| [\d.]+ \(", row), row  # each figure has a measured median
+    assert out.with_suffix(".png").stat().st_size > 1000
