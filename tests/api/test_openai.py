@@ -50,7 +50,7 @@ def test_a_completion_sees_the_whole_conversation(client: OpenAI, fake_workers: 
 
 
 def test_streaming_arrives_in_pieces(client: OpenAI, fake_workers: Callable[..., Any]) -> None:
-    fake_workers(FAKE_TOKEN_DELAY="0.03", PARTIAL_INTERVAL_SECONDS="0.05")
+    fake_workers(FAKE_TOKEN_DELAY="0.12", PARTIAL_INTERVAL_SECONDS="0.05")
     pieces, reasons = [], []
     for chunk in client.chat.completions.create(
         model="m", messages=[{"role": "user", "content": "stream"}], stream=True

@@ -27,7 +27,7 @@ def _events(client: TestClient, task_id: str) -> list[tuple[str, dict[str, Any]]
 @pytest.mark.slow
 def test_events_stream_the_answer_as_it_grows(client: TestClient, fake_workers: Callable[..., Any]) -> None:
     task_id = client.post("/api/chat", json={"user_id": "web", "text": "stream please"}).json()["task_id"]
-    fake_workers(FAKE_TOKEN_DELAY="0.05", PARTIAL_INTERVAL_SECONDS="0.05")
+    fake_workers(FAKE_TOKEN_DELAY="0.12", PARTIAL_INTERVAL_SECONDS="0.05")
 
     events = _events(client, task_id)
 
