@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
-from api.services import Conflict, NotFound, QueueFull, QueueUnavailable
+from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,13 @@ async def _openai(request: Request, exc: OpenAIError) -> JSONResponse:
     )
 
 
+async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+    message = f"Too many messages from this user. Please wait {exc.retry_after} seconds."
+    return error_response(
+        request, 429, message, {"Retry-After": str(exc.retry_after)}, code="rate_limit_exceeded"
+    )
+
+
 async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
     return error_response(request, 404, str(exc))
 
@@ -107,6 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(OpenAIError, _openai)  # type: ignore[arg-type]
+    app.add_exception_handler(RateLimited, _rate_limited)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(QueueUnavailable, _queue_down)

@@ -59,6 +59,9 @@ class GatewaySettings(_EnvSettings):
         None, description="Key every /api request must carry (X-API-Key or Authorization: Bearer)."
     )
     max_text_chars: int = Field(4000, ge=1, description="Longest accepted chat message, in characters.")
+    rate_limit_per_minute: int = Field(
+        30, ge=0, description="Messages one user may send per minute; more get 429 (0: no limit)."
+    )
     retention_days: int = Field(
         0, ge=0, description="Delete conversations untouched for this many days (0: keep them forever)."
     )

@@ -134,7 +134,8 @@ def queue(queue_settings: QueueSettings, redis_conn: Redis) -> Queue:
 
 @pytest.fixture
 def gateway_settings() -> GatewaySettings:
-    return GatewaySettings(_env_file=None, api_key=API_KEY, max_text_chars=4000)
+    # A generous per-user limit: tests that send bursts from one user are not about rate limiting.
+    return GatewaySettings(_env_file=None, api_key=API_KEY, max_text_chars=4000, rate_limit_per_minute=10_000)
 
 
 def make_client(gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings) -> TestClient:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 
+from redis import Redis
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from shared.config import DatabaseSettings, ModelSettings, QueueSettings, WorkerSettings
@@ -36,6 +39,20 @@ def load_model(settings: ModelSettings) -> ChatModel:
     return LlamaChatModel(resolve_model_path(settings), settings)
 
 
+def wait_for_redis(redis: Redis, every: float = 1.0) -> None:
+    """Block until Redis answers: a worker started while Redis restarts waits instead of crashing."""
+    waited = 0.0
+    while True:
+        try:
+            redis.ping()
+            return
+        except RedisError as exc:
+            if waited % 10 == 0:
+                log.warning("waiting for Redis: %s", exc)
+            time.sleep(every)
+            waited += every
+
+
 def run(model: ChatModel | None = None, burst: bool = False) -> None:
     """Build everything from the environment and work until stopped (or, with `burst`, until idle)."""
     model_settings = ModelSettings()
@@ -46,6 +63,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     model = model or load_model(model_settings)
     redis = make_redis(queue_settings)
     queue = make_queue(queue_settings, redis)
+    wait_for_redis(redis)
     recover(db, queue, queue_settings.task_stale_after_seconds)
     # Jobs run in this thread; repairs of other workers' tasks go on beside them.
     recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)

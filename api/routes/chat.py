@@ -40,7 +40,9 @@ def post_chat(
             status_code=422,
             detail=f"text: must be at most {gateway.max_text_chars} characters (got {len(body.text)})",
         )
-    task, replayed = tasks.submit_chat(db, queue, body, queue_settings.max_queue_length)
+    task, replayed = tasks.submit_chat(
+        db, queue, body, queue_settings.max_queue_length, gateway.rate_limit_per_minute
+    )
     if replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"

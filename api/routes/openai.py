@@ -40,7 +40,13 @@ async def chat_completions(
     from starlette.concurrency import run_in_threadpool
 
     task_id = await run_in_threadpool(
-        completions.submit, db, queue, body, queue_settings.max_queue_length, gateway.max_text_chars
+        completions.submit,
+        db,
+        queue,
+        body,
+        queue_settings.max_queue_length,
+        gateway.max_text_chars,
+        gateway.rate_limit_per_minute,
     )
     model = body.model or served_model()
     if body.stream:

@@ -11,6 +11,14 @@ class QueueFull(Exception):
     """Too many tasks are waiting; the request was refused."""
 
 
+class RateLimited(Exception):
+    """This user sent too many requests; `retry_after` says when to try again (seconds)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited for {retry_after}s")
+        self.retry_after = retry_after
+
+
 class NotFound(Exception):
     """No such task (or user); the message says which."""
 

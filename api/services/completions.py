@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Usage
+from api.services import rate_limit
 from api.services.stream import TextDiff, follow
 from api.services.tasks import cancel, check_capacity, enqueue_or_undo
 from api.services.users import get_or_create_user
@@ -34,7 +35,14 @@ def _user_id(request: ChatCompletionRequest) -> str:
     return f"openai:{request.user or 'default'}"
 
 
-def submit(db: Database, queue: Queue, request: ChatCompletionRequest, max_queue: int, max_chars: int) -> str:
+def submit(
+    db: Database,
+    queue: Queue,
+    request: ChatCompletionRequest,
+    max_queue: int,
+    max_chars: int,
+    per_minute: int = 0,
+) -> str:
     """Record the request's conversation and queue its answer; returns the task id."""
     try:
         texts = [(m.role, m.text()) for m in request.messages]
@@ -47,6 +55,7 @@ def submit(db: Database, queue: Queue, request: ChatCompletionRequest, max_queue
             "invalid_request_error",
             "string_above_max_length",
         )
+    rate_limit.check(queue.connection, _user_id(request), per_minute)
     check_capacity(db, queue, max_queue)
     system = "\n\n".join(text for role, text in texts if role in ("system", "developer"))
     now = utcnow()

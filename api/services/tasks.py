@@ -15,7 +15,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import Conflict, NotFound, QueueFull, QueueUnavailable
+from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, rate_limit
 from api.services.status import describe
 from api.services.users import current_conversation, get_or_create_user
 from shared.db import Database
@@ -81,7 +81,9 @@ def enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
         raise QueueUnavailable from exc
 
 
-def submit_chat(db: Database, queue: Queue, request: ChatRequest, max_queue: int) -> tuple[Task, bool]:
+def submit_chat(
+    db: Database, queue: Queue, request: ChatRequest, max_queue: int, per_minute: int = 0
+) -> tuple[Task, bool]:
     """Record the message and its task, then queue the job. Returns (task, replayed)."""
     key = request.idempotency_key
     if key is not None:
@@ -89,6 +91,7 @@ def submit_chat(db: Database, queue: Queue, request: ChatRequest, max_queue: int
             existing = _find_by_key(session, request.user_id, key)
         if existing is not None:
             return existing, True
+    rate_limit.check(queue.connection, request.user_id, per_minute)
     check_capacity(db, queue, max_queue)
     try:
         task, replayed = _record(db, request)
