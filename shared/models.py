@@ -135,7 +135,7 @@ class Task(Base):
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     top_p: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
-    finish_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # The client's own notes for delivering the answer (e.g. a Telegram chat and message id), as JSON.
     client_meta: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -241,7 +241,7 @@ class ReplyService:
 
         elapsed = self._clock() - gen_start
         usage = {
-            "model_name": self.model.name,
+            "model_name": self.model.name[:128],  # the column's size; a remote name could be longer
             "prompt_tokens": prompt.rendered.size,
             "completion_tokens": progress.tokens,
             "generation_seconds": round(elapsed, 4),
