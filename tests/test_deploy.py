@@ -139,3 +139,75 @@ def test_the_image_is_multi_stage_and_runs_unprivileged() -> None:
     assert "-DLLAVA_BUILD=OFF" in dockerfile
     runtime = dockerfile.split("COPY --from=build")[1]
     assert "build-essential" not in runtime
+
+
+@pytest.mark.slow
+def test_every_long_running_command_starts(
+    tmp_path: Path, db_url: str, queue_settings: QueueSettings, gateway_settings: Any
+) -> None:
+    """Each service's own command line, run as compose would (its environment, our Redis and DB)."""
+    import os
+    import time
+
+    import httpx
+
+    from stack.redis_server import free_port
+    from tests.conftest import API_KEY, DEFAULT_MODEL
+    from tests.telegram_fake import FakeTelegram
+
+    telegram = FakeTelegram()
+    telegram.start()
+    api_port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("API_", "MODEL_", "TELEGRAM_"))},
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": queue_settings.redis_url,
+        "QUEUE_NAME": queue_settings.queue_name,
+        "DATABASE_URL": db_url,
+        "API_KEY": API_KEY,
+        "MODEL_PATH": str(DEFAULT_MODEL),
+        "GATEWAY_URL": f"http://127.0.0.1:{api_port}",
+        "TELEGRAM_BOT_TOKEN": "4242:COMPOSE",
+        "TELEGRAM_API_BASE": telegram.base_url,
+        "RQ_DASHBOARD_REDIS_URL": queue_settings.redis_url,
+        "RQ_DASHBOARD_USERNAME": "admin",
+        "RQ_DASHBOARD_PASSWORD": "compose-test",
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    logs: list[Any] = []
+    try:
+        for name in ("api", "worker", "bot", "dashboard"):
+            command = list(SERVICES[name]["command"])
+            if name == "api":
+                command[command.index("--port") + 1] = str(api_port)
+                command[command.index("--host") + 1] = "127.0.0.1"
+            if name == "dashboard":
+                command[command.index("--port") + 1] = str(free_port())
+                command[command.index("--bind") + 1] = "127.0.0.1"
+            command[0] = sys.executable if command[0] == "python" else command[0]
+            logs.append(open(tmp_path / f"{name}.log", "wb"))  # noqa: SIM115 - closed at the end
+            processes[name] = subprocess.Popen(
+                command, cwd=tmp_path, env=env, stdout=logs[-1], stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=2).json()
+                if health.get("workers") == 1 and telegram.called("getUpdates"):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, {
+                n: (tmp_path / f"{n}.log").read_text()[-500:] for n in processes
+            }
+            time.sleep(0.3)
+        for name, process in processes.items():
+            assert process.poll() is None, (name, (tmp_path / f"{name}.log").read_text()[-1000:])
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=30)
+        for log in logs:
+            log.close()
+        telegram.stop()
