@@ -23,8 +23,16 @@ from shared.models import Task, TaskStatus, utcnow
 log = logging.getLogger(__name__)
 
 WORKER_LOST = "The assistant stopped while writing this answer. Please send your message again."
-# Job states in which RQ will not run the job (again) by itself.
-_DEAD_JOB_STATES = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+# Job states in which RQ will not run the job (again) by itself. STARTED counts too: the task is
+# still queued in the database long after a worker took its job, so that worker died (or lost
+# Redis) before claiming it; a job merely waiting for an earlier message is harmless to repeat.
+_DEAD_JOB_STATES = {
+    JobStatus.FINISHED,
+    JobStatus.FAILED,
+    JobStatus.STOPPED,
+    JobStatus.CANCELED,
+    JobStatus.STARTED,
+}
 
 
 def fail_abandoned_tasks(db: Database, stale_after: float, now: datetime | None = None) -> list[str]:

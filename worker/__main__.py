@@ -7,6 +7,7 @@ worker is RQ's `SimpleWorker`: jobs run one after another in the process that lo
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -71,8 +72,20 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     tasks.install(ReplyService(db, model, model_settings, worker_settings, name))
     log.info("worker %s ready on queue %r", name, queue.name)
     try:
-        worker = SimpleWorker([queue], connection=redis, name=name)
-        worker.work(burst=burst, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
+        # RQ's worker quits when Redis vanishes at the wrong moment; this process keeps its model
+        # loaded, waits for Redis and works again, under a fresh name (the old one may linger).
+        for attempt in itertools.count():
+            worker = SimpleWorker(
+                [queue], connection=redis, name=name if attempt == 0 else f"{name}-{attempt}"
+            )
+            try:
+                worker.work(burst=burst, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
+            except RedisError as exc:
+                log.warning("worker %s stopped on a Redis error: %s", worker.name, exc)
+            if burst or getattr(worker, "_stop_requested", True):
+                break
+            log.warning("worker %s lost Redis; working again once it is back", worker.name)
+            wait_for_redis(redis)
     finally:
         recovery.stop()
         tasks.install(None)

@@ -31,7 +31,9 @@ def test_redis_restarted_under_traffic(
 ) -> None:
     """Figure held: every accepted message answered after the restart; 503 + unhealthy while down."""
     settings = _own_queue(own_redis)
-    worker = start_worker_process("tests.fake_worker", worker_env(db_url, settings), tmp_path / "worker.log")
+    # A job taken from Redis just as it went away is found and queued again within seconds.
+    env = worker_env(db_url, settings, TASK_STALE_AFTER_SECONDS="3")
+    worker = start_worker_process("tests.fake_worker", env, tmp_path / "worker.log")
     accepted: list[str] = []
     refused: list[int] = []
     stop = threading.Event()
