@@ -54,6 +54,11 @@ def wait_for_redis(redis: Redis, every: float = 1.0) -> None:
             waited += every
 
 
+def _stop_was_requested(worker: SimpleWorker) -> bool:
+    """Whether `work()` returned because of SIGTERM/SIGINT (RQ 3.0 keeps this in private fields)."""
+    return bool(getattr(worker, "_stop_requested", True) or getattr(worker, "_shutdown_requested_date", True))
+
+
 def run(model: ChatModel | None = None, burst: bool = False) -> None:
     """Build everything from the environment and work until stopped (or, with `burst`, until idle)."""
     model_settings = ModelSettings()
@@ -82,7 +87,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
                 worker.work(burst=burst, logging_level=os.environ.get("LOG_LEVEL", "INFO").upper())
             except RedisError as exc:
                 log.warning("worker %s stopped on a Redis error: %s", worker.name, exc)
-            if burst or getattr(worker, "_stop_requested", True):
+            if burst or _stop_was_requested(worker):
                 break
             log.warning("worker %s lost Redis; working again once it is back", worker.name)
             wait_for_redis(redis)
