@@ -173,6 +173,16 @@ class FakeTelegram:
         with self.lock:
             return [params for name, params in self.calls if name == method]
 
+    def last_with(self, chat: int, fragment: str, timeout: float = 30) -> ChatMessage:
+        """The newest message in `chat` containing `fragment`, waiting up to `timeout` for one."""
+
+        def found() -> ChatMessage | None:
+            matches = [m for m in self.chat(chat) if fragment in m.text]
+            return matches[-1] if matches else None
+
+        message: ChatMessage = self.wait_for(found, timeout)
+        return message
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
@@ -37,8 +38,6 @@ async def chat_completions(
     queue_settings: QueueSettingsDep,
 ) -> ChatCompletion | StreamingResponse:
     """Answer a conversation; with `stream: true`, as OpenAI's server-sent chunks."""
-    from starlette.concurrency import run_in_threadpool
-
     task_id = await run_in_threadpool(
         completions.submit,
         db,

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.slow
 USER = 1001
 
 
-def _last_with(telegram: FakeTelegram, chat: int, fragment: str) -> ChatMessage:
-    def found() -> ChatMessage | None:
-        matches = [m for m in telegram.chat(chat) if fragment in m.text]
-        return matches[-1] if matches else None
-
-    message: ChatMessage = telegram.wait_for(found)
-    return message
-
-
 def _buttons(message: ChatMessage) -> list[str]:
     markup = message.reply_markup or {}
     return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
@@ -42,13 +33,13 @@ def test_start_and_help_in_english_and_russian(
     telegram.send_text("/help", user_id=USER)
     telegram.send_text("/help", user_id=7)
 
-    assert _last_with(telegram, USER, "Hi, Ann!")
-    assert _last_with(telegram, 2002, "Привет, Ann!")
-    help_text = _last_with(telegram, USER, "Commands:").text
+    assert telegram.last_with(USER, "Hi, Ann!")
+    assert telegram.last_with(2002, "Привет, Ann!")
+    help_text = telegram.last_with(USER, "Commands:").text
     for command in ("/new", "/retry", "/cancel", "/mode", "/stats", "/help"):
         assert command in help_text
     assert "/status" not in help_text
-    assert "/status" in _last_with(telegram, 7, "Commands:").text
+    assert "/status" in telegram.last_with(7, "Commands:").text
 
 
 def test_a_private_message_streams_as_a_draft_then_arrives_whole(
@@ -57,7 +48,7 @@ def test_a_private_message_streams_as_a_draft_then_arrives_whole(
     start_bot()
     asked = telegram.send_text("hello there", user_id=USER)
 
-    answer = _last_with(telegram, USER, "Answer 1 to 'hello there'")
+    answer = telegram.last_with(USER, "Answer 1 to 'hello there'")
 
     assert answer.text == "Answer 1 to 'hello there' (saw 0 answers)"
     assert answer.reply_to == asked
@@ -90,7 +81,7 @@ def test_in_groups_only_mentions_and_replies_are_answered(
         chat_type="supergroup",
         entities=[{"type": "mention", "offset": 0, "length": 19}],
     )
-    first = _last_with(telegram, GROUP, "Answer 1 to 'what is up'")
+    first = telegram.last_with(GROUP, "Answer 1 to 'what is up'")
     # A reply to the bot counts as addressing it; each member has a history of their own.
     telegram.send_text(
         "and then?",
@@ -105,7 +96,7 @@ def test_in_groups_only_mentions_and_replies_are_answered(
             "text": first.text,
         },
     )
-    _last_with(telegram, GROUP, "Answer 2 to 'and then?' (saw 1 answers)")
+    telegram.last_with(GROUP, "Answer 2 to 'and then?' (saw 1 answers)")
     telegram.send_text(
         "@test_assistant_bot hi",
         user_id=3003,
@@ -113,7 +104,7 @@ def test_in_groups_only_mentions_and_replies_are_answered(
         chat_type="supergroup",
         entities=[{"type": "mention", "offset": 0, "length": 19}],
     )
-    _last_with(telegram, GROUP, "Answer 1 to 'hi' (saw 0 answers)")
+    telegram.last_with(GROUP, "Answer 1 to 'hi' (saw 0 answers)")
 
     texts = [m.text for m in telegram.chat(GROUP)]
     assert not any("just chatting" in text for text in texts)
@@ -180,7 +171,7 @@ def test_broken_markdown_is_delivered_without_errors(
 ) -> None:
     start_bot()
     telegram.send_text("!broken", user_id=USER)
-    answer = _last_with(telegram, USER, "Broken")
+    answer = telegram.last_with(USER, "Broken")
     assert "bold and" in answer.text and "no end" in answer.text
     assert _buttons(answer)
 
@@ -200,7 +191,7 @@ def test_non_text_messages_get_a_polite_text_only(
             "photo": photo,
         },
     )
-    assert _last_with(telegram, USER, "только текстовые")
+    assert telegram.last_with(USER, "только текстовые")
 
 
 def test_a_user_not_allowed_gets_one_refusal(
@@ -210,7 +201,7 @@ def test_a_user_not_allowed_gets_one_refusal(
     for text in ("hello", "hello again", "/start"):
         telegram.send_text(text, user_id=9009)
     telegram.send_text("/start", user_id=USER)
-    _last_with(telegram, USER, "Hi, Ann")
+    telegram.last_with(USER, "Hi, Ann")
 
     refusals = [m.text for m in telegram.chat(9009)]
     assert refusals == ["Sorry, this assistant is private. Ask its owner for access."]
@@ -224,13 +215,13 @@ def test_a_flood_from_one_user_is_slowed_kindly(
     start_bot(bot_rate_limit_messages=2, bot_rate_limit_seconds=60)
     for n in range(4):
         telegram.send_text(f"message {n}", user_id=USER)
-    _last_with(telegram, USER, "Answer 2 to 'message 1'")
-    warning = _last_with(telegram, USER, "faster than I can answer")
+    telegram.last_with(USER, "Answer 2 to 'message 1'")
+    warning = telegram.last_with(USER, "faster than I can answer")
     assert "wait" in warning.text
     assert not any("message 2" in m.text or "message 3" in m.text for m in telegram.chat(USER))
     # Others are not affected.
     telegram.send_text("me too", user_id=5005)
-    _last_with(telegram, 5005, "Answer 1 to 'me too'")
+    telegram.last_with(5005, "Answer 1 to 'me too'")
 
 
 def test_gateway_down_gives_a_short_message_and_retry_works_once_it_is_back(
@@ -244,7 +235,7 @@ def test_gateway_down_gives_a_short_message_and_retry_works_once_it_is_back(
     port = free_port()
     start_bot(gateway_url=f"http://127.0.0.1:{port}")
     telegram.send_text("are you there?", user_id=USER, language="ru")
-    down = _last_with(telegram, USER, "недоступен")
+    down = telegram.last_with(USER, "недоступен")
     assert [b.split(":")[0] for b in _buttons(down)] == ["resend"]
     assert "Traceback" not in down.text
 
@@ -254,7 +245,7 @@ def test_gateway_down_gives_a_short_message_and_retry_works_once_it_is_back(
     gateway.start()
     try:
         telegram.press(_buttons(down)[0], down, user_id=USER, language="ru")
-        _last_with(telegram, USER, "Answer 1 to 'are you there?'")
+        telegram.last_with(USER, "Answer 1 to 'are you there?'")
     finally:
         gateway.stop()
 
@@ -266,7 +257,7 @@ def test_quick_messages_keep_their_order(
     for n in range(4):
         telegram.send_text(f"quick {n}", user_id=USER)
     for n in range(4):
-        _last_with(telegram, USER, f"Answer {n + 1} to 'quick {n}' (saw {n} answers)")
+        telegram.last_with(USER, f"Answer {n + 1} to 'quick {n}' (saw {n} answers)")
     answers = [m.text for m in telegram.chat(USER) if m.text.startswith("Answer")]
     assert answers == [f"Answer {n + 1} to 'quick {n}' (saw {n} answers)" for n in range(4)]
 
@@ -292,7 +283,7 @@ def test_a_failed_answer_is_explained_in_the_users_language(
     start_bot()
     # 3,000 emoji fit the 4,000-character limit but not the (fake) model's window.
     telegram.send_text("😀" * 3000, user_id=USER, language="ru")
-    failed = _last_with(telegram, USER, "слишком длинное для модели")
+    failed = telegram.last_with(USER, "слишком длинное для модели")
     assert [b.split(":")[0] for b in _buttons(failed)] == ["regen"]
     telegram.send_text("x" * 4050, user_id=USER, language="ru")
-    assert "не больше 4000 символов" in _last_with(telegram, USER, "Слишком длинное сообщение").text
+    assert "не больше 4000 символов" in telegram.last_with(USER, "Слишком длинное сообщение").text

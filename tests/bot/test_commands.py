@@ -10,19 +10,10 @@ import pytest
 
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, ServedGateway
-from tests.telegram_fake import ChatMessage, FakeTelegram
+from tests.telegram_fake import FakeTelegram
 
 pytestmark = pytest.mark.slow
 USER = 1001
-
-
-def _last_with(telegram: FakeTelegram, chat: int, fragment: str, timeout: float = 30) -> ChatMessage:
-    def found() -> ChatMessage | None:
-        matches = [m for m in telegram.chat(chat) if fragment in m.text]
-        return matches[-1] if matches else None
-
-    message: ChatMessage = telegram.wait_for(found, timeout)
-    return message
 
 
 def _count(telegram: FakeTelegram, chat: int, fragment: str) -> int:
@@ -34,11 +25,11 @@ def test_new_starts_a_fresh_conversation(
 ) -> None:
     start_bot()
     telegram.send_text("one", user_id=USER)
-    _last_with(telegram, USER, "Answer 1 to 'one'")
+    telegram.last_with(USER, "Answer 1 to 'one'")
     telegram.send_text("/new", user_id=USER)
-    _last_with(telegram, USER, "New conversation")
+    telegram.last_with(USER, "New conversation")
     telegram.send_text("two", user_id=USER)
-    assert _last_with(telegram, USER, "to 'two'").text == "Answer 1 to 'two' (saw 0 answers)"
+    assert telegram.last_with(USER, "to 'two'").text == "Answer 1 to 'two' (saw 0 answers)"
 
 
 def test_new_button_and_regenerate_button(
@@ -47,15 +38,15 @@ def test_new_button_and_regenerate_button(
     start_bot()
     telegram.send_text("first", user_id=USER)
     telegram.send_text("second", user_id=USER)
-    answer = _last_with(telegram, USER, "Answer 2 to 'second'")
+    answer = telegram.last_with(USER, "Answer 2 to 'second'")
     regen = answer.reply_markup["inline_keyboard"][0][0]["callback_data"]  # type: ignore[index]
 
     telegram.press(regen, answer)
     telegram.wait_for(lambda: _count(telegram, USER, "Answer 2 to 'second' (saw 1 answers)") == 2)
     telegram.press("new", answer)
-    _last_with(telegram, USER, "New conversation")
+    telegram.last_with(USER, "New conversation")
     telegram.send_text("third", user_id=USER)
-    assert _last_with(telegram, USER, "to 'third'").text == "Answer 1 to 'third' (saw 0 answers)"
+    assert telegram.last_with(USER, "to 'third'").text == "Answer 1 to 'third' (saw 0 answers)"
 
 
 def test_retry_regenerates_the_last_answer(
@@ -63,9 +54,9 @@ def test_retry_regenerates_the_last_answer(
 ) -> None:
     start_bot()
     telegram.send_text("/retry", user_id=USER)
-    _last_with(telegram, USER, "no answer to write again")
+    telegram.last_with(USER, "no answer to write again")
     telegram.send_text("question", user_id=USER)
-    _last_with(telegram, USER, "Answer 1 to 'question'")
+    telegram.last_with(USER, "Answer 1 to 'question'")
     telegram.send_text("/retry", user_id=USER)
     # The same turn answered again: the replaced answer is not part of the history it sees.
     telegram.wait_for(lambda: _count(telegram, USER, "Answer 1 to 'question' (saw 0 answers)") == 2)
@@ -83,13 +74,13 @@ def test_cancel_stops_the_answer_in_the_worker(
     )
     start_bot()
     telegram.send_text("/cancel", user_id=USER)
-    _last_with(telegram, USER, "Nothing is being written")
+    telegram.last_with(USER, "Nothing is being written")
     asked = telegram.send_text("go on forever", user_id=USER)
     telegram.wait_for(lambda: any("more" in d for d in telegram.drafts.get((USER, asked), [])))
 
     telegram.send_text("/cancel", user_id=USER)
 
-    stopped = _last_with(telegram, USER, "⏹ Stopped.")
+    stopped = telegram.last_with(USER, "⏹ Stopped.")
     assert stopped.text.startswith("Answer 1 to 'go on forever'")
     latest = httpx.get(
         f"{served_gateway.url}/api/users/tg:{USER}/latest-task",
@@ -112,7 +103,7 @@ def test_the_draft_stop_button_cancels(
 
     telegram.push("stopped_message_generation", {"chat": {"id": USER, "type": "private"}, "draft_id": asked})
 
-    assert _last_with(telegram, USER, "⏹ Stopped.").text.startswith("Answer 1 to 'write forever'")
+    assert telegram.last_with(USER, "⏹ Stopped.").text.startswith("Answer 1 to 'write forever'")
 
 
 def test_mode_picks_a_persona(
@@ -120,13 +111,13 @@ def test_mode_picks_a_persona(
 ) -> None:
     start_bot()
     telegram.send_text("/mode", user_id=USER, language="ru")
-    menu = _last_with(telegram, USER, "Как мне отвечать?")
+    menu = telegram.last_with(USER, "Как мне отвечать?")
     buttons = {b["text"]: b["callback_data"] for row in menu.reply_markup["inline_keyboard"] for b in row}  # type: ignore[index]
     assert "Учитель" in buttons and "Программист" in buttons
 
     telegram.press(buttons["Учитель"], menu, user_id=USER, language="ru")
 
-    assert _last_with(telegram, USER, "Режим: Учитель").message_id == menu.message_id
+    assert telegram.last_with(USER, "Режим: Учитель").message_id == menu.message_id
     settings = httpx.get(f"{served_gateway.url}/api/users/tg:{USER}/settings", headers={"X-API-Key": API_KEY})
     assert settings.json() == {"persona": "teacher"}
 
@@ -136,15 +127,15 @@ def test_stats_and_admin_status(
 ) -> None:
     start_bot()
     telegram.send_text("count me", user_id=USER)
-    _last_with(telegram, USER, "Answer 1 to 'count me'")
+    telegram.last_with(USER, "Answer 1 to 'count me'")
     telegram.send_text("/stats", user_id=USER)
-    stats = _last_with(telegram, USER, "Your usage").text
+    stats = telegram.last_with(USER, "Your usage").text
     assert "Messages: 1" in stats and "Answers: 1" in stats and "tokens/s" in stats
 
     telegram.send_text("/status", user_id=USER)
-    _last_with(telegram, USER, "for the assistant's admins")
+    telegram.last_with(USER, "for the assistant's admins")
     telegram.send_text("/status", user_id=7)
-    status = _last_with(telegram, 7, "Service").text
+    status = telegram.last_with(7, "Service").text
     assert "Queued: 0" in status and "Workers: 1" in status and "Model: fake-model" in status
 
 
@@ -159,7 +150,7 @@ def test_a_bot_restart_delivers_the_answer_once(
     assert _count(telegram, USER, "Answer 1") == 0
 
     start_bot()
-    answer = _last_with(telegram, USER, "Answer 1 to 'slow answer please'")
+    answer = telegram.last_with(USER, "Answer 1 to 'slow answer please'")
     assert answer.reply_to == asked
 
     # Telegram hands the same update out again (its offset was not confirmed): no second answer.
@@ -174,5 +165,5 @@ def test_a_bot_restart_delivers_the_answer_once(
         },
     )
     telegram.send_text("/help", user_id=USER)
-    _last_with(telegram, USER, "Commands:")
+    telegram.last_with(USER, "Commands:")
     assert _count(telegram, USER, "Answer 1 to 'slow answer please'") == 1
