@@ -1,4 +1,8 @@
-"""Request-scoped dependencies: the resources opened in the lifespan, and the API key check."""
+"""Request-scoped dependencies: the resources opened in the lifespan, and the API key check.
+
+They are coroutines although none of them waits on anything: FastAPI runs a plain function
+dependency in its thread pool, and a thread hop per dependency costs more than the work.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +13,39 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from rq import Queue
 
+from api.services.changes import TaskChanges
 from shared.config import GatewaySettings, QueueSettings
 from shared.db import Database
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     db: Database = request.state.db
     return db
 
 
-def get_queue(request: Request) -> Queue:
+async def get_queue(request: Request) -> Queue:
     queue: Queue = request.state.queue
     return queue
 
 
-def get_gateway_settings(request: Request) -> GatewaySettings:
+async def get_changes(request: Request) -> TaskChanges:
+    changes: TaskChanges = request.state.changes
+    return changes
+
+
+async def get_gateway_settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.state.gateway_settings
     return settings
 
 
-def get_queue_settings(request: Request) -> QueueSettings:
+async def get_queue_settings(request: Request) -> QueueSettings:
     settings: QueueSettings = request.state.queue_settings
     return settings
 
 
 DbDep = Annotated[Database, Depends(get_db)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
+ChangesDep = Annotated[TaskChanges, Depends(get_changes)]
 GatewaySettingsDep = Annotated[GatewaySettings, Depends(get_gateway_settings)]
 QueueSettingsDep = Annotated[QueueSettings, Depends(get_queue_settings)]
 
@@ -42,7 +53,7 @@ _header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_api_key(
+async def require_api_key(
     settings: GatewaySettingsDep,
     header_key: Annotated[str | None, Depends(_header_key)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

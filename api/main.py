@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -13,9 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import require_api_key
 from api.errors import install_error_handlers
 from api.routes import chat, health, metrics, openai, system, users, web
+from api.services.changes import TaskChanges
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from shared.db import Database
-from shared.jobs import make_queue, make_redis
+from shared.jobs import changes_channel, make_queue, make_redis
 from shared.recovery import Periodic, recovery_thread
 from shared.retention import purge_conversations
 
@@ -45,14 +47,20 @@ def create_app(
             background.append(Periodic("retention", 3600, lambda: purge_conversations(db, days)))
         for thread in background:
             thread.start()
+        changes = TaskChanges(queue_settings.redis_url, changes_channel(queue.name))
+        listening = asyncio.create_task(changes.listen(), name="task-changes")
         try:
             yield {
                 "db": db,
                 "queue": queue,
+                "changes": changes,
                 "gateway_settings": gateway_settings,
                 "queue_settings": queue_settings,
             }
         finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
             for thread in background:
                 thread.stop()
             redis.close()

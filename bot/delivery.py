@@ -38,6 +38,7 @@ FINAL = {"finished", "failed", "canceled"}
 _TYPING_EVERY = 4.5  # Telegram shows "typing" for about five seconds
 _DRAFT_REFRESH = 20.0  # a draft vanishes after 30 s without news
 _GATEWAY_PATIENCE = 120.0  # how long an unreachable gateway is retried before the user is told
+_LONGEST_WAIT = 5.0  # the longest single wait for news from the gateway
 _MAX_FLOOD_WAIT = 60.0
 T = TypeVar("T")
 
@@ -191,10 +192,12 @@ class _Follower:
         unreachable_since: float | None = None
         if self.draft_id:
             self.d._drafts[(self.target.chat, self.draft_id)] = self.task_id
+        status: dict[str, Any] | None = None
+        tag: str | None = None
         try:
             while True:
                 try:
-                    status = await self.d.gateway.status(self.task_id)
+                    fresh, tag = await self.d.gateway.watch(self.task_id, tag, self._patience(status))
                     unreachable_since = None
                 except GatewayUnavailable as exc:
                     unreachable_since = unreachable_since or time.monotonic()
@@ -207,14 +210,27 @@ class _Follower:
                 except GatewayRejected as exc:
                     log.warning("task=%s is gone from the gateway: %s", self.task_id, exc.detail)
                     return
+                status = fresh or status
+                assert status is not None  # the first answer always has the status (no tag yet)
                 if status["status"] in FINAL:
                     await self._finish(status)
                     return
                 await self._progress(status)
-                await asyncio.sleep(self.settings.bot_poll_interval_seconds)
         finally:
             if self.draft_id:
                 self.d._drafts.pop((self.target.chat, self.draft_id), None)
+
+    def _patience(self, status: dict[str, Any] | None) -> float:
+        """How long to wait for news before acting anyway: a typing notice, a held-back update."""
+        if status is None:
+            return 0.0
+        due = self.next_typing
+        if progress_text(status, self.target.lang) != self.shown:
+            due = min(due, self.next_update)
+        if self.draft_id is not None:
+            due = min(due, self.shown_at + _DRAFT_REFRESH)
+        shortest = self.settings.bot_poll_interval_seconds
+        return min(max(due - time.monotonic(), shortest), _LONGEST_WAIT)
 
     async def _progress(self, status: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -38,6 +38,7 @@ class GatewayClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"X-API-Key": api_key},
@@ -84,6 +85,23 @@ class GatewayClient:
     async def status(self, task_id: str) -> Json:
         result: Json = await self._call("GET", f"/api/status/{task_id}")
         return result
+
+    async def watch(self, task_id: str, tag: str | None, wait: float) -> tuple[Json | None, str | None]:
+        """The task's status and ETag once it differs from `tag`, waiting up to `wait` seconds.
+
+        A long poll: the gateway answers as soon as the task changes. (None, tag) when it has not.
+        """
+        response = await self._request(
+            "GET",
+            f"/api/status/{task_id}",
+            params={"wait": wait},
+            headers={"If-None-Match": tag} if tag else {},
+            timeout=wait + self._timeout,
+        )
+        if response.status_code == 304:
+            return None, tag
+        status: Json = response.json()
+        return status, response.headers.get("ETag")
 
     async def cancel(self, task_id: str) -> Json:
         result: Json = await self._call("POST", f"/api/tasks/{task_id}/cancel")

@@ -175,7 +175,10 @@ class BotSettings(_EnvSettings):
         description="Least time between two updates of a streamed answer (Telegram limits edits).",
     )
     bot_poll_interval_seconds: float = Field(
-        0.3, gt=0, description="How often the bot asks the gateway for news."
+        0.3,
+        gt=0,
+        description="Shortest wait of the bot's requests for news of an answer "
+        "(news itself comes at once: the gateway holds each request until the answer changes).",
     )
 
     _split_ids = field_validator("telegram_allowed_users", "telegram_admin_ids", mode="before")(_id_list)

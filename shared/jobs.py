@@ -6,12 +6,17 @@ Redis (job arguments, meta and descriptions are shown raw by rq-dashboard).
 
 from __future__ import annotations
 
+import logging
+
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 
 from shared.config import QueueSettings
 
 GENERATE_REPLY = "worker.tasks.generate_reply"
+
+log = logging.getLogger(__name__)
 
 
 def make_redis(settings: QueueSettings) -> Redis:
@@ -39,3 +44,20 @@ def enqueue_reply(queue: Queue, task_id: str) -> None:
         result_ttl=600,
         failure_ttl=7 * 24 * 3600,
     )
+
+
+def changes_channel(queue_name: str) -> str:
+    """The pub/sub channel on which a task's id is announced each time the task changes."""
+    return f"{queue_name}:task-changed"
+
+
+def announce_change(queue: Queue, task_id: str) -> None:
+    """Tell the gateways that `task_id` changed, so their followers read it now rather than later.
+
+    A notice only saves waiting: the database holds the change, and followers also look on their
+    own now and then. So a failed notice is not an error for the task that changed.
+    """
+    try:
+        queue.connection.publish(changes_channel(queue.name), task_id)
+    except RedisError as exc:
+        log.debug("task=%s change not announced: %s", task_id, exc)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy import create_engine, make_url, text
 from api.main import create_app
 from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
 from shared.db import Database
-from shared.jobs import make_queue, make_redis
+from shared.jobs import announce_change, make_queue, make_redis
 from shared.migrate import upgrade
 from stack.redis_server import free_port, start_redis
 from tests.fakes import FakeChatModel
@@ -174,11 +175,13 @@ def worker_settings() -> WorkerSettings:
 @pytest.fixture
 def reply_service(
     db: Database,
+    queue: Queue,
     fake_model: FakeChatModel,
     model_settings: ModelSettings,
     worker_settings: WorkerSettings,
 ) -> ReplyService:
-    return ReplyService(db, fake_model, model_settings, worker_settings, "test-worker")
+    announce = partial(announce_change, queue)
+    return ReplyService(db, fake_model, model_settings, worker_settings, "test-worker", announce=announce)
 
 
 @pytest.fixture

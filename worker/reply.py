@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -9,11 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
 from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
-from shared.models import Message, Role, Task, TaskStatus, utcnow
+from shared.models import Message, Role, Task, TaskStatus, message_table, task_table, utcnow
 from shared.personas import system_prompt_for
 from shared.recovery import WORKER_LOST
 from worker.llm import ChatModel, Sampling
@@ -25,6 +27,55 @@ GENERATION_FAILED = "Something went wrong while writing the answer. Please try a
 TIMED_OUT = "The answer took too long and was stopped. Please try a shorter question."
 _HISTORY_PAIRS_LOADED = 200
 _WAIT_POLL_SECONDS = 0.2
+
+
+# The statements of every answer, built once: on SQLite, building and caching a statement costs
+# more than running it. Writes go to the tables directly: the ORM's bookkeeping buys nothing here.
+_request, _reply = message_table.alias("request"), message_table.alias("reply")
+_HISTORY = (
+    select(_request.c.content, _reply.c.content)
+    .select_from(Task)
+    .join(_request, _request.c.id == Task.request_message_id)
+    .join(_reply, _reply.c.id == Task.reply_message_id)
+    .where(
+        Task.conversation_id == bindparam("conversation_id"),
+        Task.request_message_id < bindparam("before"),
+        Task.superseded.is_(False),
+    )
+    .order_by(Task.request_message_id.desc())
+    .limit(_HISTORY_PAIRS_LOADED)
+)
+_MESSAGE_TEXT = select(Message.content).where(Message.id == bindparam("message_id"))
+_HEAD = (
+    select(Task)
+    .where(
+        Task.conversation_id == bindparam("conversation_id"),
+        Task.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED]),
+    )
+    .order_by(Task.request_message_id)
+    .limit(1)
+)
+_CLAIM = (
+    update(task_table)
+    .where(task_table.c.id == bindparam("task_id"), task_table.c.status == TaskStatus.QUEUED)
+    .values(
+        status=TaskStatus.STARTED,
+        started_at=bindparam("now"),
+        heartbeat_at=bindparam("now"),
+        worker_name=bindparam("worker"),
+    )
+)
+_PUBLISH = (
+    update(task_table)
+    .where(task_table.c.id == bindparam("task_id"), task_table.c.status == TaskStatus.STARTED)
+    .values(partial_text=bindparam("text"), heartbeat_at=bindparam("now"))
+)
+_STANDING = select(task_table.c.status, task_table.c.cancel_requested, task_table.c.conversation_id).where(
+    task_table.c.id == bindparam("task_id")
+)
+_ADD_REPLY = insert(message_table).values(role=Role.ASSISTANT).returning(message_table.c.id)
+# The final state: status, finished_at, reply_message_id and the usage figures come as parameters.
+_FINISH = update(task_table).where(task_table.c.id == bindparam("task_id")).values(partial_text=None)
 
 
 class ReplyFailed(Exception):
@@ -58,8 +109,15 @@ class _Progress:
         return self.cancel or self.timed_out or self.lost
 
 
+class _Step(enum.Enum):
+    DONE = "nothing (left) to do"
+    WAIT = "an earlier message is being answered elsewhere"
+    AGAIN = "look again"
+
+
 @dataclass(frozen=True)
 class _Context:
+    task_id: str
     system_prompt: str
     message: str
     history: list[tuple[str, str]]
@@ -78,13 +136,16 @@ class ReplyService:
         worker_settings: WorkerSettings,
         worker_name: str,
         clock: Callable[[], float] = time.monotonic,
+        announce: Callable[[str], None] = lambda _task_id: None,
     ) -> None:
+        """`announce(task_id)` is called after each change is committed (it wakes the followers)."""
         self.db = db
         self.model = model
         self.model_settings = model_settings
         self.worker_settings = worker_settings
         self.worker_name = worker_name
         self._clock = clock
+        self._announce = announce
 
     # --- order within a conversation -------------------------------------------------------
 
@@ -96,90 +157,82 @@ class ReplyService:
         was handled elsewhere, so a repeated job does nothing.
         """
         while True:
-            with self.db.reading() as session:
-                task = session.get(Task, task_id)
-                if task is None or task.status != TaskStatus.QUEUED:
-                    log.info("task=%s nothing to do (%s)", task_id, task.status if task else "gone")
-                    return
-                head = session.scalar(
-                    select(Task)
-                    .where(
-                        Task.conversation_id == task.conversation_id,
-                        Task.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED]),
-                    )
-                    .order_by(Task.request_message_id)
-                    .limit(1)
-                )
-            assert head is not None  # the task itself is queued
-            if head.status == TaskStatus.QUEUED:
-                if head.id != task_id:
-                    log.info("task=%s answering earlier task=%s of its conversation first", task_id, head.id)
-                if self._claim(head.id):
-                    self._answer(head.id)
-                if head.id == task_id:
-                    return
+            step = self._claim_next(task_id)
+            if step is _Step.DONE:
+                return
+            if step is _Step.WAIT:
+                # Another worker is answering an earlier message of this conversation: wait for it.
+                # (Should that worker die, the recovery thread fails its task and the wait ends.)
+                time.sleep(_WAIT_POLL_SECONDS)
                 continue
-            # Another worker is answering an earlier message of this conversation: wait for it.
-            # (Should that worker die, the recovery thread fails its task and the wait ends.)
-            time.sleep(_WAIT_POLL_SECONDS)
+            if step is _Step.AGAIN:
+                continue
+            self._answer(step)
+            if step.task_id == task_id:
+                return
 
-    def _claim(self, task_id: str) -> bool:
-        now = utcnow()
+    def _claim_next(self, task_id: str) -> _Context | _Step:
+        """Claim the oldest unanswered task of `task_id`'s conversation and load what answering needs.
+
+        One write transaction: nothing can slip in between the order check, the claim and the
+        reading of the history, and a claim costs the database one round of locking, not three.
+        """
         with self.db.writing() as session:
-            result = session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == TaskStatus.QUEUED)
-                .values(
-                    status=TaskStatus.STARTED,
-                    started_at=now,
-                    heartbeat_at=now,
-                    worker_name=self.worker_name,
-                )
+            task = session.get(Task, task_id)
+            if task is None or task.status != TaskStatus.QUEUED:
+                log.info("task=%s nothing to do (%s)", task_id, task.status if task else "gone")
+                return _Step.DONE
+            head = session.scalar(_HEAD, {"conversation_id": task.conversation_id})
+            assert head is not None  # the task itself is queued
+            if head.status != TaskStatus.QUEUED:
+                return _Step.WAIT
+            if head.id != task_id:
+                log.info("task=%s answering earlier task=%s of its conversation first", task_id, head.id)
+            claimed = session.execute(
+                _CLAIM, {"task_id": head.id, "now": utcnow(), "worker": self.worker_name}
             )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return _Step.AGAIN  # taken meanwhile (only where writers do not lock each other out)
+            try:
+                context: _Context | None = self._load_context(session, head)
+            except Exception:
+                log.exception("task=%s failed while loading its conversation", head.id)
+                context = None
+        self._announce(head.id)
+        if context is None:
+            self._fail(head.id, GENERATION_FAILED, "error")
+            raise ReplyFailed(f"task {head.id}: loading the conversation failed")
+        return context
 
     # --- one answer --------------------------------------------------------------------------
 
-    def _load_context(self, task_id: str) -> _Context:
-        """What the model needs for this task: instructions, history, message and limits."""
+    def _load_context(self, session: Session, task: Task) -> _Context:
+        """What the model needs for `task`: instructions, history, message and limits."""
         settings = self.model_settings
-        with self.db.reading() as session:
-            task = session.get(Task, task_id)
-            assert task is not None
-            if task.system_prompt is not None:
-                system_prompt = task.system_prompt
-            else:
-                system_prompt = system_prompt_for(task.persona, settings.system_prompt)
-            message = session.scalar(select(Message.content).where(Message.id == task.request_message_id))
-            request, reply = Message.__table__.alias("request"), Message.__table__.alias("reply")
-            rows = session.execute(
-                select(request.c.content, reply.c.content)
-                .select_from(Task)
-                .join(request, request.c.id == Task.request_message_id)
-                .join(reply, reply.c.id == Task.reply_message_id)
-                .where(
-                    Task.conversation_id == task.conversation_id,
-                    Task.request_message_id < task.request_message_id,
-                    Task.superseded.is_(False),
-                )
-                .order_by(Task.request_message_id.desc())
-                .limit(_HISTORY_PAIRS_LOADED)
-            ).all()
-            return _Context(
-                system_prompt=system_prompt,
-                message=message or "",
-                history=[(str(user), str(answer)) for user, answer in reversed(rows)],
-                max_tokens=task.max_tokens or settings.max_tokens,
-                sampling=Sampling(
-                    temperature=task.temperature if task.temperature is not None else settings.temperature,
-                    top_p=task.top_p if task.top_p is not None else settings.top_p,
-                ),
-            )
+        if task.system_prompt is not None:
+            system_prompt = task.system_prompt
+        else:
+            system_prompt = system_prompt_for(task.persona, settings.system_prompt)
+        message = session.scalar(_MESSAGE_TEXT, {"message_id": task.request_message_id})
+        rows = session.execute(
+            _HISTORY, {"conversation_id": task.conversation_id, "before": task.request_message_id}
+        ).all()
+        return _Context(
+            task_id=task.id,
+            system_prompt=system_prompt,
+            message=message or "",
+            history=[(str(user), str(answer)) for user, answer in reversed(rows)],
+            max_tokens=task.max_tokens or settings.max_tokens,
+            sampling=Sampling(
+                temperature=task.temperature if task.temperature is not None else settings.temperature,
+                top_p=task.top_p if task.top_p is not None else settings.top_p,
+            ),
+        )
 
-    def _answer(self, task_id: str) -> None:
+    def _answer(self, context: _Context) -> None:
+        task_id = context.task_id
         started = self._clock()
         try:
-            context = self._load_context(task_id)
             prompt = build_prompt(
                 self.model,
                 context.system_prompt,
@@ -269,37 +322,38 @@ class ReplyService:
     def _flush(self, task_id: str, progress: _Progress) -> None:
         """Publish the answer so far, and learn whether a cancel was asked for meanwhile."""
         with self.db.writing() as session:
-            session.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status == TaskStatus.STARTED)
-                .values(partial_text=progress.text, heartbeat_at=utcnow())
-            )
-            row = session.execute(
-                select(Task.status, Task.cancel_requested).where(Task.id == task_id)
-            ).one_or_none()
+            session.execute(_PUBLISH, {"task_id": task_id, "text": progress.text, "now": utcnow()})
+            row = session.execute(_STANDING, {"task_id": task_id}).one_or_none()
+        self._announce(task_id)
         # Gone (the user asked to be forgotten) or no longer ours (failed by recovery): stop writing.
         progress.lost = row is None or row.status != TaskStatus.STARTED
         progress.cancel = progress.cancel or bool(row and row.cancel_requested)
 
     def _complete(self, task_id: str, outcome: TaskStatus, text: str, usage: dict[str, object]) -> None:
         with self.db.writing() as session:
-            task = session.get(Task, task_id)
-            if task is None or task.status != TaskStatus.STARTED:
+            row = session.execute(_STANDING, {"task_id": task_id}).one_or_none()
+            if row is None or row.status != TaskStatus.STARTED:
                 log.warning(
-                    "task=%s was %s meanwhile; answer dropped", task_id, task.status if task else "deleted"
+                    "task=%s was %s meanwhile; answer dropped", task_id, row.status if row else "deleted"
                 )
                 return
+            reply_id = None
             if outcome == TaskStatus.FINISHED or text:
                 # A canceled answer keeps what the user already saw; it is part of the conversation.
-                reply = Message(conversation_id=task.conversation_id, role=Role.ASSISTANT, content=text)
-                session.add(reply)
-                session.flush()
-                task.reply_message_id = reply.id
-            task.status = outcome
-            task.partial_text = None
-            task.finished_at = utcnow()
-            for name, value in usage.items():
-                setattr(task, name, value)
+                reply_id = session.scalar(
+                    _ADD_REPLY, {"conversation_id": row.conversation_id, "content": text}
+                )
+            session.execute(
+                _FINISH,
+                {
+                    "task_id": task_id,
+                    "status": outcome,
+                    "finished_at": utcnow(),
+                    "reply_message_id": reply_id,
+                    **usage,
+                },
+            )
+        self._announce(task_id)
 
     def _fail(self, task_id: str, error: str, reason: str | None = None, **usage: object) -> None:
         """Mark the task failed with a message for its user; `reason` names the kind for clients."""
@@ -311,6 +365,7 @@ class ReplyService:
                 .where(Task.id == task_id, Task.status == TaskStatus.STARTED)
                 .values(status=TaskStatus.FAILED, error=error, finished_at=utcnow(), **usage)
             )
+        self._announce(task_id)
 
 
 class _Heartbeat:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
+from api.deps import ChangesDep, DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
 from api.services import stream, tasks
 from api.services.status import queue_position
 from shared.db import Database
@@ -49,10 +49,31 @@ def post_chat(
     return _accepted(db, task)
 
 
-@router.get("/status/{task_id}", response_model=TaskOut)
-def get_status(task_id: str, db: DbDep) -> TaskOut:
-    """Where a task stands: queue position, the answer so far, the final answer or the error."""
-    return tasks.get_status(db, task_id)
+@router.get(
+    "/status/{task_id}",
+    response_model=TaskOut,
+    responses={304: {"description": "Not modified: still what If-None-Match names, after waiting."}},
+)
+async def get_status(
+    task_id: str,
+    response: Response,
+    db: DbDep,
+    changes: ChangesDep,
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="With If-None-Match: seconds to wait for a change.")
+    ] = 0,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> TaskOut | Response:
+    """Where a task stands: queue position, the answer so far, the final answer or the error.
+
+    Each answer carries an ETag. Sent back as If-None-Match with `wait`, it makes this a long poll:
+    the reply comes as soon as the task changes (304 if it has not within `wait` seconds).
+    """
+    current, tag, changed = await stream.status_once_changed(db, changes, task_id, if_none_match, wait)
+    if not changed:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
+    response.headers["ETag"] = tag
+    return current
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
@@ -74,11 +95,11 @@ def regenerate_task(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
-def task_events(task_id: str, request: Request, db: DbDep) -> StreamingResponse:
+def task_events(task_id: str, request: Request, db: DbDep, changes: ChangesDep) -> StreamingResponse:
     """The task as Server-Sent Events: `status` while waiting, `delta` pieces of text, then `done`."""
     tasks.get_status(db, task_id)  # 404 before the stream starts
     return StreamingResponse(
-        stream.task_events(db, task_id, request.is_disconnected),
+        stream.task_events(db, changes, task_id, request.is_disconnected),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
+from api.deps import ChangesDep, DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 from api.services import completions
 from shared.config import ModelSettings
@@ -34,6 +34,7 @@ async def chat_completions(
     request: Request,
     db: DbDep,
     queue: QueueDep,
+    changes: ChangesDep,
     gateway: GatewaySettingsDep,
     queue_settings: QueueSettingsDep,
 ) -> ChatCompletion | StreamingResponse:
@@ -50,8 +51,8 @@ async def chat_completions(
     model = body.model or served_model()
     if body.stream:
         return StreamingResponse(
-            completions.stream(db, queue, task_id, model, request.is_disconnected),
+            completions.stream(db, queue, changes, task_id, model, request.is_disconnected),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return await completions.complete(db, queue, task_id, model, request.is_disconnected)
+    return await completions.complete(db, queue, changes, task_id, model, request.is_disconnected)

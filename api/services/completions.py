@@ -19,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Usage
 from api.services import rate_limit
+from api.services.changes import TaskChanges
 from api.services.stream import TextDiff, follow
-from api.services.tasks import cancel, check_capacity, enqueue_or_undo
+from api.services.tasks import cancel, check_redis, enqueue_or_undo, ensure_room
 from api.services.users import get_or_create_user
 from shared.db import Database
 from shared.models import Conversation, Message, Role, Task, TaskStatus, utcnow
@@ -56,10 +57,11 @@ def submit(
             "string_above_max_length",
         )
     rate_limit.check(queue.connection, _user_id(request), per_minute)
-    check_capacity(db, queue, max_queue)
+    check_redis(queue)
     system = "\n\n".join(text for role, text in texts if role in ("system", "developer"))
     now = utcnow()
     with db.writing() as session:
+        ensure_room(session, max_queue)
         user = get_or_create_user(session, _user_id(request))
         conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT)
         session.add(conversation)
@@ -132,11 +134,16 @@ def _raise_for_failure(status: TaskOut) -> None:
 
 
 async def complete(
-    db: Database, queue: Queue, task_id: str, model: str, disconnected: Callable[[], Awaitable[bool]]
+    db: Database,
+    queue: Queue,
+    changes: TaskChanges,
+    task_id: str,
+    model: str,
+    disconnected: Callable[[], Awaitable[bool]],
 ) -> ChatCompletion:
     """Wait for the answer; a client that hangs up cancels it."""
     final: TaskOut | None = None
-    async for status in follow(db, task_id, disconnected):
+    async for status in follow(db, changes, task_id, disconnected):
         final = status
     if final is None or final.status not in (TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.CANCELED):
         await _cancel_shielded(db, queue, task_id)
@@ -157,7 +164,12 @@ async def complete(
 
 
 async def stream(
-    db: Database, queue: Queue, task_id: str, model: str, disconnected: Callable[[], Awaitable[bool]]
+    db: Database,
+    queue: Queue,
+    changes: TaskChanges,
+    task_id: str,
+    model: str,
+    disconnected: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[str]:
     """OpenAI's streaming format: `data: {chunk}` lines, then `data: [DONE]`. Hanging up cancels."""
     created = int(time.time())
@@ -176,7 +188,7 @@ async def stream(
     finished = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        async for status in follow(db, task_id, disconnected):
+        async for status in follow(db, changes, task_id, disconnected):
             text = (
                 status.answer
                 if status.status in (TaskStatus.FINISHED, TaskStatus.CANCELED)

@@ -3,42 +3,80 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
+from api.services.changes import TaskChanges
 from api.services.tasks import get_status
 from shared.db import Database
 from shared.models import FINAL_STATUSES
 from shared.schemas import TaskOut
 
-# How often a follower looks at the task: well under the worker's 0.25 s publishing interval.
-POLL_SECONDS = 0.1
-
 
 async def follow(
     db: Database,
+    changes: TaskChanges,
     task_id: str,
     disconnected: Callable[[], Awaitable[bool]] | None = None,
-    poll: float = POLL_SECONDS,
 ) -> AsyncIterator[TaskOut]:
     """Yield the task's status each time it changes, ending with its final state.
 
+    The task is read again as soon as a worker announces a change (and now and then regardless).
     Stops early (without a final state) when `disconnected()` says the client went away.
     """
     last: tuple[object, ...] | None = None
-    while True:
-        status = await run_in_threadpool(get_status, db, task_id)
-        key = (status.status, status.position, status.partial_text, status.answer)
-        if key != last:
-            last = key
-            yield status
-        if status.status in FINAL_STATUSES:
-            return
-        if disconnected is not None and await disconnected():
-            return
-        await asyncio.sleep(poll)
+    with changes.watch(task_id) as changed:
+        while True:
+            changed.clear()
+            status = await run_in_threadpool(get_status, db, task_id)
+            key = (status.status, status.position, status.partial_text, status.answer)
+            if key != last:
+                last = key
+                yield status
+            if status.status in FINAL_STATUSES:
+                return
+            if disconnected is not None and await disconnected():
+                return
+            await changes.wait(changed)
+
+
+def etag(status: TaskOut) -> str:
+    """A strong validator of a status document: equal tags mean equal documents."""
+    return '"' + hashlib.blake2b(status.model_dump_json().encode(), digest_size=12).hexdigest() + '"'
+
+
+def _matches(if_none_match: str | None, tag: str) -> bool:
+    if not if_none_match:
+        return False
+    given = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
+    return "*" in given or tag in given
+
+
+async def status_once_changed(
+    db: Database, changes: TaskChanges, task_id: str, if_none_match: str | None, wait: float
+) -> tuple[TaskOut, str, bool]:
+    """The task's status and ETag, waiting up to `wait` seconds while it matches `if_none_match`.
+
+    Returns (status, tag, changed): `changed` is False when the client's copy is still current.
+    This is a long poll: a client learns of each change (the final answer above all) at once,
+    without asking many times a second.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    with changes.watch(task_id) as changed:
+        while True:
+            changed.clear()
+            status = await run_in_threadpool(get_status, db, task_id)
+            tag = etag(status)
+            if not _matches(if_none_match, tag):
+                return status, tag, True
+            left = deadline - loop.time()
+            if left <= 0 or status.status in FINAL_STATUSES:
+                return status, tag, False
+            await changes.wait(changed, left)
 
 
 class TextDiff:
@@ -62,11 +100,11 @@ def sse(event: str, data: object) -> str:
 
 
 async def task_events(
-    db: Database, task_id: str, disconnected: Callable[[], Awaitable[bool]]
+    db: Database, changes: TaskChanges, task_id: str, disconnected: Callable[[], Awaitable[bool]]
 ) -> AsyncIterator[str]:
     """Server-Sent Events for one task: `status` (queue place), `delta` (new text), `done` (final)."""
     diff = TextDiff()
-    async for status in follow(db, task_id, disconnected):
+    async for status in follow(db, changes, task_id, disconnected):
         if status.status in FINAL_STATUSES:
             rest = diff.delta(status.answer) if status.answer and status.answer.startswith(diff.sent) else ""
             if rest:

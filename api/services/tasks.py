@@ -10,7 +10,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,8 +19,8 @@ from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, rate_l
 from api.services.status import describe
 from api.services.users import current_conversation, get_or_create_user
 from shared.db import Database
-from shared.jobs import enqueue_reply
-from shared.models import FINAL_STATUSES, Message, Role, Task, TaskStatus, User, utcnow
+from shared.jobs import announce_change, enqueue_reply
+from shared.models import FINAL_STATUSES, Message, Role, Task, TaskStatus, User, task_table, utcnow
 from shared.schemas import ChatRequest, TaskOut, TaskUpdate
 
 log = logging.getLogger(__name__)
@@ -38,35 +38,44 @@ def _changed(result: object) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+# Statements of every chat request, built once (building one costs more than running it on SQLite).
+_QUEUED_COUNT = select(func.count()).where(Task.status == TaskStatus.QUEUED)
+_ADD_MESSAGE = insert(Message).values(role=Role.USER).returning(Message.id)
+
+
 def queued_count(session: Session) -> int:
-    return session.scalar(select(func.count()).where(Task.status == TaskStatus.QUEUED)) or 0
+    return session.scalar(_QUEUED_COUNT) or 0
 
 
-def check_capacity(db: Database, queue: Queue, max_queue: int) -> None:
-    with db.reading() as session:
-        if queued_count(session) >= max_queue:
-            raise QueueFull
+def check_redis(queue: Queue) -> None:
+    """Refuse early while Redis is away, rather than record a message that cannot be queued."""
     try:
         queue.connection.ping()
     except RedisError as exc:
         raise QueueUnavailable from exc
 
 
+def ensure_room(session: Session, max_queue: int) -> None:
+    """Refuse a new task when `max_queue` are waiting; called in the transaction that adds it."""
+    if queued_count(session) >= max_queue:
+        raise QueueFull
+
+
 def _new_task(session: Session, user: User, conversation_id: int, text: str, **fields: Any) -> Task:
-    message = Message(conversation_id=conversation_id, role=Role.USER, content=text)
-    session.add(message)
-    session.flush()
-    task = Task(
-        id=secrets.token_hex(16),
-        user_id=user.id,
-        conversation_id=conversation_id,
-        request_message_id=message.id,
-        status=TaskStatus.QUEUED,
-        persona=user.persona,
+    """Add the user's message and its queued task; the task returned is a copy, not in the session."""
+    message_id = session.scalar(_ADD_MESSAGE, {"conversation_id": conversation_id, "content": text})
+    values = {
+        "id": secrets.token_hex(16),
+        "user_id": user.id,
+        "conversation_id": conversation_id,
+        "request_message_id": message_id,
+        "status": TaskStatus.QUEUED,
+        "persona": user.persona,
         **fields,
-    )
-    session.add(task)
-    return task
+    }
+    # A plain insert: the ORM's unit of work would double the cost of the whole request.
+    session.execute(insert(task_table), values)
+    return Task(**values)
 
 
 def enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
@@ -92,9 +101,9 @@ def submit_chat(
         if existing is not None:
             return existing, True
     rate_limit.check(queue.connection, request.user_id, per_minute)
-    check_capacity(db, queue, max_queue)
+    check_redis(queue)
     try:
-        task, replayed = _record(db, request)
+        task, replayed = _record(db, request, max_queue)
     except IntegrityError:
         # A concurrent twin won the race (PostgreSQL; SQLite's write lock serialises these): the same
         # idempotency key means its task is the answer; a new user's row means recording again works.
@@ -104,7 +113,7 @@ def submit_chat(
             return existing, True
         if key is not None:
             raise
-        task, replayed = _record(db, request)
+        task, replayed = _record(db, request, max_queue)
     if replayed:
         return task, True
     enqueue_or_undo(db, queue, task)
@@ -112,7 +121,7 @@ def submit_chat(
     return task, False
 
 
-def _record(db: Database, request: ChatRequest) -> tuple[Task, bool]:
+def _record(db: Database, request: ChatRequest, max_queue: int) -> tuple[Task, bool]:
     with db.writing() as session:
         user = get_or_create_user(session, request.user_id)
         if request.idempotency_key is not None:
@@ -120,6 +129,7 @@ def _record(db: Database, request: ChatRequest) -> tuple[Task, bool]:
             existing = _find_by_key(session, request.user_id, request.idempotency_key)
             if existing is not None:
                 return existing, True
+        ensure_room(session, max_queue)
         conversation = current_conversation(session, user, request.chat_id or "")
         task = _new_task(
             session,
@@ -137,13 +147,14 @@ def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task
 
     The old exchange leaves the conversation's history, so the new answer does not see it.
     """
-    check_capacity(db, queue, max_queue)
+    check_redis(queue)
     with db.writing() as session:
         old = session.get(Task, task_id)
         if old is None:
             raise NotFound("No task with this id.")
         if old.status not in FINAL_STATUSES:
             raise Conflict("This task is still being answered; cancel it or wait for it to finish.")
+        ensure_room(session, max_queue)
         user = session.get(User, old.user_id)
         text = session.scalar(select(Message.content).where(Message.id == old.request_message_id))
         assert user is not None and text is not None
@@ -186,6 +197,7 @@ def cancel(db: Database, queue: Queue, task_id: str) -> TaskOut:
                 .where(Task.id == task_id, Task.status == TaskStatus.STARTED)
                 .values(cancel_requested=True)
             )
+    announce_change(queue, task_id)
     if was_queued:
         try:
             # Only tidies the queue: a worker that still picks the job finds the task canceled.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.services import NotFound
@@ -12,9 +12,17 @@ from shared.models import Conversation, Message, Task, TaskStatus, User
 from shared.personas import PERSONAS
 from shared.schemas import Exchange, TaskOut, UserStats
 
+_USER = select(User).where(User.external_id == bindparam("external_id"))
+_LATEST_CONVERSATION = (
+    select(Conversation)
+    .where(Conversation.user_id == bindparam("user_id"), Conversation.chat_id == bindparam("chat_id"))
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)
+
 
 def get_or_create_user(session: Session, external_id: str) -> User:
-    user = session.scalar(select(User).where(User.external_id == external_id))
+    user = session.scalar(_USER, {"external_id": external_id})
     if user is None:
         user = User(external_id=external_id)
         session.add(user)
@@ -23,12 +31,7 @@ def get_or_create_user(session: Session, external_id: str) -> User:
 
 
 def _latest_conversation(session: Session, user_id: int, chat_id: str) -> Conversation | None:
-    return session.scalar(
-        select(Conversation)
-        .where(Conversation.user_id == user_id, Conversation.chat_id == chat_id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_LATEST_CONVERSATION, {"user_id": user_id, "chat_id": chat_id})
 
 
 def current_conversation(session: Session, user: User, chat_id: str) -> Conversation:

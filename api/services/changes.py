@@ -1,0 +1,91 @@
+"""Waking the requests that follow a task as soon as a worker announces a change to it.
+
+Workers publish a task's id on a Redis channel after each change they commit (`announce_change`).
+One subscription per gateway process hands these notices to the requests waiting on that task.
+The database stays the only source of truth: a follower reads it after every wake-up, and also
+every `fallback` seconds on its own, so a lost notice or an absent Redis makes it slower, never wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# How long a follower waits for a notice before it looks anyway: while subscribed (it catches what
+# no notice announces, such as a queue position moving) and while not (Redis away: plain polling).
+FALLBACK_SECONDS = 0.5
+UNSUBSCRIBED_POLL_SECONDS = 0.1
+_RECONNECT_SECONDS = 1.0
+
+
+class TaskChanges:
+    """One gateway process's subscription to task change notices, fanned out to waiting requests."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        self._redis_url = redis_url
+        self._channel = channel
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+        self.subscribed = False
+
+    async def listen(self) -> None:
+        """Receive notices until cancelled, subscribing again after a lost connection."""
+        while True:
+            client = Redis.from_url(self._redis_url, socket_connect_timeout=2)
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self.subscribed = True
+                    # Notices sent while we were away are lost: let every follower look again.
+                    self._wake_all()
+                    async for message in pubsub.listen():
+                        self._wake(message["data"].decode("utf-8", "replace"))
+            except (RedisError, OSError) as exc:
+                if self.subscribed:
+                    log.warning("task change notices interrupted, followers poll meanwhile: %s", exc)
+            finally:
+                self.subscribed = False
+                await client.aclose()
+            await asyncio.sleep(_RECONNECT_SECONDS)
+
+    @contextlib.contextmanager
+    def watch(self, task_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever `task_id` is announced as changed, while the block runs.
+
+        Clear it before each read of the task: a change committed after the clear sets it again.
+        """
+        event = asyncio.Event()
+        self._waiting.setdefault(task_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            events = self._waiting.get(task_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiting[task_id]
+
+    async def wait(self, changed: asyncio.Event, timeout: float | None = None) -> bool:
+        """Wait until `changed` is set or it is time to look anyway; True when a notice came."""
+        limit = FALLBACK_SECONDS if self.subscribed else UNSUBSCRIBED_POLL_SECONDS
+        timeout = limit if timeout is None else min(timeout, limit)
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _wake(self, task_id: str) -> None:
+        for event in self._waiting.get(task_id, ()):
+            event.set()
+
+    def _wake_all(self) -> None:
+        for events in self._waiting.values():
+            for event in events:
+                event.set()
