@@ -39,9 +39,9 @@ browser: ## Make sure Chromium is there for the web page's tests (installs it as
 test: $(VENV)/.installed-dev model browser ## Run the whole test suite
 	$(PY) -m pytest
 
-test-postgres: $(VENV)/.installed-dev model ## The database and pipeline tests against PostgreSQL at TEST_DATABASE_URL
+test-postgres: $(VENV)/.installed-dev model ## The database, pipeline and reliability tests against PostgreSQL at TEST_DATABASE_URL
 	@test -n "$(TEST_DATABASE_URL)" || { echo "Set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"; exit 1; }
-	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/reliability
 
 bench: $(VENV)/.installed-dev model ## Benchmarks against baselines in the same run: bench/results.md and .png
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, RateLimited
 
@@ -108,6 +109,24 @@ async def _db_busy(request: Request, exc: OperationalError) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, "Internal error. It has been logged.")
+
+
+class RefuseNulInUrl:
+    """Refuse a NUL character anywhere in the path or the query (422) before any route sees it.
+
+    Nobody means one, and PostgreSQL cannot store or even compare it: an id like `ab%00cd` would
+    otherwise turn a lookup into a database error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            response = error_response(Request(scope), 422, "The URL must not contain NUL characters.")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import require_api_key
-from api.errors import install_error_handlers
+from api.errors import RefuseNulInUrl, install_error_handlers
 from api.routes import chat, health, metrics, openai, system, users, web
 from api.services.changes import TaskChanges
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
@@ -68,6 +68,7 @@ def create_app(
 
     app = FastAPI(title="ai_assistant gateway", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(RefuseNulInUrl)
     for protected in (chat.router, users.router, system.router, openai.router, metrics.router):
         app.include_router(protected, dependencies=[Depends(require_api_key)])
     app.include_router(health.router)

@@ -5,14 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.models import TaskStatus
 
 ClientMetaValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
 ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=20)]
 
-ClientId = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=128)]
+
+def _without_nul(value: str) -> str:
+    # Nobody means a NUL character, and PostgreSQL cannot store one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+ClientId = Annotated[
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=128),
+    AfterValidator(_without_nul),
+]
 
 
 class ChatRequest(BaseModel):
@@ -24,7 +36,11 @@ class ChatRequest(BaseModel):
         None, description="Where the user talks from (e.g. a group); one conversation per place."
     )
     idempotency_key: (
-        Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)]
+        Annotated[
+            str,
+            StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
+            AfterValidator(_without_nul),
+        ]
         | None
     ) = Field(None, description="Sending the same key again returns the same task instead of a new one.")
     client_meta: ClientMeta | None = Field(
@@ -36,9 +52,7 @@ class ChatRequest(BaseModel):
     def _text_is_meaningful(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text must not be empty or only whitespace")
-        if "\x00" in value:
-            raise ValueError("text must not contain NUL characters")
-        return value
+        return _without_nul(value)
 
 
 class TaskUpdate(BaseModel):

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from shared.db import Database
+from shared.models import Message, Task, User
 from tests.conftest import wait_for
 
 FINAL = ("finished", "failed", "canceled")
@@ -33,3 +36,13 @@ def wait_final(client: TestClient, task_id: str, timeout: float = 90) -> dict[st
 
     result: dict[str, Any] = wait_for(done, timeout=timeout, interval=0.1)  # type: ignore[assignment]
     return result
+
+
+def row_counts(db: Database) -> tuple[int, int, int]:
+    """How many users, messages and tasks the database holds."""
+    with db.reading() as s:
+        return (
+            s.scalar(select(func.count()).select_from(User)) or 0,
+            s.scalar(select(func.count()).select_from(Message)) or 0,
+            s.scalar(select(func.count()).select_from(Task)) or 0,
+        )

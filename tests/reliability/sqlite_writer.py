@@ -1,6 +1,7 @@
 """`python -m tests.reliability.sqlite_writer URL SECONDS`: write tasks' progress hard, as a worker does.
 
-Prints how many writes it made and how many failed with "database is locked".
+Prints how many writes it made, how many failed with "database is locked", and the pragmas its own
+connection reported (journal mode, busy timeout, foreign keys).
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import sys
 import time
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.exc import OperationalError
 
 from shared.config import DatabaseSettings
 from shared.db import Database
 from shared.models import Task, utcnow
+
+PRAGMAS = ("journal_mode", "busy_timeout", "foreign_keys")
 
 
 def main() -> None:
@@ -28,7 +31,9 @@ def main() -> None:
             writes += 1
         except OperationalError as exc:
             locked += "locked" in str(exc)
-    print(f"writes={writes} locked={locked}", flush=True)
+    with db.reading() as session:
+        pragmas = [session.execute(text(f"PRAGMA {name}")).scalar() for name in PRAGMAS]
+    print(f"writes={writes} locked={locked} pragmas={','.join(map(str, pragmas))}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections.abc import Callable
-from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from rq import Queue
 from rq.job import Job
@@ -19,7 +16,7 @@ from tests.conftest import wait_for
 from tests.fakes import FakeChatModel
 from tests.helpers import send as _send
 from tests.helpers import status as _status
-from worker.reply import GENERATION_FAILED, TIMED_OUT
+from worker.reply import GENERATION_FAILED
 
 
 def test_answer_and_usage_are_written(client: TestClient, run_jobs: Callable[[], None]) -> None:
@@ -73,24 +70,6 @@ def test_history_is_trimmed_to_the_window(
     assert questions[-1] == "07"
     assert questions == sorted(questions) and "00" not in questions
     assert len(questions) >= 2
-
-
-def test_a_message_longer_than_the_window_fails_clearly(
-    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
-) -> None:
-    fake_model._window = 500
-    task_id = _send(client, "y" * 1000)
-    run_jobs()
-
-    status = _status(client, task_id)
-    assert status["status"] == "failed"
-    assert "too long for this model" in status["error"]
-    assert status["finish_reason"] == "context_length"
-    assert fake_model.prompts == []
-    # The worker goes on serving.
-    next_id = _send(client, "short")
-    run_jobs()
-    assert _status(client, next_id)["status"] == "finished"
 
 
 def test_conversation_order_holds_when_jobs_arrive_out_of_order(
@@ -187,40 +166,6 @@ def test_a_model_error_fails_the_task_readably_and_in_rq(
     assert "bank" not in result.exc_string
 
 
-def test_an_endless_answer_is_stopped_by_max_tokens(
-    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
-) -> None:
-    fake_model.endless = True
-    task_id = _send(client, "never stop")
-    run_jobs()
-
-    status = _status(client, task_id)
-    assert status["status"] == "finished"
-    assert status["usage"]["completion_tokens"] <= 64 + 1
-
-
-def test_a_slow_answer_times_out(
-    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel, reply_service: Any
-) -> None:
-    reply_service.worker_settings.generation_timeout_seconds = 0.3
-    fake_model.endless = True
-    fake_model.token_delay = 0.05
-    task_id = _send(client, "slow")
-    run_jobs()
-
-    status = _status(client, task_id)
-    assert status["status"] == "failed"
-    assert status["error"] == TIMED_OUT
-    assert status["finish_reason"] == "timeout"
-    # And the worker keeps serving.
-    fake_model.endless = False
-    fake_model.token_delay = 0
-    reply_service.worker_settings.generation_timeout_seconds = 30
-    next_id = _send(client, "quick")
-    run_jobs()
-    assert _status(client, next_id)["status"] == "finished"
-
-
 def test_a_repeated_job_does_not_answer_twice(
     client: TestClient, queue: Queue, run_jobs: Callable[[], None], fake_model: FakeChatModel, db: Database
 ) -> None:
@@ -233,42 +178,6 @@ def test_a_repeated_job_does_not_answer_twice(
     assert _status(client, task_id)["status"] == "finished"
 
 
-def _raw(value: object) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _inflate(value: bytes) -> bytes:
-    try:
-        return zlib.decompress(value)
-    except zlib.error:
-        return b""
-
-
-@pytest.mark.parametrize("text", ["<script>alert(1)</script>", '<img src=x onerror="alert(1)">'])
-def test_user_text_and_answers_never_reach_redis(
-    client: TestClient, queue: Queue, run_jobs: Callable[[], None], text: str
-) -> None:
-    task_id = _send(client, text)
-    run_jobs()
-    assert _status(client, task_id)["status"] == "finished"
-
-    conn = queue.connection
-    values: list[bytes] = []
-    for key in conn.scan_iter("*"):
-        kind = conn.type(key)
-        if kind == b"hash":
-            values += [_raw(v) for v in conn.hgetall(key).values()]
-        elif kind == b"string":
-            values.append(_raw(conn.get(key)))
-        elif kind == b"list":
-            values += [_raw(v) for v in conn.lrange(key, 0, -1)]
-    # RQ keeps a job's function and arguments pickled and compressed: look inside those too.
-    dump = b" ".join(values + [_inflate(v) for v in values])
-    assert b"alert" not in dump and b"Answer 1" not in dump
-    # The job data rq-dashboard shows is there, and holds only the id.
-    assert b"worker.tasks.generate_reply" in dump and task_id.encode() in dump
-
-
 def test_status_counts_are_consistent_with_the_database(
     client: TestClient, db: Database, run_jobs: Callable[[], None]
 ) -> None:
@@ -277,21 +186,3 @@ def test_status_counts_are_consistent_with_the_database(
     with db.reading() as s:
         statuses = {t.id: t.status for t in s.query(Task).all()}
     assert statuses == dict.fromkeys(ids, "finished")
-
-
-def test_rq_job_timeout_is_a_backstop(
-    client: TestClient, queue: Queue, run_jobs: Callable[[], None], fake_model: FakeChatModel
-) -> None:
-    fake_model.endless = True
-    fake_model.token_delay = 0.05
-    task_id = _send(client, "hang on")
-    # The same job with a 1-second RQ limit, far below the generation timeout.
-    Job.fetch(task_id, connection=queue.connection).delete()
-    queue.enqueue("worker.tasks.generate_reply", task_id, job_id=task_id, job_timeout=1)
-    run_jobs()
-
-    status = _status(client, task_id)
-    assert status["status"] == "failed"
-    assert status["error"] == TIMED_OUT
-    assert status["finish_reason"] == "timeout"
-    assert task_id in queue.failed_job_registry.get_job_ids()

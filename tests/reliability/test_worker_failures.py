@@ -1,0 +1,106 @@
+"""Workers that die, hang or never stop: every task ends, and the worker (or its successor) goes on."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from rq import Queue
+from rq.job import Job
+
+from shared.recovery import WORKER_LOST
+from tests.conftest import wait_for
+from tests.fakes import FakeChatModel
+from tests.helpers import send as _send
+from tests.helpers import status as _status
+from worker.reply import TIMED_OUT
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_answer_fails_its_task_and_the_next_is_served(
+    client: TestClient, fake_workers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """Figure held: SIGKILL while writing; the task fails with a readable message within
+    1.25 x TASK_STALE_AFTER_SECONDS of silence (3 s here), and the next message is answered."""
+    settings = {"TASK_STALE_AFTER_SECONDS": "3", "HEARTBEAT_INTERVAL_SECONDS": "0.5"}
+    victim = fake_workers(FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", **settings)
+    doomed = client.post("/api/chat", json={"user_id": "a", "text": "long story"}).json()["task_id"]
+    wait_for(lambda: _status(client, doomed)["partial_text"], timeout=30)
+    following = client.post("/api/chat", json={"user_id": "b", "text": "next"}).json()["task_id"]
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert _status(client, doomed)["status"] == "started"
+    # What a supervisor does: start a worker again.
+    fake_workers(**settings)
+
+    failed = wait_for(lambda: _status(client, doomed)["status"] == "failed", timeout=30)
+    assert failed
+    assert _status(client, doomed)["error"] == WORKER_LOST
+    assert _status(client, doomed)["finish_reason"] == "worker_lost"
+    wait_for(lambda: _status(client, following)["status"] == "finished", timeout=30)
+    assert _status(client, following)["answer"] == "Answer 1 to 'next' (saw 0 answers)"
+
+
+def test_an_endless_answer_is_stopped_by_max_tokens(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    """Figure held: a model that never stops: finished at max_tokens (64), and the worker goes on."""
+    fake_model.endless = True
+    task_id = _send(client, "never stop")
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "finished"
+    assert status["usage"]["completion_tokens"] <= 64 + 1
+    fake_model.endless = False
+    next_id = _send(client, "and now?")
+    run_jobs()
+    assert _status(client, next_id)["status"] == "finished"
+
+
+def test_a_slow_answer_times_out(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel, reply_service: Any
+) -> None:
+    """Figure held: an answer over GENERATION_TIMEOUT_SECONDS (0.3 s here) fails as timed out;
+    the next is answered."""
+    reply_service.worker_settings.generation_timeout_seconds = 0.3
+    fake_model.endless = True
+    fake_model.token_delay = 0.05
+    task_id = _send(client, "slow")
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert status["error"] == TIMED_OUT
+    assert status["finish_reason"] == "timeout"
+    # And the worker keeps serving.
+    fake_model.endless = False
+    fake_model.token_delay = 0
+    reply_service.worker_settings.generation_timeout_seconds = 30
+    next_id = _send(client, "quick")
+    run_jobs()
+    assert _status(client, next_id)["status"] == "finished"
+
+
+def test_rq_job_timeout_is_a_backstop(
+    client: TestClient, queue: Queue, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    """Figure held: a job over RQ's own timeout (1 s) is stopped and its task fails as timed out."""
+    fake_model.endless = True
+    fake_model.token_delay = 0.05
+    task_id = _send(client, "hang on")
+    # The same job with a 1-second RQ limit, far below the generation timeout.
+    Job.fetch(task_id, connection=queue.connection).delete()
+    queue.enqueue("worker.tasks.generate_reply", task_id, job_id=task_id, job_timeout=1)
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert status["error"] == TIMED_OUT
+    assert status["finish_reason"] == "timeout"
+    assert task_id in queue.failed_job_registry.get_job_ids()
