@@ -72,4 +72,3 @@ def test_a_slow_answer_costs_a_request_per_change_not_per_poll_interval(
     # Polling every bot_poll_interval_seconds (0.05 here) would have asked some 70 times.
     polls = seconds / bot.settings.bot_poll_interval_seconds
     assert status_requests.count < polls / 2, (status_requests.count, seconds)
-    assert status_requests.count <= 40, status_requests.count
