@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -48,7 +47,7 @@ def create_app(
         for thread in background:
             thread.start()
         changes = TaskChanges(queue_settings.redis_url, changes_channel(queue.name))
-        listening = asyncio.create_task(changes.listen(), name="task-changes")
+        changes.start()
         try:
             yield {
                 "db": db,
@@ -58,9 +57,7 @@ def create_app(
                 "queue_settings": queue_settings,
             }
         finally:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+            await changes.aclose()
             for thread in background:
                 thread.stop()
             redis.close()

@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import uuid
-from functools import partial
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -21,12 +20,13 @@ from rq import SimpleWorker
 
 from shared.config import DatabaseSettings, ModelSettings, QueueSettings, WorkerSettings
 from shared.db import Database
-from shared.jobs import announce_change, make_queue, make_redis
+from shared.jobs import make_queue, make_redis
 from shared.logging import configure_logging
 from shared.recovery import recover, recovery_thread
 from worker import tasks
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
+from worker.notices import ChangeNotices
 from worker.reply import ReplyService
 
 log = logging.getLogger("worker")
@@ -75,8 +75,8 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     # Jobs run in this thread; repairs of other workers' tasks go on beside them.
     recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)
     recovery.start()
-    announce = partial(announce_change, queue)
-    tasks.install(ReplyService(db, model, model_settings, worker_settings, name, announce=announce))
+    notices = ChangeNotices(queue)
+    tasks.install(ReplyService(db, model, model_settings, worker_settings, name, announce=notices))
     log.info("worker %s ready on queue %r", name, queue.name)
     try:
         # RQ's worker quits when Redis vanishes at the wrong moment; this process keeps its model
@@ -95,6 +95,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
             wait_for_redis(redis)
     finally:
         recovery.stop()
+        notices.stop()
         tasks.install(None)
 
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 FALLBACK_SECONDS = 0.5
 UNSUBSCRIBED_POLL_SECONDS = 0.1
 _RECONNECT_SECONDS = 1.0
+_CLOSE_SECONDS = 5.0
 
 
 class TaskChanges:
@@ -32,11 +33,31 @@ class TaskChanges:
         self._redis_url = redis_url
         self._channel = channel
         self._waiting: dict[str, set[asyncio.Event]] = {}
+        self._listening: asyncio.Task[None] | None = None
+        self._closing = False
         self.subscribed = False
 
-    async def listen(self) -> None:
-        """Receive notices until cancelled, subscribing again after a lost connection."""
-        while True:
+    def start(self) -> None:
+        """Start receiving notices, in a task of the running event loop."""
+        self._listening = asyncio.create_task(self._listen(), name="task-changes")
+
+    async def aclose(self) -> None:
+        """Stop receiving notices.
+
+        Cancelling alone is not enough: the Redis client can absorb a cancel (seen with its endless
+        pub/sub read), so the loop also checks a flag between reads of at most a second.
+        """
+        self._closing = True
+        if self._listening is None:
+            return
+        self._listening.cancel()
+        await asyncio.wait({self._listening}, timeout=_CLOSE_SECONDS)
+        if not self._listening.done():
+            log.warning("the task change subscription did not stop within %ss", _CLOSE_SECONDS)
+
+    async def _listen(self) -> None:
+        """Receive notices until closed, subscribing again after a lost connection."""
+        while not self._closing:
             client = Redis.from_url(self._redis_url, socket_connect_timeout=2)
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
@@ -44,15 +65,20 @@ class TaskChanges:
                     self.subscribed = True
                     # Notices sent while we were away are lost: let every follower look again.
                     self._wake_all()
-                    async for message in pubsub.listen():
-                        self._wake(message["data"].decode("utf-8", "replace"))
+                    # Short reads, not `listen()`: the client's endless read can absorb a cancel,
+                    # and this loop must end soon after `aclose()` however it is interrupted.
+                    while not self._closing:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if message is not None:
+                            self._wake(message["data"].decode("utf-8", "replace"))
             except (RedisError, OSError) as exc:
-                if self.subscribed:
+                if self.subscribed and not self._closing:
                     log.warning("task change notices interrupted, followers poll meanwhile: %s", exc)
             finally:
                 self.subscribed = False
                 await client.aclose()
-            await asyncio.sleep(_RECONNECT_SECONDS)
+            if not self._closing:
+                await asyncio.sleep(_RECONNECT_SECONDS)
 
     @contextlib.contextmanager
     def watch(self, task_id: str) -> Iterator[asyncio.Event]:
