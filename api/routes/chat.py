@@ -56,24 +56,22 @@ def post_chat(
 )
 async def get_status(
     task_id: str,
-    response: Response,
     db: DbDep,
     changes: ChangesDep,
     wait: Annotated[
         float, Query(ge=0, le=60, description="With If-None-Match: seconds to wait for a change.")
     ] = 0,
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
-) -> TaskOut | Response:
+) -> Response:
     """Where a task stands: queue position, the answer so far, the final answer or the error.
 
     Each answer carries an ETag. Sent back as If-None-Match with `wait`, it makes this a long poll:
     the reply comes as soon as the task changes (304 if it has not within `wait` seconds).
     """
-    current, tag, changed = await stream.status_once_changed(db, changes, task_id, if_none_match, wait)
+    document, tag, changed = await stream.status_once_changed(db, changes, task_id, if_none_match, wait)
     if not changed:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
-    response.headers["ETag"] = tag
-    return current
+    return Response(document, media_type="application/json", headers={"ETag": tag})
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)

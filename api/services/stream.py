@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -14,6 +15,21 @@ from api.services.tasks import get_status
 from shared.db import Database
 from shared.models import FINAL_STATUSES
 from shared.schemas import TaskOut
+
+
+async def _reads(
+    db: Database, changes: TaskChanges, task_id: str, deadline: float | None = None
+) -> AsyncGenerator[TaskOut]:
+    """The task's status now, then again after each change notice (or each look of its own).
+
+    The waits between reads end by `deadline` (event-loop time), if one is given.
+    """
+    loop = asyncio.get_running_loop()
+    with changes.watch(task_id) as changed:
+        while True:
+            changed.clear()  # before the read: a change committed after it sets the event again
+            yield await run_in_threadpool(get_status, db, task_id)
+            await changes.wait(changed, None if deadline is None else deadline - loop.time())
 
 
 async def follow(
@@ -28,10 +44,8 @@ async def follow(
     Stops early (without a final state) when `disconnected()` says the client went away.
     """
     last: tuple[object, ...] | None = None
-    with changes.watch(task_id) as changed:
-        while True:
-            changed.clear()
-            status = await run_in_threadpool(get_status, db, task_id)
+    async with contextlib.aclosing(_reads(db, changes, task_id)) as reads:
+        async for status in reads:
             key = (status.status, status.position, status.partial_text, status.answer)
             if key != last:
                 last = key
@@ -40,12 +54,6 @@ async def follow(
                 return
             if disconnected is not None and await disconnected():
                 return
-            await changes.wait(changed)
-
-
-def etag(status: TaskOut) -> str:
-    """A strong validator of a status document: equal tags mean equal documents."""
-    return '"' + hashlib.blake2b(status.model_dump_json().encode(), digest_size=12).hexdigest() + '"'
 
 
 def _matches(if_none_match: str | None, tag: str) -> bool:
@@ -57,26 +65,26 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
 
 async def status_once_changed(
     db: Database, changes: TaskChanges, task_id: str, if_none_match: str | None, wait: float
-) -> tuple[TaskOut, str, bool]:
-    """The task's status and ETag, waiting up to `wait` seconds while it matches `if_none_match`.
+) -> tuple[str, str, bool]:
+    """The task's status document (JSON) and ETag, waiting up to `wait` seconds while the tag
+    matches `if_none_match`.
 
-    Returns (status, tag, changed): `changed` is False when the client's copy is still current.
+    Returns (document, tag, changed): `changed` is False when the client's copy is still current.
     This is a long poll: a client learns of each change (the final answer above all) at once,
-    without asking many times a second.
+    without asking many times a second. The document is serialised once, for the tag and the body.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    with changes.watch(task_id) as changed:
-        while True:
-            changed.clear()
-            status = await run_in_threadpool(get_status, db, task_id)
-            tag = etag(status)
+    async with contextlib.aclosing(_reads(db, changes, task_id, deadline)) as reads:
+        async for status in reads:
+            document = status.model_dump_json()
+            # A strong validator: equal tags mean equal documents.
+            tag = '"' + hashlib.blake2b(document.encode(), digest_size=12).hexdigest() + '"'
             if not _matches(if_none_match, tag):
-                return status, tag, True
-            left = deadline - loop.time()
-            if left <= 0 or status.status in FINAL_STATUSES:
-                return status, tag, False
-            await changes.wait(changed, left)
+                return document, tag, True
+            if status.status in FINAL_STATUSES or loop.time() >= deadline:
+                return document, tag, False
+    raise AssertionError("the reads of a task never end by themselves")
 
 
 class TextDiff:
