@@ -49,6 +49,9 @@ def page(browser: Browser, served_gateway: ServedGateway) -> Iterator[Page]:
 
 
 def _send(page: Page, text: str) -> None:
+    # As a person would: the page takes one message at a time, once the last answer is complete
+    # (its text can be whole a moment before the answer's end arrives).
+    expect(page.locator("#send")).to_be_visible(timeout=10_000)
     page.fill("#input", text)
     page.keyboard.press("Enter")
 
