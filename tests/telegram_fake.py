@@ -43,7 +43,7 @@ class ChatMessage:
 
 
 class FakeTelegram:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.lock = threading.Lock()
         self.updates: list[dict[str, Any]] = []
         self.update_ids = itertools.count(1)
@@ -54,7 +54,8 @@ class FakeTelegram:
         self.drafts: dict[tuple[int, int], list[str]] = {}
         self.failures: dict[str, list[dict[str, Any]]] = {}
         self.drafts_supported = True
-        self.port = free_port()
+        self.host = host
+        self.port = port or free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -64,10 +65,14 @@ class FakeTelegram:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, control: bool = False) -> None:
+        """Serve in a thread; `control` adds routes through which another process plays the user."""
         app = FastAPI()
         app.add_api_route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        if control:
+            app.add_api_route("/control/messages", self._control_send, methods=["POST"])
+            app.add_api_route("/control/chats/{chat}", self._control_chat, methods=["GET"])
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -102,6 +107,14 @@ class FakeTelegram:
         except _ApiError as exc:
             return _error(exc.code, exc.description)
         return JSONResponse({"ok": True, "result": result})
+
+    async def _control_send(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        message_id = self.send_text(str(body["text"]), user_id=int(body.get("user_id", 1001)))
+        return JSONResponse({"message_id": message_id})
+
+    def _control_chat(self, chat: int) -> JSONResponse:
+        return JSONResponse([{"message_id": m.message_id, "text": m.text} for m in self.chat(chat)])
 
     # --- what tests do -------------------------------------------------------------------
 
@@ -305,3 +318,17 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any]:
     for key, value in parse_qsl(body.decode(), keep_blank_values=True):
         params[key] = json.loads(value) if value[:1] in "[{" else value
     return params
+
+
+def serve(host: str, port: int) -> None:
+    """Run the fake with its control routes until killed (`python -m tests.telegram_fake HOST PORT`)."""
+    fake = FakeTelegram(host, port)
+    fake.start(control=True)
+    assert fake._thread is not None
+    fake._thread.join()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(sys.argv[1], int(sys.argv[2]))

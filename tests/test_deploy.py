@@ -131,11 +131,15 @@ def test_the_dockerfile_copies_what_exists(directory: str) -> None:
     assert (ROOT / directory).is_dir()
 
 
-def test_the_image_is_multi_stage_and_runs_unprivileged() -> None:
+def test_the_image_is_multi_stage_and_drops_root_in_its_entrypoint() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2
     assert "AS build" in dockerfile and "COPY --from=build" in dockerfile
-    assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
+    assert 'ENTRYPOINT ["docker-entrypoint"]' in dockerfile
+    assert "COPY deploy/entrypoint.sh /usr/local/bin/docker-entrypoint" in dockerfile
+    entrypoint = (ROOT / "deploy" / "entrypoint.sh").read_text()
+    # Every path through the script ends in an exec: as the caller (not root), or via setpriv.
+    assert entrypoint.rstrip().splitlines()[-1].startswith("exec setpriv --reuid=")
     assert "-DLLAVA_BUILD=OFF" in dockerfile
     runtime = dockerfile.split("COPY --from=build")[1]
     assert "build-essential" not in runtime
@@ -211,3 +215,31 @@ def test_every_long_running_command_starts(
         for log in logs:
             log.close()
         telegram.stop()
+
+
+def test_an_offline_setup_fails_with_one_sentence_naming_the_way_out(tmp_path: Path) -> None:
+    """No package index reachable (as in a container without internet): one clear line, no traceback."""
+    from stack.redis_server import free_port
+
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "MODELS_DIR": str(tmp_path / "models"),
+        # A closed port on loopback: pip fails at once, as with no network at all.
+        "PIP_INDEX_URL": f"http://127.0.0.1:{free_port()}/simple",
+        "PIP_FIND_LINKS": "",
+        "PIP_CONFIG_FILE": "/dev/null",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.model"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    said = result.stderr.strip()
+    assert len(said.splitlines()) == 1 and "Traceback" not in said
+    assert "MODEL_PATH" in said and "data/models/" in said
+    assert not (tmp_path / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").exists()

@@ -1,0 +1,379 @@
+"""The VPS path, run for real: the compose deployment on a Docker engine, checked as a user meets it.
+
+`make deploy-check` (as root). It makes sure a Docker engine runs (installing Debian's `docker.io`
+and `docker-compose` and starting `dockerd` when missing), builds the image, and then:
+1. upgrades a deployment of the previous release (its data written by that image) to this one;
+2. deploys a fresh clone made as root with the README's commands, and checks the chat, the
+   dashboard, Redis's isolation, restarts, two workers, the bot against a fake Bot API, each
+   container's user, and an offline `setup`.
+Every check prints its figure; the last line counts them. What the check made is removed at the
+end, and `dockerd` is stopped again if the check started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deploy.engine import Engine, compose_command, run
+from deploy.http import basic_auth, call, wait_until
+from deploy.stack import Deployment, free_port
+
+log = logging.getLogger("deploy.smoke")
+
+ROOT = Path(__file__).resolve().parent.parent
+# The last release whose image ran as uid 10001 without an entrypoint (its operators had to
+# `chown -R 10001 data` by hand): the upgrade starts from the data directory it wrote.
+PREVIOUS_RELEASE = "8415309"
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+APP_UID = 10001
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed: list[str] = []
+
+    def __call__(self, name: str, ok: bool, figure: str = "") -> bool:
+        print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + figure if figure else ''}", flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(name)
+        return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--previous", default=PREVIOUS_RELEASE, help="release to upgrade from")
+    parser.add_argument("--keep", action="store_true", help="keep images and the engine (faster reruns)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if os.geteuid() != 0:
+        print("The deployment check runs Docker: run it as root.", file=sys.stderr)
+        return 2
+    model = ROOT / "data" / "models" / MODEL_FILE
+    if not model.is_file():
+        print(f"{model} is missing: `make model` first.", file=sys.stderr)
+        return 2
+    checks = Checks()
+    engine = Engine()
+    workdir = Path(tempfile.mkdtemp(prefix="deploy-check-", dir="/var/tmp"))
+    try:
+        engine.start(workdir / "dockerd.log")
+        engine.base_images()
+        compose = compose_command()
+        checks("compose tool", True, " ".join(compose))
+        new_rev = run(["git", "-C", str(ROOT), "rev-parse", "HEAD"]).stdout.strip()
+        clone = _clone(workdir / "ai_assistant", new_rev)
+        started = time.monotonic()
+        _build(clone, new_rev, "ai-assistant:latest")
+        engine.images.append("ai-assistant:latest")
+        checks("image built", True, f"{time.monotonic() - started:.0f} s")
+        _build(clone, args.previous, "ai-assistant:previous")
+        engine.images.append("ai-assistant:previous")
+        size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", "ai-assistant:latest"]).stdout)
+        checks("image size", size > 0, f"{size / 1e6:.0f} MB")
+        _upgrade(checks, compose, workdir, args.previous, new_rev, model)
+        _fresh_clone(checks, compose, workdir, new_rev, model)
+        _data_ownership(checks, workdir)
+        _offline_setup(checks, workdir)
+    except Exception as exc:  # every failure is reported as a failed check, then counted
+        log.exception("the deployment check stopped")
+        checks("deployment check ran to the end", False, f"{type(exc).__name__}: {exc}")
+    finally:
+        if not args.keep:
+            engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"deploy: {checks.passed} passed, {len(checks.failed)} failed")
+    return 1 if checks.failed else 0
+
+
+def _clone(target: Path, rev: str) -> Path:
+    run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(target)])
+    run(["git", "-C", str(target), "checkout", "--quiet", rev])
+    return target
+
+
+def _build(clone: Path, rev: str, tag: str) -> None:
+    """Build `rev`'s image (the build stage of an unchanged requirements.txt comes from the cache)."""
+    log.info("building %s from %s", tag, rev)
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as context:
+        run(["git", "-C", str(clone), "worktree", "add", "--detach", "--force", context, rev])
+        try:
+            run(["docker", "build", "--network=host", "-t", tag, context], timeout=3600)
+        finally:
+            run(["git", "-C", str(clone), "worktree", "remove", "--force", context])
+
+
+def _write_env(directory: Path, telegram_base: str = "") -> dict[str, str]:
+    """The `.env` of the README's "Deploy on a VPS", with ports of this machine's choosing."""
+    env = {
+        "API_KEY": secrets.token_hex(24),
+        "REDIS_PASSWORD": secrets.token_hex(24),
+        "DASHBOARD_PASSWORD": secrets.token_hex(24),
+        "TELEGRAM_BOT_TOKEN": "4242:DEPLOYCHECK",
+        "API_PORT": str(free_port()),
+        "DASHBOARD_PORT": str(free_port()),
+    }
+    if telegram_base:
+        env["TELEGRAM_API_BASE"] = telegram_base
+    path = directory / ".env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    path.chmod(0o600)
+    return env
+
+
+def _place_model(directory: Path, model: Path) -> None:
+    # Containers have no internet here; on a VPS `setup` would fetch this same file.
+    (directory / "data" / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(model, directory / "data" / "models" / MODEL_FILE)
+
+
+def _upgrade(
+    checks: Checks, compose: list[str], workdir: Path, previous: str, new_rev: str, model: Path
+) -> None:
+    """The previous release's deployment, updated with `git pull && docker compose up -d`."""
+    directory = _clone(workdir / "upgrade", previous)
+    env = _write_env(directory)
+    _place_model(directory, model)
+    # What an operator of the previous release had to do by hand for it to start at all.
+    run(["chown", "-R", f"{APP_UID}:{APP_UID}", str(directory / "data")])
+    override = workdir / "previous-image.yml"
+    override.write_text(
+        "services:\n"
+        + "".join(
+            f"  {s}:\n    image: ai-assistant:previous\n" for s in ("setup", "api", "worker", "dashboard")
+        )
+    )
+    stack = Deployment(compose, directory, "aiupgrade", env, extra_files=[override])
+    try:
+        stack.up()
+        answered = stack.chat("upgrade-user", "Say hello to the old release.")
+        before = stack.history("upgrade-user")
+        checks("previous release answers", answered["status"] == "finished", f"{len(before)} exchange(s)")
+        stack.compose("down")
+        run(["git", "-C", str(directory), "checkout", "--quiet", new_rev])
+        stack.extra_files = []
+        stack.up()
+        after = stack.history("upgrade-user")
+        checks(
+            "upgrade keeps the conversations",
+            [(e["question"], e["answer"]) for e in after] == [(e["question"], e["answer"]) for e in before],
+            f"{len(after)} exchange(s) served by the new image",
+        )
+        checks("upgrade migrates", stack.exit_code("setup") == 0, "setup exited 0")
+        answered = stack.chat("upgrade-user", "And hello to the new one.")
+        checks("upgraded stack answers", answered["status"] == "finished", answered["answer"][:40])
+        owner = directory.joinpath("data", "ai_assistant.db").stat().st_uid
+        checks("upgraded data keeps its owner", owner == APP_UID, f"uid {owner}")
+    finally:
+        stack.compose("down", "-v")
+
+
+def _fresh_clone(checks: Checks, compose: list[str], workdir: Path, new_rev: str, model: Path) -> None:
+    """A clone made as root, the README's `.env`, `docker compose up -d`: everything a user meets."""
+    directory = _clone(workdir / "fresh", new_rev)
+    env = _write_env(directory, telegram_base="http://fake-telegram:8081")
+    _place_model(directory, model)
+    fake_port = free_port()
+    override = workdir / "fake-telegram.yml"
+    override.write_text(
+        "services:\n"
+        "  fake-telegram:\n"
+        "    image: ai-assistant:latest\n"
+        "    profiles: [telegram]\n"
+        '    command: ["python", "-m", "tests.telegram_fake", "0.0.0.0", "8081"]\n'
+        "    volumes: [./tests:/app/tests:ro]\n"
+        f'    ports: ["127.0.0.1:{fake_port}:8081"]\n'
+    )
+    stack = Deployment(compose, directory, "aifresh", env, extra_files=[override])
+    try:
+        started = time.monotonic()
+        stack.up()
+        checks("fresh clone comes up", True, f"{time.monotonic() - started:.0f} s to a healthy gateway")
+        checks("setup succeeded", stack.exit_code("setup") == 0, "migrations and model in place")
+        started = time.monotonic()
+        answered = stack.chat("alice", "What is the capital of France?")
+        checks(
+            "a chat is answered",
+            answered["status"] == "finished" and bool(answered["answer"]),
+            f"{time.monotonic() - started:.2f} s, {answered['usage'].get('completion_tokens')} tokens",
+        )
+        owners = {p.stat().st_uid for p in (directory / "data").rglob("*")} | {
+            (directory / "data").stat().st_uid
+        }
+        checks("root-owned data handed to the service user", owners == {APP_UID}, f"owners {sorted(owners)}")
+        _dashboard(checks, stack)
+        _redis_isolation(checks, stack)
+        _restarts(checks, stack)
+        _two_workers(checks, stack)
+        _bot(checks, stack, fake_port)
+        _users(checks, stack)
+        memory = stack.memory()
+        checks(
+            "memory per container",
+            bool(memory),
+            ", ".join(f"{name} {mb:.0f} MB" for name, mb in memory.items())
+            + f"; total {sum(memory.values()):.0f} MB",
+        )
+    finally:
+        stack.compose("--profile", "telegram", "down", "-v")
+
+
+def _dashboard(checks: Checks, stack: Deployment) -> None:
+    url = f"http://127.0.0.1:{stack.env['DASHBOARD_PORT']}"
+    status, _ = wait_until("the dashboard", lambda: call("GET", url + "/"), 60)
+    checks("dashboard refuses without the password", status == 401, f"HTTP {status}")
+    auth = basic_auth("admin", stack.env["DASHBOARD_PASSWORD"])
+    status, _ = call("GET", url + "/", headers=auth)
+    checks("dashboard opens with the password", status == 200, f"HTTP {status}")
+    task_id = stack.history("alice")[0]["task_id"]
+    status, body = call("POST", f"{url}/job/{task_id}/delete", headers=auth)
+    refused = isinstance(body, dict) and body.get("status") == "DISABLED"
+    checks("dashboard has no delete action", refused, f"HTTP {status} {body}")
+
+
+def _redis_isolation(checks: Checks, stack: Deployment) -> None:
+    published = stack.inspect("redis", "{{json .NetworkSettings.Ports}}")
+    checks("Redis publishes no port", "HostPort" not in published, published)
+    result = stack.compose("exec", "-T", "redis", "redis-cli", "ping", check=False)
+    checks(
+        "Redis refuses a client without the password",
+        "NOAUTH" in result.stdout + result.stderr,
+        (result.stdout + result.stderr).strip()[:60],
+    )
+
+
+def _restarts(checks: Checks, stack: Deployment) -> None:
+    """A task queued while no worker runs survives `restart` and `down` + `up`, as do conversations."""
+    before = stack.history("alice")
+    stack.compose("stop", "worker")
+    queued = [stack.post("alice", "Name a colour.")["task_id"], stack.post("bob", "Name a fruit.")["task_id"]]
+    stack.compose("restart", "redis", "api")
+    stack.wait_workers(0)
+    states = [stack.status(t)["status"] for t in queued]
+    checks("queued tasks survive `restart`", states == ["queued", "queued"], f"{states}")
+    stack.compose("down")
+    stack.up()
+    done = [stack.wait_done(t) for t in queued]
+    checks(
+        "queued tasks survive `down` + `up` and are answered",
+        all(t["status"] == "finished" for t in done),
+        f"{[t['status'] for t in done]}",
+    )
+    after = stack.history("alice")
+    kept = [(e["question"], e["answer"]) for e in after[: len(before)]] == [
+        (e["question"], e["answer"]) for e in before
+    ]
+    checks("conversations survive `down` + `up`", kept, f"{len(after)} exchange(s) for alice")
+
+
+def _two_workers(checks: Checks, stack: Deployment) -> None:
+    stack.compose("up", "-d", "--scale", "worker=2")
+    health = stack.wait_workers(2)
+    checks("`--scale worker=2` runs two workers", health["workers"] == 2, f"{health['workers']} workers")
+    users = ("carol", "dave")
+    tasks = {
+        u: [stack.post(u, f"Message {i} from {u}: count to {i}.")["task_id"] for i in (1, 2, 3)]
+        for u in users
+    }
+    in_order = True
+    for user, ids in tasks.items():
+        done = [stack.wait_done(t) for t in ids]
+        in_order &= all(d["status"] == "finished" for d in done)
+        in_order &= all(done[i]["finished_at"] <= done[i + 1]["started_at"] for i in range(len(done) - 1))
+        questions = [e["question"] for e in stack.history(user)]
+        in_order &= questions == [f"Message {i} from {user}: count to {i}." for i in (1, 2, 3)]
+    checks("two workers answer each conversation in order", in_order, "2 users × 3 messages")
+
+
+def _bot(checks: Checks, stack: Deployment, fake_port: int) -> None:
+    fake = f"http://127.0.0.1:{fake_port}"
+    stack.compose("--profile", "telegram", "up", "-d")
+    wait_until("the fake Bot API", lambda: call("GET", f"{fake}/control/chats/1001")[0] == 200 or None, 60)
+    call("POST", f"{fake}/control/messages", {"text": "Hello from Telegram", "user_id": 1001})
+    task = wait_until(
+        "the bot's task",
+        lambda: t if (t := stack.latest_task("tg:1001", "1001")) and t["status"] == "finished" else None,
+        180,
+    )
+    wanted = "".join(ch for ch in task["answer"] if ch.isalnum())[:24]
+
+    def delivered() -> str | None:
+        messages = call("GET", f"{fake}/control/chats/1001")[1]
+        texts = ["".join(ch for ch in m["text"] if ch.isalnum()) for m in messages]
+        return next((t for t in texts if wanted in t), None)
+
+    wait_until("the answer in Telegram", delivered, 60)
+    checks(
+        "the bot answers through the gateway", True, f"answer delivered ({len(task['answer'])} characters)"
+    )
+
+
+def _users(checks: Checks, stack: Deployment) -> None:
+    uids = stack.process_uids()
+    root = sorted(name for name, found in uids.items() if 0 in found)
+    checks(
+        "no container runs as root",
+        bool(uids) and not root,
+        ", ".join(f"{n} {sorted(u)}" for n, u in uids.items()),
+    )
+
+
+def _data_ownership(checks: Checks, workdir: Path) -> None:
+    """An operator's own ./data keeps its owner: the services run as that user."""
+    data = workdir / "operator-data"
+    (data / "models").mkdir(parents=True)
+    (data / "models" / "leftover").write_text("written by root")
+    os.chown(data, 1000, 1000)
+    command = "id -u && touch /app/data/new-file"
+    result = run(
+        ["docker", "run", "--rm", "-v", f"{data}:/app/data", "ai-assistant:latest", "sh", "-c", command]
+    )
+    owners = {p.stat().st_uid for p in data.rglob("*")}
+    checks(
+        "an operator-owned ./data keeps its owner",
+        result.stdout.strip() == "1000" and owners == {1000},
+        f"ran as uid {result.stdout.strip()}, files owned by {sorted(owners)}",
+    )
+
+
+def _offline_setup(checks: Checks, workdir: Path) -> None:
+    data = workdir / "offline-data"
+    data.mkdir()
+    result = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            f"{data}:/app/data",
+            "ai-assistant:latest",
+            "python",
+            "-m",
+            "stack.model",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = result.stderr.strip()
+    clear = (
+        result.returncode != 0 and "MODEL_PATH" in said and "data/models/" in said and "Traceback" not in said
+    )
+    checks("offline setup fails with one clear sentence", clear, said[-200:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
