@@ -113,6 +113,17 @@ class ModelSettings(_EnvSettings):
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling threshold.")
     repeat_penalty: float = Field(1.1, ge=0, description="Penalty for repeating tokens.")
     seed: int | None = Field(None, description="Fixed sampling seed, for reproducible answers.")
+    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
+        "f16",
+        description="Precision of the computed context (KV cache): q8_0 halves its memory, q4_0 quarters "
+        "it, at some cost in quality.",
+    )
+    kv_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="RAM for the computed contexts of conversations waiting for their next message "
+        "(beyond the PARALLEL ones kept in the model's context); past it the oldest are read again.",
+    )
     system_prompt: str = Field(
         "You are a helpful, concise assistant.",
         description="System message put before every conversation (empty for none).",
@@ -131,6 +142,13 @@ class ModelSettings(_EnvSettings):
 
 class WorkerSettings(_EnvSettings):
     worker_name: str | None = Field(None, description="RQ worker name; default host and pid.")
+    parallel: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Answers one worker process writes at once, sharing its one loaded model "
+        "(continuous batching); each holds a context of N_CTX tokens.",
+    )
     partial_interval_seconds: float = Field(
         0.25, gt=0, description="How often the growing answer is written for /api/status."
     )

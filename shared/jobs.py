@@ -10,11 +10,13 @@ import logging
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
+from rq import Queue, Worker
 
 from shared.config import QueueSettings
 
 GENERATE_REPLY = "worker.tasks.generate_reply"
+# A worker process runs one RQ worker per answer it writes at once, named "<process>/slot-<n>".
+SLOT_MARK = "/slot-"
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,13 @@ def announce_change(queue: Queue, task_id: str) -> None:
         queue.connection.publish(changes_channel(queue.name), task_id)
     except RedisError as exc:
         log.debug("task=%s change not announced: %s", task_id, exc)
+
+
+def slot_worker_name(process_name: str, slot: int) -> str:
+    return f"{process_name}{SLOT_MARK}{slot}"
+
+
+def count_worker_processes(queue: Queue) -> int:
+    """Live worker processes on `queue` (each registers one RQ worker per slot)."""
+    names = {worker.name.split(SLOT_MARK)[0] for worker in Worker.all(queue=queue)}
+    return len(names)

@@ -68,7 +68,12 @@ class FakeChatModel:
         return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"
 
     def generate(
-        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self,
+        prompt: RenderedPrompt,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        sampling: Sampling,
+        cache_key: str | None = None,
     ) -> Iterator[str]:
         messages: list[ChatMessage] = prompt.payload
         self.prompts.append(messages)

@@ -7,22 +7,16 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from shared.config import ModelSettings
+from worker.sampling import Sampling
 
-if TYPE_CHECKING:
-    from llama_cpp import Llama
+__all__ = ["ChatMessage", "ChatModel", "LlamaChatModel", "RenderedPrompt", "Sampling"]
 
 log = logging.getLogger(__name__)
 
 ChatMessage = dict[str, str]
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float
-    top_p: float
 
 
 @dataclass(frozen=True)
@@ -58,45 +52,68 @@ class ChatModel(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def generate(
-        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self,
+        prompt: RenderedPrompt,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        sampling: Sampling,
+        cache_key: str | None = None,
     ) -> Iterator[str]:
-        """Yield the reply piece by piece; `should_stop` is called once for every new token."""
+        """Yield the reply piece by piece; `should_stop` is called once for every new token.
+
+        `cache_key` names the conversation, so a model that keeps computed contexts can find its own.
+        May be called from several threads at once."""
         ...
 
 
 class LlamaChatModel:
-    """A GGUF model loaded once with llama-cpp-python and reused for every reply."""
+    """A GGUF model loaded once, answering up to `parallel` conversations at once (continuous batching).
 
-    def __init__(self, path: Path, settings: ModelSettings) -> None:
+    Each conversation keeps its computed context between turns (see `worker.kv_slots`); every
+    `generate` call may come from a thread of its own.
+    """
+
+    def __init__(self, path: Path, settings: ModelSettings, parallel: int = 1) -> None:
         from jinja2.exceptions import TemplateError
-        from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from worker.batching import BatchEngine
+        from worker.llama_native import ContextShape, NativeModel
 
         self.path = path
         self.settings = settings
-        self._llama: Llama = Llama(
-            model_path=str(path),
-            n_ctx=settings.n_ctx,
+        self.native = NativeModel(path)
+        shape = ContextShape(
+            n_ctx=settings.n_ctx * parallel,
+            n_seq=parallel,
+            n_batch=min(512, settings.n_ctx),
             n_threads=settings.n_threads or os.cpu_count() or 1,
-            seed=settings.seed if settings.seed is not None else -1,
-            verbose=False,
+            kv_type=settings.kv_cache_type,
         )
-        self._eos_text = self._token_text(self._llama.token_eos())
-        self._bos_text = self._token_text(self._llama.token_bos())
-        template = self._llama.metadata.get("tokenizer.chat_template") or _CHATML
+        self.engine = BatchEngine(
+            self.native, shape, settings.kv_cache_mb * 1024 * 1024, repeat_penalty=settings.repeat_penalty
+        )
+        self._bos_text = self._token_text(self.native.bos)
+        eos_text = self._token_text(self.native.eos)
+        template = self.native.metadata("tokenizer.chat_template") or _CHATML
         try:
-            self._formatter = Jinja2ChatFormatter(
-                template, eos_token=self._eos_text, bos_token=self._bos_text
-            )
+            self._formatter = Jinja2ChatFormatter(template, eos_token=eos_text, bos_token=self._bos_text)
         except TemplateError:
             log.warning("model %s has an unusable chat template; using ChatML", path.name)
-            self._formatter = Jinja2ChatFormatter(_CHATML, eos_token=self._eos_text, bos_token=self._bos_text)
-        log.info("model loaded: %s (context %d tokens)", path.name, self.context_window)
+            self._formatter = Jinja2ChatFormatter(_CHATML, eos_token=eos_text, bos_token=self._bos_text)
+        log.info(
+            "model loaded: %s (%d-token context × %d conversations at once; KV %s; %d MB for saved ones)",
+            path.name,
+            settings.n_ctx,
+            parallel,
+            settings.kv_cache_type,
+            settings.kv_cache_mb,
+        )
 
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
-        return self._llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
+        return self.native.piece(token, special=True).decode("utf-8", errors="ignore")
 
     @property
     def name(self) -> str:
@@ -104,34 +121,28 @@ class LlamaChatModel:
 
     @property
     def context_window(self) -> int:
-        return self._llama.n_ctx()
+        return self.settings.n_ctx
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self.native.tokenize(text, add_bos=False, special=False))
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
         prompt = self._formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
         # The template may already begin with the BOS token; never add a second one.
         add_bos = not (self._bos_text and prompt.startswith(self._bos_text))
-        tokens = self._llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens = self.native.tokenize(prompt, add_bos=add_bos, special=True)
         return RenderedPrompt(size=len(tokens), payload=tokens)
 
     def generate(
-        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self,
+        prompt: RenderedPrompt,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        sampling: Sampling,
+        cache_key: str | None = None,
     ) -> Iterator[str]:
-        from llama_cpp import StoppingCriteriaList
+        return self.engine.generate(prompt.payload, max_tokens, should_stop, sampling, key=cache_key)
 
-        stream = self._llama.create_completion(
-            prompt.payload,
-            max_tokens=max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            repeat_penalty=self.settings.repeat_penalty,
-            stop=[self._eos_text] if self._eos_text else [],
-            stream=True,
-            stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: should_stop()]),
-        )
-        for chunk in stream:
-            text = chunk["choices"][0]["text"]  # type: ignore[index]
-            if text:
-                yield text
+    def close(self) -> None:
+        self.engine.close()
+        self.native.close()

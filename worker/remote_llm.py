@@ -60,7 +60,12 @@ class OpenAIChatModel:
         return RenderedPrompt(size=size, payload=[dict(m) for m in messages])
 
     def generate(
-        self, prompt: RenderedPrompt, max_tokens: int, should_stop: Callable[[], bool], sampling: Sampling
+        self,
+        prompt: RenderedPrompt,
+        max_tokens: int,
+        should_stop: Callable[[], bool],
+        sampling: Sampling,
+        cache_key: str | None = None,
     ) -> Iterator[str]:
         body = {
             "model": self.settings.openai_model,
@@ -70,6 +75,8 @@ class OpenAIChatModel:
             "top_p": sampling.top_p,
             "stream": True,
         }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
         try:
             # Leaving this block closes the connection, which is how a server learns to stop.
             with self._http.stream("POST", "/chat/completions", json=body) as response:

@@ -118,6 +118,7 @@ class _Step(enum.Enum):
 @dataclass(frozen=True)
 class _Context:
     task_id: str
+    conversation_id: int
     system_prompt: str
     message: str
     history: list[tuple[str, str]]
@@ -219,6 +220,7 @@ class ReplyService:
         ).all()
         return _Context(
             task_id=task.id,
+            conversation_id=task.conversation_id,
             system_prompt=system_prompt,
             message=message or "",
             history=[(str(user), str(answer)) for user, answer in reversed(rows)],
@@ -226,6 +228,7 @@ class ReplyService:
             sampling=Sampling(
                 temperature=task.temperature if task.temperature is not None else settings.temperature,
                 top_p=task.top_p if task.top_p is not None else settings.top_p,
+                seed=settings.seed,
             ),
         )
 
@@ -264,7 +267,12 @@ class ReplyService:
         try:
             last_flush = float("-inf")  # the first words are shown at once, then every interval
             pieces = self.model.generate(
-                prompt.rendered, prompt.max_tokens, progress.should_stop, context.sampling
+                prompt.rendered,
+                prompt.max_tokens,
+                progress.should_stop,
+                context.sampling,
+                # The model keeps each conversation's computed context for its next turn.
+                cache_key=f"conversation-{context.conversation_id}",
             )
             for piece in pieces:
                 if progress.first_token_at is None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from rq import Worker
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import DbDep, QueueDep
 from api.services.tasks import queued_count
+from shared.jobs import count_worker_processes
 from shared.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -22,7 +22,7 @@ def health(db: DbDep, queue: QueueDep) -> JSONResponse:
     redis_ok, workers = True, 0
     try:
         queue.connection.ping()
-        workers = Worker.count(connection=queue.connection, queue=queue)
+        workers = count_worker_processes(queue)
     except RedisError:
         redis_ok = False
     database_ok, queued = True, None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
-from rq import Queue, Worker
+from rq import Queue
 from sqlalchemy import func, select
 
 from shared.db import Database
+from shared.jobs import count_worker_processes
 from shared.models import Task, TaskStatus
 
 # Latency figures summarise the most recent answers, so a scrape costs the same at any age.
@@ -65,7 +66,7 @@ def render(db: Database, queue: Queue) -> str:
         [("", by_status.get(TaskStatus.QUEUED, 0))],
     )
     try:
-        workers: float = Worker.count(connection=queue.connection, queue=queue)
+        workers: float = count_worker_processes(queue)
     except RedisError:
         workers = float("nan")
     out.metric(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from redis.exceptions import RedisError
-from rq import Queue, Worker
+from rq import Queue
 from sqlalchemy import func, select
 
 from api.services.status import RECENT
 from shared.db import Database
+from shared.jobs import count_worker_processes
 from shared.models import Task, TaskStatus
 from shared.schemas import SystemStatus
 
@@ -30,7 +31,7 @@ def system_status(db: Database, queue: Queue) -> SystemStatus:
     tokens = sum(r.completion_tokens for r in recent)
     seconds = sum(r.generation_seconds or 0 for r in recent)
     try:
-        workers: int | None = Worker.count(connection=queue.connection, queue=queue)
+        workers: int | None = count_worker_processes(queue)
     except RedisError:
         workers = None
     return SystemStatus(

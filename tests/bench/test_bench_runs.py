@@ -21,7 +21,9 @@ def test_quick_benchmark_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     )
     report = out.read_text()
     rows = [line for line in report.splitlines() if line.startswith("| ") and "figure" not in line]
-    assert len(rows) == 6
+    # Crowds of 1 and 2 people (interleave, gain, a burst), then speed, overhead, first text, intake,
+    # depth and memory; llama.cpp's own tools are left out of the quick run.
+    assert len(rows) == 9
     for row in rows:
         assert re.search(r"\| [\d.]+ \(", row), row  # each figure has a measured median
     assert out.with_suffix(".png").stat().st_size > 1000

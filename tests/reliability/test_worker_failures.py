@@ -27,7 +27,10 @@ def test_a_worker_killed_mid_answer_fails_its_task_and_the_next_is_served(
     """Figure held: SIGKILL while writing; the task fails with a readable message within
     1.25 x TASK_STALE_AFTER_SECONDS of silence (3 s here), and the next message is answered."""
     settings = {"TASK_STALE_AFTER_SECONDS": "3", "HEARTBEAT_INTERVAL_SECONDS": "0.5"}
-    victim = fake_workers(FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", **settings)
+    # One slot: the next message waits for a worker instead of joining the doomed one.
+    victim = fake_workers(
+        FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARALLEL="1", **settings
+    )
     doomed = client.post("/api/chat", json={"user_id": "a", "text": "long story"}).json()["task_id"]
     wait_for(lambda: _status(client, doomed)["partial_text"], timeout=30)
     following = client.post("/api/chat", json={"user_id": "b", "text": "next"}).json()["task_id"]
@@ -103,4 +106,65 @@ def test_rq_job_timeout_is_a_backstop(
     assert status["status"] == "failed"
     assert status["error"] == TIMED_OUT
     assert status["finish_reason"] == "timeout"
+    assert task_id in queue.failed_job_registry.get_job_ids()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_fails_every_answer_it_was_writing(
+    client: TestClient, fake_workers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """Figure held: SIGKILL while four answers are written at once; all four fail as lost within
+    1.25 x TASK_STALE_AFTER_SECONDS, none stays started, and the next message is answered."""
+    settings = {"TASK_STALE_AFTER_SECONDS": "3", "HEARTBEAT_INTERVAL_SECONDS": "0.5"}
+    victim = fake_workers(
+        FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARALLEL="4", **settings
+    )
+    doomed = [_send(client, "long story", user=f"person{i}") for i in range(4)]
+    # All four are being written at the same time by the one process.
+    wait_for(lambda: all(_status(client, t)["partial_text"] for t in doomed), timeout=30)
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    fake_workers(**settings)
+
+    for task_id in doomed:
+        wait_for(lambda t=task_id: _status(client, t)["status"] != "started", timeout=30)  # type: ignore[misc]
+        assert _status(client, task_id)["status"] == "failed"
+        assert _status(client, task_id)["finish_reason"] == "worker_lost"
+    later = _send(client, "next", user="person9")
+    wait_for(lambda: _status(client, later)["status"] == "finished", timeout=30)
+
+
+@pytest.mark.slow
+def test_sigterm_lets_every_answer_in_progress_finish(
+    client: TestClient, fake_workers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """Figure held: SIGTERM while three answers are written at once; all three finish whole, then the
+    process exits with 0."""
+    worker = fake_workers(FAKE_TOKEN_DELAY="0.15", PARALLEL="3")
+    tasks = [_send(client, "hello there", user=f"person{i}") for i in range(3)]
+    wait_for(lambda: all(_status(client, t)["partial_text"] for t in tasks), timeout=30)
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    for task_id in tasks:
+        status = _status(client, task_id)
+        assert status["status"] == "finished"
+        assert status["answer"] == "Answer 1 to 'hello there' (saw 0 answers)"
+
+
+@pytest.mark.slow
+def test_rq_job_timeout_stops_an_answer_in_a_slot_thread(
+    client: TestClient, queue: Queue, fake_workers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """Figure held: in a worker process (answers in threads), a job over RQ's own timeout (1 s) is
+    stopped and its task fails as timed out; the slot goes on serving."""
+    task_id = _send(client, "hang on")
+    Job.fetch(task_id, connection=queue.connection).delete()
+    queue.enqueue("worker.tasks.generate_reply", task_id, job_id=task_id, job_timeout=1)
+    fake_workers(FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARALLEL="1")
+
+    wait_for(lambda: _status(client, task_id)["status"] == "failed", timeout=30)
+    status = _status(client, task_id)
+    assert (status["error"], status["finish_reason"]) == (TIMED_OUT, "timeout")
     assert task_id in queue.failed_job_registry.get_job_ids()

@@ -1,0 +1,179 @@
+"""One loaded model answering several conversations at once, with the real bundled model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import ModelSettings
+from tests.conftest import DEFAULT_MODEL
+from worker.llm import ChatMessage, LlamaChatModel, Sampling
+
+GREEDY = Sampling(temperature=0, top_p=1)
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about autumn.",
+    "Explain photosynthesis briefly.",
+    "Name three colours.",
+]
+
+
+def _settings(**overrides: object) -> ModelSettings:
+    return ModelSettings(_env_file=None, model_path=Path(DEFAULT_MODEL), n_threads=2, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[LlamaChatModel]:
+    loaded = LlamaChatModel(DEFAULT_MODEL, _settings(), parallel=4)
+    yield loaded
+    loaded.close()
+
+
+def _messages(question: str, history: list[tuple[str, str]] = ()) -> list[ChatMessage]:  # type: ignore[assignment]
+    messages = [{"role": "system", "content": "You are a helpful assistant."}]
+    for asked, answered in history:
+        messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+    return [*messages, {"role": "user", "content": question}]
+
+
+def _answer(
+    model: LlamaChatModel, messages: list[ChatMessage], key: str | None = None, tokens: int = 48
+) -> str:
+    return "".join(model.generate(model.render_chat(messages), tokens, lambda: False, GREEDY, cache_key=key))
+
+
+def _together(model: LlamaChatModel, jobs: list[tuple[list[ChatMessage], str | None]]) -> list[str]:
+    """Start every answer at the same moment, each from a thread of its own, as the worker's slots do."""
+    results: list[str] = [""] * len(jobs)
+    start = threading.Barrier(len(jobs))
+
+    def run(i: int) -> None:
+        start.wait()
+        results[i] = _answer(model, *jobs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+@pytest.mark.slow
+def test_greedy_answers_are_the_same_alone_and_beside_three_others(model: LlamaChatModel) -> None:
+    alone = [_answer(model, _messages(q)) for q in QUESTIONS]
+    widest_before = model.engine.stats.widest_step
+    together = _together(model, [(_messages(q), None) for q in QUESTIONS])
+    assert together == alone
+    assert all(alone)
+    # They really were computed together: one step gave a token to all four.
+    assert model.engine.stats.widest_step == 4 >= widest_before
+
+
+@pytest.mark.slow
+def test_the_fast_greedy_choice_is_llama_cpps_own(model: LlamaChatModel) -> None:
+    """Greedy answers read the logits in place; llama.cpp's sampler chain (penalties, then greedy)
+    must choose the very same tokens, repeat penalty included."""
+    fast = [_answer(model, _messages(q), tokens=96) for q in QUESTIONS]
+    model.engine.fast_greedy = False
+    try:
+        chain = [_answer(model, _messages(q), tokens=96) for q in QUESTIONS]
+    finally:
+        model.engine.fast_greedy = True
+    assert fast == chain
+
+
+@pytest.mark.slow
+def test_canceling_one_of_four_leaves_the_others_complete_and_unchanged(model: LlamaChatModel) -> None:
+    alone = [_answer(model, _messages(q)) for q in QUESTIONS]
+    results: list[str] = [""] * 4
+    canceled = threading.Event()
+    tokens_after_cancel = []
+
+    def stop_second() -> bool:
+        if canceled.is_set():
+            tokens_after_cancel.append(1)
+        return canceled.is_set()
+
+    def run(i: int) -> None:
+        rendered = model.render_chat(_messages(QUESTIONS[i]))
+        stop = stop_second if i == 1 else (lambda: False)
+        for piece in model.generate(rendered, 48, stop, GREEDY):
+            results[i] += piece
+            if i == 1 and len(results[i]) > 10:
+                canceled.set()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert [results[0], results[2], results[3]] == [alone[0], alone[2], alone[3]]
+    assert len(results[1]) < len(alone[1]) and alone[1].startswith(results[1])
+    assert len(tokens_after_cancel) == 1  # stopped at the first token after the cancel
+
+
+@pytest.mark.slow
+def test_a_turn_computes_only_its_new_tokens_though_others_were_answered_between() -> None:
+    model = LlamaChatModel(DEFAULT_MODEL, _settings(), parallel=2)
+    try:
+        first = _answer(model, _messages("Hello! Who are you?"), key="alice")
+        _answer(model, _messages("Name a fruit."), key="bob")
+        _answer(model, _messages("Name a city."), key="carol")  # more people than sequences
+        follow_up = _messages("And what can you do?", [("Hello! Who are you?", first)])
+        rendered = model.render_chat(follow_up)
+        before = model.engine.stats.prompt_tokens_computed
+        _answer(model, follow_up, key="alice")
+        computed = model.engine.stats.prompt_tokens_computed - before
+        first_prompt = model.render_chat(_messages("Hello! Who are you?")).size
+        # Everything up to the end of the first answer was there already: the template's closing of
+        # that answer and the new message are what is read (a token or two of the answer may be
+        # re-read where its text tokenizes differently from how it was generated).
+        assert computed < rendered.size - first_prompt
+        assert computed <= rendered.size - model.count_tokens(first) - first_prompt + 4
+    finally:
+        model.close()
+
+
+@pytest.mark.slow
+def test_an_evicted_and_restored_conversation_answers_as_if_never_evicted() -> None:
+    history_question = "Tell me about the moon."
+    follow = "How far away is it?"
+
+    def conversation(evict: bool) -> tuple[str, int]:
+        model = LlamaChatModel(DEFAULT_MODEL, _settings(), parallel=1)
+        try:
+            first = _answer(model, _messages(history_question), key="alice")
+            if evict:
+                _answer(model, _messages("Name a fruit."), key="bob")
+            second = _answer(model, _messages(follow, [(history_question, first)]), key="alice")
+            return first + "|" + second, model.engine.slots.stats.restored
+        finally:
+            model.close()
+
+    kept, restored_kept = conversation(evict=False)
+    evicted, restored = conversation(evict=True)
+    assert evicted == kept
+    assert (restored_kept, restored) == (0, 1)
+
+
+@pytest.mark.slow
+def test_the_saved_contexts_stay_within_their_budget_as_twenty_conversations_cycle() -> None:
+    budget_mb = 8
+    model = LlamaChatModel(DEFAULT_MODEL, _settings(kv_cache_mb=budget_mb), parallel=2)
+    try:
+        histories: dict[str, list[tuple[str, str]]] = {f"user{i}": [] for i in range(20)}
+        # Each new person, then someone from a moment ago (evicted from the context, still in RAM).
+        visits = [f"user{i // 2 - (i % 2) * 2}" for i in range(4, 40)]
+        for key in visits:
+            history = histories[key]
+            question = f"Say a word about number {len(history)} for {key}."
+            history.append((question, _answer(model, _messages(question, history), key=key, tokens=8)))
+            assert model.engine.slots.saved_bytes <= budget_mb * 1024 * 1024
+        stats = model.engine.slots.stats
+        assert stats.saved > 20 and stats.restored > 0 and stats.dropped > 0
+    finally:
+        model.close()

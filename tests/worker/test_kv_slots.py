@@ -1,0 +1,131 @@
+"""Which conversation's context lives in which KV sequence: pure bookkeeping, checked with a fake backend."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from worker.kv_slots import SlotTable, common_prefix
+
+BYTES_PER_TOKEN = 100
+
+
+class FakeBackend:
+    """Keeps each sequence's tokens as llama.cpp would keep their KV, and counts what was done."""
+
+    def __init__(self, n_seq: int) -> None:
+        self.cells: list[list[int]] = [[] for _ in range(n_seq)]
+        self.saves = 0
+        self.restores = 0
+
+    def save(self, seq: int) -> tuple[Any, int]:
+        self.saves += 1
+        return list(self.cells[seq]), len(self.cells[seq]) * BYTES_PER_TOKEN
+
+    def restore(self, seq: int, state: Any) -> bool:
+        assert self.cells[seq] == [], "restoring into a sequence that still holds something"
+        self.restores += 1
+        self.cells[seq] = list(state)
+        return True
+
+    def trim(self, seq: int, keep: int) -> None:
+        del self.cells[seq][keep:]
+
+    def compute(self, seq: int, tokens: list[int]) -> None:
+        self.cells[seq].extend(tokens)
+
+
+def turn(
+    table: SlotTable, backend: FakeBackend, key: str | None, prompt: list[int], answer: list[int]
+) -> int:
+    """One answer as the engine runs it: acquire, compute the rest of the prompt and the answer, release.
+
+    Returns how many prompt tokens had to be computed."""
+    slot, keep = table.acquire(key, prompt)
+    assert backend.cells[slot.index] == prompt[:keep], "the sequence does not hold what the table says"
+    computed = prompt[keep:] + answer
+    backend.compute(slot.index, computed)
+    slot.tokens.extend(computed)
+    table.release(slot)
+    return len(prompt) - keep
+
+
+def test_a_conversation_keeps_its_sequence_while_others_are_answered() -> None:
+    backend = FakeBackend(2)
+    table = SlotTable(2, backend, budget_bytes=10**9)
+    alice = [1, 2, 3, 4]
+    assert turn(table, backend, "alice", alice, [5, 6]) == 4
+    turn(table, backend, "bob", [1, 2, 9, 9], [7])
+    # Alice's next turn: her whole history plus the new message; only the new part is computed.
+    assert turn(table, backend, "alice", [*alice, 5, 6, 10, 11], [12]) == 2
+    assert backend.saves == 0
+
+
+def test_evicted_contexts_are_saved_and_restored_not_recomputed() -> None:
+    backend = FakeBackend(1)
+    table = SlotTable(1, backend, budget_bytes=10**9)
+    turn(table, backend, "alice", [1, 2, 3], [4])
+    turn(table, backend, "bob", [1, 8, 8], [9])  # Alice's context goes to RAM
+    assert list(table.saved) == ["alice"] and backend.saves == 1
+    assert turn(table, backend, "alice", [1, 2, 3, 4, 5], [6]) == 1
+    assert backend.restores == 1 and list(table.saved) == ["bob"]
+
+
+def test_the_last_prompt_token_is_always_computed() -> None:
+    """Its logits choose the first new token, so even a fully cached prompt leaves one to compute."""
+    backend = FakeBackend(1)
+    table = SlotTable(1, backend, budget_bytes=10**9)
+    turn(table, backend, "a", [1, 2, 3], [])
+    assert turn(table, backend, "a", [1, 2, 3], []) == 1
+
+
+def test_a_divergent_token_keeps_the_prefix_before_it() -> None:
+    """Re-tokenizing a stored answer may give other tokens than were generated: only the rest is lost."""
+    backend = FakeBackend(1)
+    table = SlotTable(1, backend, budget_bytes=10**9)
+    turn(table, backend, "a", [1, 2, 3], [40, 41, 42])
+    assert turn(table, backend, "a", [1, 2, 3, 40, 99, 42, 7], [8]) == 3
+    assert table.stats.reused_tokens == 4
+
+
+def test_a_new_conversation_reuses_a_shared_beginning() -> None:
+    backend = FakeBackend(1)
+    table = SlotTable(1, backend, budget_bytes=10**9)
+    system = [100, 101, 102, 103]
+    turn(table, backend, "a", [*system, 1], [2])
+    assert turn(table, backend, "b", [*system, 7], [8]) == 1
+
+
+def test_the_budget_holds_under_twenty_conversations_cycling_through() -> None:
+    rng = random.Random(4)
+    backend = FakeBackend(4)
+    budget = 40 * BYTES_PER_TOKEN * 6
+    table = SlotTable(4, backend, budget_bytes=budget)
+    histories: dict[str, list[int]] = {f"user{i}": [1000 + i] for i in range(20)}
+    for _ in range(400):
+        key = rng.choice(list(histories))
+        prompt = histories[key] + [rng.randrange(50) for _ in range(rng.randrange(3, 12))]
+        answer = [rng.randrange(50) for _ in range(rng.randrange(3, 12))]
+        turn(table, backend, key, prompt, answer)
+        histories[key] = prompt + answer
+        assert table.saved_bytes <= budget
+        assert table.saved_bytes == sum(s.size for s in table.saved.values())
+    assert table.stats.dropped > 0 and table.stats.restored > 0
+
+
+def test_no_free_sequence_is_an_error_not_a_silent_overwrite() -> None:
+    backend = FakeBackend(1)
+    table = SlotTable(1, backend, budget_bytes=10**9)
+    table.acquire("a", [1, 2])
+    assert not table.has_free()
+    with pytest.raises(RuntimeError):
+        table.acquire("b", [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"), [([], [1], 0), ([1, 2], [1, 2], 2), ([1, 2, 3], [1, 5], 1), ([1], [2], 0)]
+)
+def test_common_prefix(a: list[int], b: list[int], expected: int) -> None:
+    assert common_prefix(a, b) == expected

@@ -1,0 +1,146 @@
+"""Which conversation's computed context lives in which KV sequence, and which wait in RAM.
+
+The context holds `n_seq` sequences. A conversation keeps its sequence between turns, so its next
+turn computes only the new tokens, however many other people were answered in between. When a
+conversation needs a sequence and none is free, the least recently used idle one is saved into
+RAM (llama.cpp's per-sequence state: about a millisecond, against seconds to read the history
+again) and restored when its person writes again. Saved states are kept within a byte budget;
+past it the oldest are dropped, and only those conversations are read from scratch.
+
+Pure bookkeeping over a `SequenceBackend`, so that it is tested without a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence as Tokens
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class SequenceBackend(Protocol):
+    def save(self, seq: int) -> tuple[Any, int]:
+        """The sequence's state and its size in bytes."""
+        ...
+
+    def restore(self, seq: int, state: Any) -> bool:
+        """Put a saved state into (an emptied) `seq`; False if llama.cpp refused it."""
+        ...
+
+    def trim(self, seq: int, keep: int) -> None:
+        """Forget everything of `seq` from position `keep` on (0: all of it)."""
+        ...
+
+
+@dataclass
+class Slot:
+    """One KV sequence: whose it is, the tokens it holds (in order), whether an answer uses it."""
+
+    index: int
+    key: str | None = None
+    tokens: list[int] = field(default_factory=list)
+    busy: bool = False
+    used_at: int = 0
+
+
+@dataclass
+class _Saved:
+    tokens: list[int]
+    state: Any
+    size: int
+
+
+@dataclass
+class CacheStats:
+    reused_tokens: int = 0
+    saved: int = 0
+    restored: int = 0
+    dropped: int = 0
+
+
+def common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class SlotTable:
+    def __init__(self, n_seq: int, backend: SequenceBackend, budget_bytes: int) -> None:
+        self.slots = [Slot(i) for i in range(n_seq)]
+        self.backend = backend
+        self.budget_bytes = budget_bytes
+        self.saved: OrderedDict[str, _Saved] = OrderedDict()
+        self.saved_bytes = 0
+        self.stats = CacheStats()
+        self._tick = 0
+
+    def has_free(self) -> bool:
+        return any(not s.busy for s in self.slots)
+
+    def acquire(self, key: str | None, prompt: Tokens[int]) -> tuple[Slot, int]:
+        """A sequence for `key`'s next prompt, and how many of its first tokens are already computed."""
+        slot = self._slot_for(key)
+        if key is None or slot.key != key:
+            self._evict(slot)
+            slot.key = key
+            restored = self.saved.pop(key, None) if key is not None else None
+            if restored is not None:
+                self.saved_bytes -= restored.size
+                self.backend.trim(slot.index, 0)
+                slot.tokens = []
+                if self.backend.restore(slot.index, restored.state):
+                    slot.tokens = restored.tokens
+                    self.stats.restored += 1
+                else:
+                    log.warning("a saved context could not be restored; it is read again")
+        # At least the last prompt token is computed again: its logits choose the first new token.
+        keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        if keep < len(slot.tokens):
+            self.backend.trim(slot.index, keep)
+            del slot.tokens[keep:]
+        self.stats.reused_tokens += keep
+        self._tick += 1
+        slot.busy, slot.used_at = True, self._tick
+        return slot, keep
+
+    def release(self, slot: Slot) -> None:
+        slot.busy = False
+
+    def forget(self, slot: Slot, save: bool = False) -> None:
+        """Empty a sequence: moved into RAM first with `save` (to make room), else dropped (its
+        contents are unknown after a failed decode)."""
+        if save:
+            self._evict(slot)
+        self.backend.trim(slot.index, 0)
+        slot.tokens, slot.key = [], None
+
+    def _slot_for(self, key: str | None) -> Slot:
+        idle = [s for s in self.slots if not s.busy]
+        if not idle:
+            raise RuntimeError("no free sequence")
+        if key is not None:
+            for slot in idle:
+                if slot.key == key:
+                    return slot
+        empty = [s for s in idle if not s.tokens]
+        return empty[0] if empty else min(idle, key=lambda s: s.used_at)
+
+    def _evict(self, slot: Slot) -> None:
+        """Move what `slot` holds into RAM (if it belongs to a conversation), leaving the slot's tokens
+        in place: a new prompt that shares a beginning with them (the system prompt) still reuses it."""
+        if slot.key is None or not slot.tokens:
+            return
+        state, size = self.backend.save(slot.index)
+        self.stats.saved += 1
+        self.saved[slot.key] = _Saved(list(slot.tokens), state, size)
+        self.saved_bytes += size
+        while self.saved_bytes > self.budget_bytes and self.saved:
+            _, dropped = self.saved.popitem(last=False)
+            self.saved_bytes -= dropped.size
+            self.stats.dropped += 1
+        slot.key = None
