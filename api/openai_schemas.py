@@ -43,6 +43,9 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: Annotated[int, Field(ge=1, le=32768)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(gt=0, le=1)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = Field(
+        None, description="Same seed, same messages and settings: the same answer."
+    )
     n: Annotated[int, Field(ge=1, le=1)] = 1
     user: Annotated[str, Field(max_length=100)] | None = None
 

@@ -1,10 +1,12 @@
 """Several people at once: our stack and llama.cpp's own server on the same conversations.
 
 Each person holds an 8-turn conversation (greedy, answers capped at 96 tokens), sending the next
-message when the last answer is in; 1, 4 and 8 people start together. Measured client-side on
-both: time to the first visible text of each answer (turns 6 to 8, where the history is long) and
-the total output of all people together. llama-server runs with 4 slots (`-np 4`), as our worker
-runs with PARALLEL=4, on the same model, threads and context per conversation.
+message when the last answer is in; 1, 4 and 8 people start together. Measured on both: the
+model's time to the first token of each answer once it is being answered (turns 6 to 8, where the
+history is long: what re-reading it would cost), the total output of all people together, and,
+client-side, the first visible text when many send at once (waiting for a free slot included).
+llama-server runs with 4 slots (`-np 4`), as our worker runs with PARALLEL=4, on the same model,
+threads and context per conversation.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ SUBJECTS = [
 
 @dataclass
 class Turn:
-    first_text: float
+    first_text: float  # client-side: sent → first visible text
     tokens: int
+    first_token: float  # the model's: answering began → first token (no queue wait)
     decode_speed: float | None = None
 
 
@@ -49,9 +52,9 @@ class Crowd:
     turns: list[list[Turn]]
     seconds: float
 
-    def late_first_text(self, turns: int) -> list[float]:
-        """Time to first text at the last three turns of every conversation."""
-        return [t.first_text for person in self.turns for t in person[max(0, turns - 3) :]]
+    def late_first_token(self, turns: int) -> list[float]:
+        """The model's time to first token at the last three turns of every conversation."""
+        return [t.first_token for person in self.turns for t in person[max(0, turns - 3) :]]
 
     @property
     def tokens_per_second(self) -> float:
@@ -93,7 +96,14 @@ def our_person(api: str) -> Person:
             usage = status["usage"]
             decode = usage["generation_seconds"] - (usage["first_token_seconds"] or 0)
             speed = (usage["completion_tokens"] - 1) / decode if decode > 0 else None
-            turns.append(Turn(status["client_first_text"], usage["completion_tokens"], speed))
+            turns.append(
+                Turn(
+                    status["client_first_text"],
+                    usage["completion_tokens"],
+                    usage["first_token_seconds"],
+                    speed,
+                )
+            )
         return turns
 
     return talk
@@ -105,7 +115,8 @@ def server_person(url: str) -> Person:
     def talk(questions: list[str], _user: str) -> list[Turn]:
         messages = [{"role": "system", "content": system}]
         turns = []
-        with httpx.Client(timeout=120) as http:
+        # A connection per request: llama-server may close an idle kept-alive one between turns.
+        with httpx.Client(timeout=120, headers={"Connection": "close"}) as http:
             for question in questions:
                 messages.append({"role": "user", "content": question})
                 turn, answer = _server_turn(http, url, messages)
@@ -128,7 +139,7 @@ def _server_turn(http: httpx.Client, url: str, messages: list[dict[str, str]]) -
         "stream_options": {"include_usage": True},
     }
     started = time.perf_counter()
-    first, text, tokens = None, "", 0
+    first, text, tokens, prompt_seconds = None, "", 0, 0.0
     with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         for line in response.iter_lines():
@@ -142,7 +153,11 @@ def _server_turn(http: httpx.Client, url: str, messages: list[dict[str, str]]) -
                     text += piece
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-    return Turn(first or time.perf_counter() - started, tokens), text
+            if chunk.get("timings"):
+                # Its own figure for reading this prompt: the time to the first token, once a slot
+                # has taken the request (as our worker's first_token_seconds).
+                prompt_seconds = chunk["timings"]["prompt_ms"] / 1000
+    return Turn(first or time.perf_counter() - started, tokens, prompt_seconds), text
 
 
 class LlamaServer:
@@ -152,6 +167,8 @@ class LlamaServer:
             [
                 str(tools / "llama-server"), "-m", str(MODEL), "-t", THREADS, "-np", str(PARALLEL),
                 "-c", str(N_CTX * PARALLEL), "--host", "127.0.0.1", "--port", str(self.port),
+                # Enough HTTP threads for every person at once (the default follows the cores).
+                "--threads-http", "16",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -196,17 +213,63 @@ def figures(workdir: Path, runs: int, turns: int, sizes: tuple[int, ...], tools:
         ours = _measure(our_person(api), sizes, runs, turns, bench_tg)
         burst = crowd(our_person(api), max(sizes), 1, runs + 1)
     theirs: dict[int, list[Crowd]] = {}
+    drift = divergence()
     if tools is not None:
         server = LlamaServer(tools)
         try:
             theirs = _measure(server_person(server.url), sizes, runs, turns, lambda: None)
         finally:
             server.stop()
-    return _report(ours, theirs, burst, tg, turns)
+    figures = _report(ours, theirs, burst, tg, turns)
+    figures[1].extra["greedy answers beside 3 others (shared cache buffer)"] = drift
+    return figures
+
+
+def divergence(questions: int = 8) -> str:
+    """How greedy answers written beside 3 others differ from the same answers written alone, with the
+    default shared cache buffer (EXACT_BATCHING=false; with it, they are the same: tested)."""
+    from worker.llm import LlamaChatModel, Sampling
+
+    settings = ModelSettings(_env_file=None, model_path=MODEL, n_threads=int(THREADS))
+    model = LlamaChatModel(MODEL, settings, parallel=PARALLEL)
+    greedy = Sampling(temperature=0, top_p=1)
+    prompts = [
+        model.render_chat([{"role": "user", "content": f"Tell me one thing about {SUBJECTS[i]}."}])
+        for i in range(questions)
+    ]
+
+    def answer(i: int) -> str:
+        return "".join(model.generate(prompts[i], ANSWER_TOKENS, lambda: False, greedy))
+
+    try:
+        alone = []
+        for i in range(questions):
+            model.engine.clear_cache()
+            alone.append(answer(i))
+        model.engine.clear_cache()
+        beside: list[str] = [""] * questions
+        for first in range(0, questions, PARALLEL):
+            group = range(first, min(first + PARALLEL, questions))
+            threads = [threading.Thread(target=lambda i=i: beside.__setitem__(i, answer(i))) for i in group]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        model.close()
+    where = [
+        next((n for n, (a, b) in enumerate(zip(x, y, strict=False)) if a != b), min(len(x), len(y)))
+        for x, y in zip(alone, beside, strict=True)
+        if x != y
+    ]
+    if not where:
+        return f"all {questions} the same as alone"
+    late = median(where)
+    return f"{len(where)} of {questions} differ from alone, first after {late:.0f} characters (median)"
 
 
 def _late(crowds: list[Crowd], turns: int) -> list[float]:
-    return [value for c in crowds for value in c.late_first_text(turns)]
+    return [value for c in crowds for value in c.late_first_token(turns)]
 
 
 def _report(
@@ -216,7 +279,7 @@ def _report(
     result = []
     for size in sizes:
         penalty = Figure(
-            f"Interleave penalty, {size} people × {turns} turns (first text, late turns, vs alone)",
+            f"Interleave penalty, {size} people × {turns} turns (model's first token, late turns, vs alone)",
             _late(ours[size], turns),
             _late(alone, turns),
             "s",
@@ -244,8 +307,9 @@ def _report(
                 gain.passed = gain.ratio >= 1.3 and gain.ratio >= their_gain
         result += [penalty, gain]
     if tg:
-        # Per run: the median decode speed of that run's answers, paired with the llama-bench after it.
-        speeds = [median(t.decode_speed for p in c.turns for t in p if t.decode_speed) for c in alone]
+        # Per run: the decode speed of that run's first answer (a short context, as tg128's), paired
+        # with the llama-bench run right after it.
+        speeds = [c.turns[0][0].decode_speed or 0.0 for c in alone]
         decode = Figure(
             "Single-person decode speed (worker vs llama-bench tg128)",
             speeds,

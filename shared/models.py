@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -136,6 +137,7 @@ class Task(Base):
     max_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     top_p: Mapped[float | None] = mapped_column(Float, nullable=True)
+    seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -113,6 +113,8 @@ class ContextShape:
     n_batch: int
     n_threads: int
     kv_type: str = "f16"  # or q8_0 / q4_0: a smaller KV cache
+    # One cache buffer shared by all sequences (faster batches), or a region per sequence (exact).
+    unified: bool = True
 
 
 _KV_TYPES = {"f16": C.GGML_TYPE_F16, "q8_0": C.GGML_TYPE_Q8_0, "q4_0": C.GGML_TYPE_Q4_0}
@@ -131,11 +133,13 @@ def new_context(model: NativeModel, shape: ContextShape) -> Any:
     params.n_seq_max = shape.n_seq
     params.n_threads = shape.n_threads
     params.n_threads_batch = shape.n_threads
-    # A cache region per sequence (n_ctx / n_seq cells each) rather than one unified buffer, and
-    # flash attention: then an answer's numbers do not depend on what else shares the batch or the
-    # cache, and greedy answers come out the same alone or beside others (tested). In one unified
-    # buffer, other sequences' cells change the order of the attention sums and answers drift.
-    params.kv_unified = False
+    # Unified: one cache buffer that every sequence's cells share. Batches of several answers are
+    # then about a quarter faster here (as in llama-batched-bench), but an answer's attention sums
+    # run over cells laid out by whoever else is there, so greedy answers drift from what they are
+    # alone after a few dozen tokens. A region per sequence (EXACT_BATCHING) keeps answers exactly
+    # the same alone or beside others (tested). Flash attention either way: faster here, and needed
+    # for a quantized V cache.
+    params.kv_unified = shape.unified
     params.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
     params.no_perf = True
     params.type_k = _KV_TYPES[shape.kv_type]

@@ -89,6 +89,7 @@ class LlamaChatModel:
             n_batch=min(512, settings.n_ctx),
             n_threads=settings.n_threads or os.cpu_count() or 1,
             kv_type=settings.kv_cache_type,
+            unified=not settings.exact_batching,
         )
         self.engine = BatchEngine(
             self.native, shape, settings.kv_cache_mb * 1024 * 1024, repeat_penalty=settings.repeat_penalty

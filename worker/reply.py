@@ -228,7 +228,7 @@ class ReplyService:
             sampling=Sampling(
                 temperature=task.temperature if task.temperature is not None else settings.temperature,
                 top_p=task.top_p if task.top_p is not None else settings.top_p,
-                seed=settings.seed,
+                seed=task.seed if task.seed is not None else settings.seed,
             ),
         )
 

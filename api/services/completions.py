@@ -106,6 +106,7 @@ def submit(
             max_tokens=request.reply_limit,
             temperature=request.temperature,
             top_p=request.top_p,
+            seed=request.seed,
         )
         session.add(task)
     enqueue_or_undo(db, queue, task)

@@ -64,3 +64,29 @@ def test_real_model_refuses_a_message_longer_than_its_window(
     assert refused["status"] == "failed"
     assert "too long for this model" in refused["error"]
     assert answered["status"] == "finished" and answered["answer"].strip()
+
+
+def test_a_seed_makes_a_sampled_answer_repeatable(
+    client: TestClient, real_worker: Callable[..., Path]
+) -> None:
+    """/v1's `seed` reaches the worker's sampler: the same seed gives the same sampled answer, another
+    seed another answer (temperature 1, so sampling really chooses). Exact batching: in the shared
+    cache buffer an answer also depends on where its cells lie."""
+    real_worker(EXACT_BATCHING="true")
+
+    def answer(seed: int) -> str:
+        body = {
+            "model": "local",
+            "messages": [{"role": "user", "content": "Write one sentence about cats."}],
+            "temperature": 1.0,
+            "seed": seed,
+            "max_tokens": 40,
+        }
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        content: str = response.json()["choices"][0]["message"]["content"]
+        return content
+
+    first, again, other = answer(5), answer(5), answer(6)
+    assert first == again
+    assert first != other

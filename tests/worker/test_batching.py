@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,10 @@ QUESTIONS = [
 ]
 
 
-def _settings(**overrides: object) -> ModelSettings:
-    return ModelSettings(_env_file=None, model_path=Path(DEFAULT_MODEL), n_threads=2, **overrides)  # type: ignore[arg-type]
+def _settings(**overrides: Any) -> ModelSettings:
+    # Exact batching: each conversation's cache region is its own, so answers can be compared exactly.
+    settings = {"model_path": Path(DEFAULT_MODEL), "n_threads": 2, "exact_batching": True, **overrides}
+    return ModelSettings(_env_file=None, **settings)
 
 
 @pytest.fixture(scope="module")
