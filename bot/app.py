@@ -42,9 +42,10 @@ def build_dispatcher(settings: BotSettings, bot: Bot, gateway: GatewayClient) ->
     for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.stopped_message_generation):
         observer.outer_middleware(LanguageMiddleware())
         observer.outer_middleware(access)
-    dispatcher.message.outer_middleware(
-        RateLimitMiddleware(settings.bot_rate_limit_messages, settings.bot_rate_limit_seconds)
-    )
+    # One budget per person for messages and button presses alike.
+    rate_limit = RateLimitMiddleware(settings.bot_rate_limit_messages, settings.bot_rate_limit_seconds)
+    dispatcher.message.outer_middleware(rate_limit)
+    dispatcher.callback_query.outer_middleware(rate_limit)
     dispatcher.include_routers(start.build_router(), commands.build_router(), chat.build_router())
     return dispatcher
 

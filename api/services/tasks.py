@@ -154,6 +154,9 @@ def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task
             raise NotFound("No task with this id.")
         if old.status not in FINAL_STATUSES:
             raise Conflict("This task is still being answered; cancel it or wait for it to finish.")
+        if old.superseded:
+            # Pressing "regenerate" under the same answer again and again queues one task, not many.
+            raise Conflict("This answer was already answered again; regenerate the newest one.")
         ensure_room(session, max_queue)
         user = session.get(User, old.user_id)
         text = session.scalar(select(Message.content).where(Message.id == old.request_message_id))
@@ -201,7 +204,7 @@ def cancel(db: Database, queue: Queue, task_id: str) -> TaskOut:
     if was_queued:
         try:
             # Only tidies the queue: a worker that still picks the job finds the task canceled.
-            Job.fetch(task_id, connection=queue.connection).cancel()
+            Job.fetch(task_id, connection=queue.connection, serializer=queue.serializer).cancel()
         except Exception as exc:  # noqa: BLE001 - any failure here is harmless
             log.info("task=%s canceled; its job was not removed from the queue: %s", task_id, exc)
     log.info("task=%s cancel requested (%s)", task_id, "was queued" if was_queued else "stopping")

@@ -22,7 +22,8 @@ def test_health_reports_parts_and_workers(client: TestClient, queue_settings: Qu
     assert body == {"status": "ok", "redis": True, "database": True, "workers": 0, "queued": 0}
 
     conn = make_redis(queue_settings)
-    worker = SimpleWorker([make_queue(queue_settings, conn)], connection=conn)
+    job_queue = make_queue(queue_settings, conn)
+    worker = SimpleWorker([job_queue], connection=conn, serializer=job_queue.serializer)
     worker.register_birth()  # type: ignore[no-untyped-call]
     try:
         assert client.get("/health").json()["workers"] == 1

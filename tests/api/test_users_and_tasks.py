@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from shared.db import Database
+from shared.models import Task
 from shared.personas import PERSONAS
 from tests.fakes import FakeChatModel
 from tests.helpers import send as _send
@@ -34,6 +37,18 @@ def test_regenerate_answers_again_without_the_old_answer(
     run_jobs()
     assert _status(client, follow_up)["answer"] == "Answer 3 to 'third' (saw 2 answers)"
     assert _status(client, first)["status"] == "finished"
+
+
+def test_a_regenerate_flood_queues_one_task(
+    client: TestClient, run_jobs: Callable[[], None], db: Database
+) -> None:
+    """Pressing regenerate under the same answer ten times: one new task, nine refusals (409)."""
+    task_id = _send(client, "once")
+    run_jobs()
+    codes = [client.post(f"/api/tasks/{task_id}/regenerate").status_code for _ in range(10)]
+    assert sorted(codes) == [202] + [409] * 9
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Task)) == 2
 
 
 def test_regenerate_refuses_a_task_in_progress(client: TestClient) -> None:

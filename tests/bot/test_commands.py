@@ -7,7 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from shared.db import Database
+from shared.models import Task
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, ServedGateway
 from tests.telegram_fake import FakeTelegram
@@ -167,3 +170,19 @@ def test_a_bot_restart_delivers_the_answer_once(
     telegram.send_text("/help", user_id=USER)
     telegram.last_with(USER, "Commands:")
     assert _count(telegram, USER, "Answer 1 to 'slow answer please'") == 1
+
+
+def test_pressing_regenerate_again_and_again_queues_one_answer(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any, db: Database
+) -> None:
+    start_bot()
+    telegram.send_text("once", user_id=USER)
+    answer = telegram.last_with(USER, "Answer 1 to 'once'")
+    regen = answer.reply_markup["inline_keyboard"][0][0]["callback_data"]  # type: ignore[index]
+    for _ in range(10):
+        telegram.press(regen, answer)
+    # Every press is answered (a refused one with a notice), and one new answer is written.
+    telegram.wait_for(lambda: len(telegram.called("answerCallbackQuery")) == 10)
+    telegram.wait_for(lambda: _count(telegram, USER, "Answer 1 to 'once' (saw 0 answers)") == 2)
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Task)) == 2

@@ -106,7 +106,9 @@ def test_a_result_is_served_after_rq_forgot_it(
     """Figure held: the answer is served from SQLite once RQ's job and result are gone."""
     task_id = client.post("/api/chat", json={"user_id": "e", "text": "remember me"}).json()["task_id"]
     run_jobs()
-    Job.fetch(task_id, connection=queue.connection).delete()  # what RQ's result_ttl does in time
+    Job.fetch(
+        task_id, connection=queue.connection, serializer=queue.serializer
+    ).delete()  # what RQ's result_ttl does in time
     body = client.get(f"/api/status/{task_id}").json()
     assert body["status"] == "finished"
     assert body["answer"] == "Answer 1 to 'remember me' (saw 0 answers)"

@@ -98,7 +98,7 @@ def test_rq_job_timeout_is_a_backstop(
     fake_model.token_delay = 0.05
     task_id = _send(client, "hang on")
     # The same job with a 1-second RQ limit, far below the generation timeout.
-    Job.fetch(task_id, connection=queue.connection).delete()
+    Job.fetch(task_id, connection=queue.connection, serializer=queue.serializer).delete()
     queue.enqueue("worker.tasks.generate_reply", task_id, job_id=task_id, job_timeout=1)
     run_jobs()
 
@@ -160,7 +160,7 @@ def test_rq_job_timeout_stops_an_answer_in_a_slot_thread(
     """Figure held: in a worker process (answers in threads), a job over RQ's own timeout (1 s) is
     stopped and its task fails as timed out; the slot goes on serving."""
     task_id = _send(client, "hang on")
-    Job.fetch(task_id, connection=queue.connection).delete()
+    Job.fetch(task_id, connection=queue.connection, serializer=queue.serializer).delete()
     queue.enqueue("worker.tasks.generate_reply", task_id, job_id=task_id, job_timeout=1)
     fake_workers(FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARALLEL="1")
 

@@ -48,7 +48,7 @@ def test_a_queued_task_whose_job_vanished_is_answered(
 ) -> None:
     lost, kept = _send(client, "lost"), _send(client, "kept")
     # As if Redis lost its data: the job and its place in the queue are gone.
-    Job.fetch(lost, connection=queue.connection).delete()
+    Job.fetch(lost, connection=queue.connection, serializer=queue.serializer).delete()
     later = utcnow() + timedelta(seconds=120)
 
     assert requeue_lost_tasks(db, queue, stale_after=60) == []  # too young to judge yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -140,6 +141,14 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
     assert httpx.get(dashboard, timeout=5, auth=("admin", password)).status_code == 200
     # Redis keeps an append-only file (one file in 6.x, a folder from 7.0 on) under data/.
     assert any((stack.workdir / "data" / "redis").glob("appendonly*"))
+    # It refuses a client without the password, which no process shows on its command line.
+    redis_password = _env_value(stack.workdir, "REDIS_PASSWORD")
+    with socket.create_connection(("127.0.0.1", stack.ports["redis"]), timeout=5) as conn:
+        conn.sendall(b"SET stolen 1\r\n")
+        assert conn.recv(64).startswith(b"-NOAUTH")
+    lines = [" ".join(p.cmdline()) for p in [psutil.Process(stack.process.pid), *stack.children()]]  # type: ignore[union-attr]
+    assert not [line for line in lines if redis_password in line]
+    assert redis_password not in stack.log()
 
     # A process that dies is started again.
     (worker,) = stack.workers()

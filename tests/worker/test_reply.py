@@ -77,7 +77,7 @@ def test_conversation_order_holds_when_jobs_arrive_out_of_order(
 ) -> None:
     first, second = _send(client, "first"), _send(client, "second")
     # Put the second message's job ahead of the first's, as a race between two gateway threads could.
-    second_job = Job.fetch(second, connection=queue.connection)
+    second_job = Job.fetch(second, connection=queue.connection, serializer=queue.serializer)
     queue.remove(second_job)
     queue.enqueue_job(second_job, at_front=True)
 
@@ -160,7 +160,7 @@ def test_a_model_error_fails_the_task_readably_and_in_rq(
     assert status["error"] == GENERATION_FAILED
     assert status["finish_reason"] == "error"
     assert task_id in queue.failed_job_registry.get_job_ids()
-    result = Job.fetch(task_id, connection=queue.connection).latest_result()
+    result = Job.fetch(task_id, connection=queue.connection, serializer=queue.serializer).latest_result()
     assert result is not None and result.exc_string is not None
     assert "ReplyFailed" in result.exc_string
     assert "bank" not in result.exc_string
