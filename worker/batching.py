@@ -53,6 +53,8 @@ class EngineStats:
     decoded_tokens: int = 0
     prompt_tokens_computed: int = 0
     widest_step: int = 0  # the most answers that got a token in one step
+    decode_seconds: float = 0.0  # inside llama_decode
+    busy_seconds: float = 0.0  # with at least one answer in progress
 
 
 @dataclass(eq=False)
@@ -151,6 +153,17 @@ class BatchEngine:
             self.slots.saved_bytes = 0
 
     def close(self) -> None:
+        stats = self.stats
+        log.info(
+            "engine: %d steps, %d tokens decoded, %d prompt tokens computed, %d reused; busy %.1f s, "
+            "of which %.1f s in llama_decode",
+            stats.steps,
+            stats.decoded_tokens,
+            stats.prompt_tokens_computed,
+            self.slots.stats.reused_tokens,
+            stats.busy_seconds,
+            stats.decode_seconds,
+        )
         with self._wake:
             self._closing = True
             self._wake.notify()
@@ -190,7 +203,9 @@ class BatchEngine:
                 for request in [r for r in self._active if r.abandoned]:
                     self._end(request, None)
                 if self._active:
+                    started = time.perf_counter()
                     self._step()
+                    self.stats.busy_seconds += time.perf_counter() - started
         except BaseException as exc:
             log.exception("the batch engine stopped")
             error = GenerationError(f"the model stopped: {exc}")
@@ -276,7 +291,9 @@ class BatchEngine:
     def _decode(self) -> bool:
         """One `llama_decode`; if the cache has no room, idle sequences are moved to RAM and it is tried
         once more. Answers in a batch that still fails end with an error."""
+        started = time.perf_counter()
         result = C.llama_decode(self.ctx, self.batch)
+        self.stats.decode_seconds += time.perf_counter() - started
         if result == 1:
             for slot in self.slots.slots:
                 if not slot.busy and slot.tokens:
