@@ -309,6 +309,9 @@ def report(figures: list[Figure], out: Path, runs: int) -> None:
         if f.extra:
             lines.append(f"- {f.name}: " + ", ".join(f"{k} {v}" for k, v in f.extra.items()))
     lines += ["", "![ratios](results.png)", ""]
+    deployment = ROOT / "bench" / "deploy-results.md"
+    if deployment.is_file():  # written by `make deploy-check`, which needs root and Docker
+        lines += [deployment.read_text()]
     out.write_text("\n".join(lines))
     _chart(figures, out.with_suffix(".png"))
 

@@ -65,6 +65,7 @@ def main() -> int:
         print(f"{model} is missing: `make model` first.", file=sys.stderr)
         return 2
     checks = Checks()
+    figures: dict[str, str] = {}
     engine = Engine()
     workdir = Path(tempfile.mkdtemp(prefix="deploy-check-", dir="/var/tmp"))
     try:
@@ -82,8 +83,9 @@ def main() -> int:
         engine.images.append("ai-assistant:previous")
         size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", "ai-assistant:latest"]).stdout)
         checks("image size", size > 0, f"{size / 1e6:.0f} MB")
+        figures["image"] = f"{size / 1e6:.0f} MB"
         _upgrade(checks, compose, workdir, args.previous, new_rev, model)
-        _fresh_clone(checks, compose, workdir, new_rev, model)
+        figures.update(_fresh_clone(checks, compose, workdir, new_rev, model))
         _data_ownership(checks, workdir)
         _offline_setup(checks, workdir)
     except Exception as exc:  # every failure is reported as a failed check, then counted
@@ -93,8 +95,26 @@ def main() -> int:
         if not args.keep:
             engine.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    if not checks.failed:
+        _record(figures, compose_name=" ".join(compose_command()) if figures else "")
     print(f"deploy: {checks.passed} passed, {len(checks.failed)} failed")
     return 1 if checks.failed else 0
+
+
+def _record(figures: dict[str, str], compose_name: str) -> None:
+    """The image's size and each container's memory, for bench/results.md (which includes this file)."""
+    lines = [
+        "## The compose deployment (`make deploy-check`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with {compose_name}: the image "
+        f"is {figures.pop('image')}; resident memory of each container after the checks' answers:",
+        "",
+        "| container | memory |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in figures.items()],
+        "",
+    ]
+    (ROOT / "bench" / "deploy-results.md").write_text("\n".join(lines))
 
 
 def _clone(target: Path, rev: str) -> Path:
@@ -179,7 +199,9 @@ def _upgrade(
         stack.compose("down", "-v")
 
 
-def _fresh_clone(checks: Checks, compose: list[str], workdir: Path, new_rev: str, model: Path) -> None:
+def _fresh_clone(
+    checks: Checks, compose: list[str], workdir: Path, new_rev: str, model: Path
+) -> dict[str, str]:
     """A clone made as root, the README's `.env`, `docker compose up -d`: everything a user meets."""
     directory = _clone(workdir / "fresh", new_rev)
     env = _write_env(directory, telegram_base="http://fake-telegram:8081")
@@ -225,6 +247,9 @@ def _fresh_clone(checks: Checks, compose: list[str], workdir: Path, new_rev: str
             ", ".join(f"{name} {mb:.0f} MB" for name, mb in memory.items())
             + f"; total {sum(memory.values()):.0f} MB",
         )
+        return {name: f"{mb:.0f} MB" for name, mb in memory.items()} | {
+            "**all**": f"**{sum(memory.values()):.0f} MB**"
+        }
     finally:
         stack.compose("--profile", "telegram", "down", "-v")
 
