@@ -38,7 +38,7 @@ def test_chat_is_recorded_then_queued_with_only_the_task_id(
         assert message is not None and message.content == "What is the capital of France?"
     job = Job.fetch(body["task_id"], connection=queue.connection, serializer=queue.serializer)
     assert job.func_name == "worker.tasks.generate_reply"
-    assert job.args == (body["task_id"],)
+    assert list(job.args) == [body["task_id"]]  # JSON gives a list back
     assert job.kwargs == {}
     assert "France" not in (job.description or "")
     assert queue.count == 1
