@@ -107,7 +107,8 @@ def _record(figures: dict[str, str], compose_name: str) -> None:
         "## The compose deployment (`make deploy-check`)",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with {compose_name}: the image "
-        f"is {figures.pop('image')}; resident memory of each container after the checks' answers:",
+        f"is {figures.pop('image')}; resident memory of each container after the checks' answers "
+        "(the fake Bot API is the check's own):",
         "",
         "| container | memory |",
         "|---|---|",

