@@ -23,10 +23,12 @@ _IMMEDIATE = "sqlite_begin_immediate"
 def make_engine(settings: DatabaseSettings) -> Engine:
     """Create an engine for DATABASE_URL; call it in the process that will use it (never across fork)."""
     url = settings.database_url
+    # hide_parameters: a failing statement's message (logged, perhaps shown in a traceback) must not
+    # quote what people wrote, which travels as the statement's parameters.
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
     database = engine.url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +43,8 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # Deleted conversations are overwritten on disk, not left readable in free pages.
+        cursor.execute("PRAGMA secure_delete = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

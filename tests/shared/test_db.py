@@ -28,9 +28,18 @@ def test_every_connection_has_wal_busy_timeout_and_foreign_keys(db: Database) ->
                     session.execute(text("PRAGMA journal_mode")).scalar(),
                     session.execute(text("PRAGMA busy_timeout")).scalar(),
                     session.execute(text("PRAGMA foreign_keys")).scalar(),
+                    session.execute(text("PRAGMA secure_delete")).scalar(),
                 )
             )
-    assert seen == [("wal", 10_000, 1)] * 3
+    assert seen == [("wal", 10_000, 1, 1)] * 3
+
+
+def test_a_failing_statement_does_not_quote_what_people_wrote(db: Database) -> None:
+    secret = "my bank password is hunter2"
+    with pytest.raises(IntegrityError) as failure, db.writing() as session:
+        # A message in a conversation that does not exist: the foreign key refuses it.
+        session.add(Message(conversation_id=987654, role="user", content=secret))
+    assert secret not in str(failure.value)
 
 
 def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
