@@ -66,6 +66,7 @@ def main() -> int:
         return 2
     checks = Checks()
     figures: dict[str, str] = {}
+    compose: list[str] = []
     engine = Engine()
     workdir = Path(tempfile.mkdtemp(prefix="deploy-check-", dir="/var/tmp"))
     try:
@@ -96,7 +97,7 @@ def main() -> int:
             engine.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     if not checks.failed:
-        _record(figures, compose_name=" ".join(compose_command()) if figures else "")
+        _record(figures, compose_name=" ".join(compose))
     print(f"deploy: {checks.passed} passed, {len(checks.failed)} failed")
     return 1 if checks.failed else 0
 

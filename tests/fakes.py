@@ -67,6 +67,9 @@ class FakeChatModel:
             return SCRIPTED[question]
         return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"
 
+    def close(self) -> None:
+        """Nothing to let go of."""
+
     def generate(
         self,
         prompt: RenderedPrompt,

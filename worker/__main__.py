@@ -82,9 +82,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
         recovery.stop()
         notices.stop()
         tasks.install(None)
-        close = getattr(model, "close", None)
-        if close is not None:
-            close()
+        model.close()
 
 
 def main() -> None:

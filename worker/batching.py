@@ -147,10 +147,7 @@ class BatchEngine:
         with self._wake:
             if self._inbox or self._active:
                 raise RuntimeError("the engine is busy")
-            for slot in self.slots.slots:
-                self.slots.forget(slot)
-            self.slots.saved.clear()
-            self.slots.saved_bytes = 0
+            self.slots.clear()
 
     def close(self) -> None:
         stats = self.stats

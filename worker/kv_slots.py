@@ -119,6 +119,13 @@ class SlotTable:
         self.backend.trim(slot.index, 0)
         slot.tokens, slot.key = [], None
 
+    def clear(self) -> None:
+        """Forget every sequence's contents and every saved state (no slot may be busy)."""
+        for slot in self.slots:
+            self.forget(slot)
+        self.saved.clear()
+        self.saved_bytes = 0
+
     def _slot_for(self, key: str | None) -> Slot:
         idle = [s for s in self.slots if not s.busy]
         if not idle:

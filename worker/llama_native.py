@@ -120,10 +120,6 @@ class ContextShape:
 _KV_TYPES = {"f16": C.GGML_TYPE_F16, "q8_0": C.GGML_TYPE_Q8_0, "q4_0": C.GGML_TYPE_Q4_0}
 
 
-def kv_type_names() -> list[str]:
-    return list(_KV_TYPES)
-
-
 def new_context(model: NativeModel, shape: ContextShape) -> Any:
     """A llama.cpp context whose KV cache holds `shape.n_seq` sequences side by side."""
     params = C.llama_context_default_params()

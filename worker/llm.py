@@ -65,6 +65,10 @@ class ChatModel(Protocol):
         May be called from several threads at once."""
         ...
 
+    def close(self) -> None:
+        """Let go of what the model holds (threads, memory, connections)."""
+        ...
+
 
 class LlamaChatModel:
     """A GGUF model loaded once, answering up to `parallel` conversations at once (continuous batching).

@@ -98,6 +98,9 @@ class OpenAIChatModel:
                 f"model server at {self.settings.openai_base_url} failed: {exc!r}"
             ) from exc
 
+    def close(self) -> None:
+        self._http.close()
+
 
 def _content(line: str) -> str | None:
     """The text of one streamed chunk; None for lines that carry none (comments, [DONE], role)."""
