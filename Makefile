@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-postgres deploy-check bench lint model migrate browser backup restore clean
+.PHONY: help run invite token test test-postgres deploy-check bench lint model migrate browser backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,6 +30,16 @@ migrate: $(VENV)/.installed ## Apply database migrations
 
 run: $(VENV)/.installed ## Run the whole stack in the foreground (Ctrl-C stops it)
 	$(PY) -m stack
+
+invite: $(VENV)/.installed ## A one-time personal link to the web chat: make invite NAME=alice
+	@test -n "$(NAME)" || { echo "Usage: make invite NAME=alice"; exit 1; }
+	@$(PY) -m shared.migrate >/dev/null
+	@$(PY) -m api.invite "$(NAME)"
+
+token: $(VENV)/.installed ## A personal API token for /v1 clients: make token NAME=alice
+	@test -n "$(NAME)" || { echo "Usage: make token NAME=alice"; exit 1; }
+	@$(PY) -m shared.migrate >/dev/null
+	@$(PY) -m api.invite "$(NAME)" --api
 
 browser: ## Make sure Chromium is there for the web page's tests (installs it as root on Debian/Ubuntu)
 	@command -v chromium >/dev/null 2>&1 || { test "$$(id -u)" = 0 && apt-get update -qq && \

@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the resources opened in the lifespan, and the API key check.
+"""Request-scoped dependencies: the resources opened in the lifespan, and task ownership.
 
 They are coroutines although none of them waits on anything: FastAPI runs a plain function
 dependency in its thread pool, and a thread hop per dependency costs more than the work.
@@ -6,14 +6,17 @@ dependency in its thread pool, and a thread hop per dependency costs more than t
 
 from __future__ import annotations
 
-import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 from rq import Queue
+from starlette.concurrency import run_in_threadpool
 
+from api.auth import CallerDep
+from api.services import NotFound, tasks
 from api.services.changes import TaskChanges
+from api.services.streams import StreamSlots
 from shared.config import GatewaySettings, QueueSettings
 from shared.db import Database
 
@@ -43,27 +46,32 @@ async def get_queue_settings(request: Request) -> QueueSettings:
     return settings
 
 
+async def get_streams(request: Request) -> StreamSlots:
+    streams: StreamSlots = request.state.streams
+    return streams
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
 ChangesDep = Annotated[TaskChanges, Depends(get_changes)]
 GatewaySettingsDep = Annotated[GatewaySettings, Depends(get_gateway_settings)]
 QueueSettingsDep = Annotated[QueueSettings, Depends(get_queue_settings)]
-
-_header_key = APIKeyHeader(name="X-API-Key", auto_error=False)
-_bearer = HTTPBearer(auto_error=False)
+StreamsDep = Annotated[StreamSlots, Depends(get_streams)]
 
 
-async def require_api_key(
-    settings: GatewaySettingsDep,
-    header_key: Annotated[str | None, Depends(_header_key)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Accept the key from `X-API-Key` or `Authorization: Bearer`; compare in constant time."""
-    given = header_key or (bearer.credentials if bearer else None)
-    expected = settings.api_key.get_secret_value() if settings.api_key else None
-    if not given or expected is None or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="A valid API key is required (X-API-Key header or Authorization: Bearer).",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+@dataclass(frozen=True)
+class OwnedTask:
+    id: str
+    # The user id of the person the task answers (streams are counted against them).
+    owner: str
+
+
+async def owned_task(task_id: str, caller: CallerDep, db: DbDep) -> OwnedTask:
+    """The task of the path, once the caller is known to own it (404 otherwise: no hints)."""
+    owner = await run_in_threadpool(tasks.owner_of, db, task_id)
+    if owner is None or not caller.may_act_for(owner):
+        raise NotFound("No task with this id.")
+    return OwnedTask(task_id, owner)
+
+
+OwnedTaskDep = Annotated[OwnedTask, Depends(owned_task)]

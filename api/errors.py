@@ -18,7 +18,15 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, RateLimited
+from api.services import (
+    Conflict,
+    NotFound,
+    QueueFull,
+    QueueUnavailable,
+    RateLimited,
+    TooManyActive,
+    TooManyStreams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +93,14 @@ async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
     )
 
 
+async def _too_many_active(request: Request, exc: TooManyActive) -> JSONResponse:
+    return error_response(request, 429, str(exc), {"Retry-After": "10"}, code="too_many_active")
+
+
+async def _too_many_streams(request: Request, exc: TooManyStreams) -> JSONResponse:
+    return error_response(request, 429, str(exc), {"Retry-After": "5"}, code="too_many_streams")
+
+
 async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
     return error_response(request, 404, str(exc))
 
@@ -134,6 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
     app.add_exception_handler(OpenAIError, _openai)  # type: ignore[arg-type]
     app.add_exception_handler(RateLimited, _rate_limited)  # type: ignore[arg-type]
+    app.add_exception_handler(TooManyActive, _too_many_active)  # type: ignore[arg-type]
+    app.add_exception_handler(TooManyStreams, _too_many_streams)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_exception_handler(QueueUnavailable, _queue_down)

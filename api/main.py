@@ -7,13 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import require_api_key
+from api.auth import Guard
 from api.errors import RefuseNulInUrl, install_error_handlers
-from api.routes import chat, health, metrics, openai, system, users, web
+from api.headers import SecurityHeaders
+from api.routes import access, chat, health, metrics, openai, session, system, users, web
 from api.services.changes import TaskChanges
+from api.services.credentials import purge_expired
+from api.services.streams import StreamSlots
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.jobs import changes_channel, make_queue, make_redis
@@ -40,7 +43,10 @@ def create_app(
         db = Database.from_settings(database_settings)
         redis = make_redis(queue_settings)
         queue = make_queue(queue_settings, redis)
-        background = [recovery_thread(db, queue, queue_settings.task_stale_after_seconds)]
+        background = [
+            recovery_thread(db, queue, queue_settings.task_stale_after_seconds),
+            Periodic("credentials", 3600, lambda: purge_expired(db)),
+        ]
         if gateway_settings.retention_days:
             days = gateway_settings.retention_days
             background.append(Periodic("retention", 3600, lambda: purge_conversations(db, days)))
@@ -55,6 +61,11 @@ def create_app(
                 "changes": changes,
                 "gateway_settings": gateway_settings,
                 "queue_settings": queue_settings,
+                "streams": StreamSlots(
+                    gateway_settings.max_streams_per_user,
+                    gateway_settings.max_streams_total,
+                    gateway_settings.stream_max_seconds,
+                ),
             }
         finally:
             await changes.aclose()
@@ -63,12 +74,16 @@ def create_app(
             redis.close()
             db.dispose()
 
-    app = FastAPI(title="ai_assistant gateway", version="0.1.0", lifespan=lifespan)
+    # No /docs or /redoc: their pages load scripts from a CDN, on the origin that holds sessions.
+    app = FastAPI(
+        title="ai_assistant gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     install_error_handlers(app)
+    # Outermost last: headers on everything, NUL refused, then who is asking (before any body).
+    app.add_middleware(Guard, settings=gateway_settings)
     app.add_middleware(RefuseNulInUrl)
-    for protected in (chat.router, users.router, system.router, openai.router, metrics.router):
-        app.include_router(protected, dependencies=[Depends(require_api_key)])
-    app.include_router(health.router)
-    app.include_router(web.router)
+    app.add_middleware(SecurityHeaders)
+    for router in (chat, users, access, session, system, openai, metrics, health, web):
+        app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app

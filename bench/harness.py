@@ -84,6 +84,7 @@ def stack(workdir: Path, *, with_worker: bool = True, **settings: str) -> Iterat
         SEED="1",
         MAX_TOKENS=str(MAX_TOKENS),
         MAX_QUEUE_LENGTH="100000",
+        MAX_ACTIVE_PER_USER="1000",
         LOG_LEVEL="WARNING",
     )
     env.update(settings)

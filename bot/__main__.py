@@ -23,9 +23,18 @@ async def run(
     handle_signals: bool = True,
 ) -> None:
     """Poll Telegram until stopped, first delivering answers owed from before a restart."""
-    if settings.api_key is None:
-        raise RuntimeError("API_KEY is not set: the bot needs the gateway's key (see .env).")
-    gateway = GatewayClient(settings.gateway_url, settings.api_key.get_secret_value())
+    key = settings.bot_api_key or settings.api_key
+    if key is None:
+        raise RuntimeError("BOT_API_KEY is not set: the bot needs its key at the gateway (see .env).")
+    if settings.bot_api_key is None:
+        log.warning("BOT_API_KEY is not set: the bot uses the operator's API_KEY, which can do anything")
+    if not (
+        settings.telegram_allow_everyone or settings.telegram_admin_ids or settings.telegram_allowed_users
+    ):
+        log.warning(
+            "no TELEGRAM_ADMIN_IDS: nobody can let new people in (or set TELEGRAM_ALLOW_EVERYONE=true)"
+        )
+    gateway = GatewayClient(settings.gateway_url, key.get_secret_value())
     bot = build_bot(settings)
     dispatcher = build_dispatcher(settings, bot, gateway)
     deliverer: Deliverer = dispatcher["deliverer"]

@@ -8,15 +8,16 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BotCommand, BotCommandScopeDefault
 
+from bot.access import AccessGate
 from bot.conversation import Conversations
 from bot.delivery import Deliverer
 from bot.gateway import GatewayClient
-from bot.handlers import chat, commands, start
-from bot.middlewares import AccessMiddleware, LanguageMiddleware, RateLimitMiddleware
+from bot.handlers import admin, chat, commands, start
+from bot.middlewares import LanguageMiddleware, RateLimitMiddleware
 from bot.texts import LANGUAGES, TEXTS
 from shared.config import BotSettings
 
-COMMANDS = ["new", "retry", "cancel", "mode", "stats", "help"]
+COMMANDS = ["new", "retry", "cancel", "mode", "stats", "web", "help"]
 
 
 def build_bot(settings: BotSettings) -> Bot:
@@ -32,13 +33,14 @@ def build_bot(settings: BotSettings) -> Bot:
 
 def build_dispatcher(settings: BotSettings, bot: Bot, gateway: GatewayClient) -> Dispatcher:
     deliverer = Deliverer(bot, gateway, settings)
+    access = AccessGate(settings, gateway)
     dispatcher = Dispatcher(
         settings=settings,
         gateway=gateway,
         deliverer=deliverer,
         conversations=Conversations(bot, gateway, deliverer),
+        access_gate=access,
     )
-    access = AccessMiddleware(set(settings.telegram_allowed_users))
     for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.stopped_message_generation):
         observer.outer_middleware(LanguageMiddleware())
         observer.outer_middleware(access)
@@ -46,7 +48,9 @@ def build_dispatcher(settings: BotSettings, bot: Bot, gateway: GatewayClient) ->
     rate_limit = RateLimitMiddleware(settings.bot_rate_limit_messages, settings.bot_rate_limit_seconds)
     dispatcher.message.outer_middleware(rate_limit)
     dispatcher.callback_query.outer_middleware(rate_limit)
-    dispatcher.include_routers(start.build_router(), commands.build_router(), chat.build_router())
+    dispatcher.include_routers(
+        start.build_router(), admin.build_router(), commands.build_router(), chat.build_router()
+    )
     return dispatcher
 
 

@@ -27,7 +27,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.formatting import LIMIT, format_answer, utf16_len
+from bot.formatting import LIMIT, format_guarded, utf16_len
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import duration, failure, t
 from shared.config import BotSettings
@@ -291,7 +291,8 @@ class _Follower:
         else:
             if state == "canceled":
                 answer = f"{answer}\n\n{t(lang, 'stopped')}" if answer.strip() else t(lang, "stopped")
-            parts = format_answer(answer) or [(t(lang, "empty_answer"), [])]
+            parts = await format_guarded(answer) if answer.strip() else []
+            parts = parts or [(t(lang, "empty_answer"), [])]
             keyboard = answer_keyboard(lang, self.task_id)
         await self._send_final(parts, keyboard)
         with contextlib.suppress(GatewayUnavailable, GatewayRejected):

@@ -7,27 +7,29 @@ paragraphs or code-block lines; nothing is ever cut off.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass
 
 from aiogram.types import MessageEntity
 from aiogram.utils.formatting import Bold, Code, Italic, Pre, Strikethrough, Text, TextLink
+from markdown_it import MarkdownIt
+
+log = logging.getLogger(__name__)
+# Guards around formatting one answer: past either, the answer is sent as plain text.
+MAX_FORMATTED_CHARS = 100_000
+FORMAT_SECONDS = 2.0
 
 # Telegram's limit is 4,096 characters; we count UTF-16 units (an emoji takes two) to stay inside it.
 LIMIT = 4096
 
 _FENCE = re.compile(r"^```[ \t]*([\w+#.-]*)[ \t]*$")
-_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+(?=\S)")
-_INLINE = re.compile(
-    r"(?P<code>`(?P<code_t>[^`\n]+)`)"
-    r"|(?P<link>\[(?P<link_t>[^\]\n]+)\]\((?P<link_u>https?://[^\s)]+)\))"
-    r"|(?P<bold>\*\*(?=\S)(?P<bold_t>.+?)(?<=\S)\*\*)"
-    r"|(?P<bold2>__(?=\S)(?P<bold2_t>.+?)(?<=\S)__)"
-    r"|(?P<strike>~~(?=\S)(?P<strike_t>.+?)(?<=\S)~~)"
-    r"|(?P<italic>(?<![\w*])\*(?=[^\s*])(?P<italic_t>.+?)(?<=[^\s*])\*(?![\w*]))"
-    r"|(?P<italic2>(?<![\w_])_(?=[^\s_])(?P<italic2_t>.+?)(?<=[^\s_])_(?![\w_]))"
-)
+# Inline Markdown by markdown-it-py: a CommonMark parser whose emphasis matching is linear in the
+# text, so no answer, however hostile, makes formatting slow (a regex of ours was cubic on one).
+_MARKDOWN = MarkdownIt("zero").enable(["emphasis", "backticks", "strikethrough", "link", "escape"])
+_WRAPPERS = {"strong": Bold, "em": Italic, "s": Strikethrough}
 
 
 def utf16_len(text: str) -> int:
@@ -80,28 +82,52 @@ def parse_blocks(markdown: str) -> list[Block]:
 
 
 def _inline(text: str) -> list[str | Text]:
-    nodes: list[str | Text] = []
-    position = 0
-    for match in _INLINE.finditer(text):
-        if match.start() > position:
-            nodes.append(text[position : match.start()])
-        kind = match.lastgroup
-        group = match.groupdict()
-        if group["code"]:
-            nodes.append(Code(group["code_t"]))
-        elif group["link"]:
-            nodes.append(TextLink(*_inline(group["link_t"]), url=group["link_u"]))
-        elif group["bold"] or group["bold2"]:
-            nodes.append(Bold(*_inline(group["bold_t"] or group["bold2_t"])))
-        elif group["strike"]:
-            nodes.append(Strikethrough(*_inline(group["strike_t"])))
+    """One line's inline Markdown (code, bold, italic, strikethrough, links) as formatting nodes."""
+    parsed = _MARKDOWN.parseInline(text)
+    children = parsed[0].children or [] if parsed else []
+    stack: list[tuple[str, list[str | Text], str]] = [("", [], "")]
+    for token in children:
+        nodes = stack[-1][1]
+        if token.type == "text":
+            nodes.append(token.content)
+        elif token.type == "code_inline":
+            nodes.append(Code(token.content))
+        elif token.nesting == 1:
+            stack.append((token.tag or token.type, [], str(token.attrGet("href") or "")))
+        elif token.nesting == -1 and len(stack) > 1:
+            kind, inner, href = stack.pop()
+            stack[-1][1].extend(_wrap(kind, inner, href))
+        elif token.type in ("softbreak", "hardbreak"):
+            nodes.append("\n")
         else:
-            assert kind in ("italic", "italic2")
-            nodes.append(Italic(*_inline(group["italic_t"] or group["italic2_t"])))
-        position = match.end()
-    if position < len(text):
-        nodes.append(text[position:])
+            nodes.append(token.content)
+    return stack[0][1]
+
+
+def _wrap(kind: str, nodes: list[str | Text], href: str) -> list[str | Text]:
+    if kind in _WRAPPERS:
+        return [_WRAPPERS[kind](*nodes)]
+    if kind == "a":
+        # The address is always shown: a link whose text hides where it leads is a phishing tool.
+        label = Text(*nodes).render()[0] if nodes else ""
+        if not href.startswith(("http://", "https://")):
+            return [*nodes, f" ({href})" if href else ""]
+        if label in (href, href.rstrip("/")):
+            return [TextLink(href, url=href)]
+        return [*nodes, " (", TextLink(href, url=href), ")"]
     return nodes
+
+
+def _heading(line: str) -> str | None:
+    """The text of an ATX heading line ("## Title ##"), or None; plain string work, linear time."""
+    level = len(line) - len(line.lstrip("#"))
+    if not 1 <= level <= 6 or len(line) == level or not line[level].isspace():
+        return None
+    body = line[level:].strip()
+    closed = body.rstrip("#")
+    if closed != body and (not closed or closed[-1].isspace()):
+        body = closed.strip()
+    return body
 
 
 def _paragraph(text: str) -> list[str | Text]:
@@ -109,9 +135,9 @@ def _paragraph(text: str) -> list[str | Text]:
     for n, line in enumerate(text.split("\n")):
         if n:
             nodes.append("\n")
-        heading = _HEADING.match(line)
-        if heading:
-            nodes.append(Bold(*_inline(heading.group(1))))
+        heading = _heading(line)
+        if heading is not None:
+            nodes.append(Bold(*_inline(heading)))
             continue
         bullet = _BULLET.match(line)
         if bullet:
@@ -141,8 +167,8 @@ def _split_long(block: Block, limit: int) -> list[Block]:
     rest = block.text
     while utf16_len(rest) > limit:
         window = rest[:limit]
-        while utf16_len(window) > limit:
-            window = window[:-1]
+        while (excess := utf16_len(window) - limit) > 0:
+            window = window[: len(window) - excess]  # a character is one or two units
         cut = -1
         separators = ["\n"] if block.code else ["\n", ". ", "! ", "? ", " "]
         for separator in separators:
@@ -189,6 +215,17 @@ def format_answer(markdown: str, limit: int = LIMIT) -> list[tuple[str, list[Mes
     if not markdown.strip():
         return []
     return [render(blocks) for blocks in split_markdown(markdown, limit)]
+
+
+async def format_guarded(markdown: str, limit: int = LIMIT) -> list[tuple[str, list[MessageEntity]]]:
+    """`format_answer` in a thread, so that the bot's event loop (every other chat) never waits on
+    it; answers over MAX_FORMATTED_CHARS, or taking over FORMAT_SECONDS, or failing, go as plain text."""
+    if len(markdown) <= MAX_FORMATTED_CHARS:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(format_answer, markdown, limit), FORMAT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - any failure has the same way out: plain text
+            log.warning("answer of %d characters sent unformatted: %r", len(markdown), exc)
+    return [(piece, []) for piece in split_plain(markdown, limit)]
 
 
 def split_plain(text: str, limit: int = LIMIT) -> list[str]:

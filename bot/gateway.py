@@ -103,12 +103,17 @@ class GatewayClient:
         status: Json = response.json()
         return status, response.headers.get("ETag")
 
-    async def cancel(self, task_id: str) -> Json:
-        result: Json = await self._call("POST", f"/api/tasks/{task_id}/cancel")
+    async def cancel(self, task_id: str, acting_for: str | None = None) -> Json:
+        result: Json = await self._call(
+            "POST", f"/api/tasks/{task_id}/cancel", headers=_acting_for(acting_for)
+        )
         return result
 
-    async def regenerate(self, task_id: str) -> Json:
-        result: Json = await self._call("POST", f"/api/tasks/{task_id}/regenerate")
+    async def regenerate(self, task_id: str, acting_for: str | None = None) -> Json:
+        """Answer again; with `acting_for`, only if the task is that person's (404 otherwise)."""
+        result: Json = await self._call(
+            "POST", f"/api/tasks/{task_id}/regenerate", headers=_acting_for(acting_for)
+        )
         return result
 
     async def note(self, task_id: str, client_meta: Json | None = None, delivered: bool = False) -> Json:
@@ -153,9 +158,34 @@ class GatewayClient:
     async def set_persona(self, user_id: str, persona: str) -> None:
         await self._call("PUT", f"/api/users/{user_id}/persona", json={"persona": persona})
 
+    async def request_access(self, user_id: str, display_name: str | None) -> Json:
+        """File an access request (once); the answer says where the person stands."""
+        result: Json = await self._call(
+            "POST", f"/api/users/{user_id}/access-request", json={"display_name": display_name}
+        )
+        return result
+
+    async def set_access(self, user_id: str, access: str) -> Json:
+        result: Json = await self._call("PUT", f"/api/users/{user_id}/access", json={"access": access})
+        return result
+
+    async def access_list(self, status: str | None = None) -> list[Json]:
+        params = {"status": status} if status else {}
+        result: list[Json] = await self._call("GET", "/api/access", params=params)
+        return result
+
+    async def invite(self, user_id: str) -> Json:
+        """A one-time personal link to the web page for this user."""
+        result: Json = await self._call("POST", f"/api/users/{user_id}/invites")
+        return result
+
     async def system(self) -> Json:
         result: Json = await self._call("GET", "/api/system")
         return result
+
+
+def _acting_for(user_id: str | None) -> dict[str, str]:
+    return {"X-Acting-For": user_id} if user_id else {}
 
 
 def _detail(response: httpx.Response) -> str:

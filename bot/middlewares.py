@@ -1,4 +1,4 @@
-"""Who may talk to the bot, how fast, and in which language it answers."""
+"""How fast people may write to the bot, and in which language it answers (who may: bot.access)."""
 
 from __future__ import annotations
 
@@ -22,27 +22,6 @@ class LanguageMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         data["lang"] = language_of(user.language_code if user else None)
         return await handler(event, data)
-
-
-class AccessMiddleware(BaseMiddleware):
-    """With TELEGRAM_ALLOWED_USERS set, others get one polite refusal and then silence."""
-
-    def __init__(self, allowed: set[int]) -> None:
-        self.allowed = allowed
-        self.refused: set[int] = set()
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("event_from_user")
-        if not self.allowed or (user is not None and user.id in self.allowed):
-            return await handler(event, data)
-        if user is not None and user.id not in self.refused:
-            self.refused.add(user.id)
-            lang = language_of(user.language_code)
-            if isinstance(event, Message):
-                await event.answer(t(lang, "not_allowed"))
-            elif isinstance(event, CallbackQuery):
-                await event.answer(t(lang, "not_allowed"), show_alert=True)
-        return None
 
 
 class RateLimitMiddleware(BaseMiddleware):

@@ -16,10 +16,14 @@ TEXTS: dict[str, dict[str, str]] = {
             "/cancel: stop the answer being written\n"
             "/mode: choose how I answer\n"
             "/stats: your usage\n"
+            "/web: a personal link to the same conversations in a browser\n"
             "/help: this list\n\n"
             "In groups I answer when mentioned or replied to. I understand text only."
         ),
-        "help_admin": "\n\nAdmins: /status shows the queue, workers and model.",
+        "help_admin": (
+            "\n\nAdmins: /status shows the queue, workers and model; /users lists who asked for "
+            "access; /allow and /block with a user id let someone in or keep them out."
+        ),
         "queued": "⏳ In the queue: {position}",
         "queued_eta": "⏳ In the queue: {position}, about {eta}",
         "thinking": "✍️ Thinking…",
@@ -39,6 +43,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "rate_limited": "You are writing faster than I can answer. Please wait {seconds} s.",
         "new_done": "🆕 New conversation. What shall we talk about?",
         "nothing_to_retry": "There is no answer to write again yet.",
+        "not_yours": "This button belongs to someone else's answer.",
         "nothing_to_cancel": "Nothing is being written right now.",
         "canceling": "⏹ Stopping…",
         "mode_pick": "How shall I answer? Now: {current}.",
@@ -61,6 +66,25 @@ TEXTS: dict[str, dict[str, str]] = {
         "button_new": "🆕 New chat",
         "button_retry": "🔁 Try again",
         "button_stop": "⏹ Stop",
+        "access_requested": (
+            "👋 This assistant is private. I have asked its admins to let you in; "
+            "I will write to you as soon as they decide."
+        ),
+        "access_pending": "⏳ Your access request is waiting for an admin. I will write when it is decided.",
+        "access_granted": "✅ You can talk to me now. Just write your question.",
+        "access_request_admin": "🔔 {name} (id {id}) asks for access. Let them in?",
+        "button_allow": "✅ Allow",
+        "button_deny": "🚫 Deny",
+        "access_allowed": "✅ {name} may talk to the assistant now.",
+        "access_blocked": "🚫 {name} is blocked.",
+        "access_usage": "Usage: /{command} <Telegram user id>",
+        "users_header": "👥 People\n",
+        "users_line": "{mark} {name} (id {id})",
+        "users_empty": "Nobody has asked for access yet.",
+        "web_link": "🔗 Your personal link to the web chat, with the same conversations. It opens once, "
+        "within {hours} h; keep it to yourself:\n{link}",
+        "web_unavailable": "The web chat is not set up on this server (PUBLIC_URL is not set).",
+        "web_private_only": "Send /web to me in a private chat: the link is personal.",
         "error": "⚠️ Something went wrong on my side. Please try again.",
     },
     "ru": {
@@ -76,10 +100,14 @@ TEXTS: dict[str, dict[str, str]] = {
             "/cancel — остановить ответ\n"
             "/mode — выбрать стиль ответов\n"
             "/stats — ваша статистика\n"
+            "/web — личная ссылка на те же разговоры в браузере\n"
             "/help — этот список\n\n"
             "В группах я отвечаю, когда меня упоминают или отвечают на моё сообщение. Понимаю только текст."
         ),
-        "help_admin": "\n\nДля админов: /status — очередь, воркеры и модель.",
+        "help_admin": (
+            "\n\nДля админов: /status — очередь, воркеры и модель; /users — кто просил доступ; "
+            "/allow и /block с id пользователя — впустить или не пускать."
+        ),
         "queued": "⏳ В очереди: {position}",
         "queued_eta": "⏳ В очереди: {position}, примерно {eta}",
         "thinking": "✍️ Думаю…",
@@ -99,6 +127,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "rate_limited": "Вы пишете быстрее, чем я успеваю отвечать. Подождите {seconds} с.",
         "new_done": "🆕 Новый разговор. О чём поговорим?",
         "nothing_to_retry": "Пока нечего писать заново.",
+        "not_yours": "Эта кнопка под чужим ответом.",
         "nothing_to_cancel": "Сейчас ничего не пишется.",
         "canceling": "⏹ Останавливаю…",
         "mode_pick": "Как мне отвечать? Сейчас: {current}.",
@@ -121,6 +150,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "button_new": "🆕 Новый чат",
         "button_retry": "🔁 Повторить",
         "button_stop": "⏹ Стоп",
+        "access_requested": (
+            "👋 Это частный ассистент. Я попросил администраторов впустить вас; напишу, как только они решат."
+        ),
+        "access_pending": "⏳ Ваш запрос на доступ ждёт администратора. Я напишу, когда он решит.",
+        "access_granted": "✅ Теперь можно со мной разговаривать. Просто напишите вопрос.",
+        "access_request_admin": "🔔 {name} (id {id}) просит доступ. Впустить?",
+        "button_allow": "✅ Впустить",
+        "button_deny": "🚫 Отказать",
+        "access_allowed": "✅ {name} теперь может разговаривать с ассистентом.",
+        "access_blocked": "🚫 {name} заблокирован(а).",
+        "access_usage": "Как писать: /{command} <id пользователя Telegram>",
+        "users_header": "👥 Люди\n",
+        "users_line": "{mark} {name} (id {id})",
+        "users_empty": "Доступ ещё никто не просил.",
+        "web_link": "🔗 Ваша личная ссылка на веб-чат, с теми же разговорами. Она открывается один раз, "
+        "в течение {hours} ч; никому её не передавайте:\n{link}",
+        "web_unavailable": "Веб-чат на этом сервере не настроен (не задан PUBLIC_URL).",
+        "web_private_only": "Пришлите /web мне в личном чате: ссылка личная.",
         "error": "⚠️ У меня что-то пошло не так. Попробуйте ещё раз.",
     },
 }

@@ -140,9 +140,12 @@ def _write_env(directory: Path, telegram_base: str = "") -> dict[str, str]:
     """The `.env` of the README's "Deploy on a VPS", with ports of this machine's choosing."""
     env = {
         "API_KEY": secrets.token_hex(24),
+        "BOT_API_KEY": secrets.token_hex(24),
         "REDIS_PASSWORD": secrets.token_hex(24),
         "DASHBOARD_PASSWORD": secrets.token_hex(24),
         "TELEGRAM_BOT_TOKEN": "4242:DEPLOYCHECK",
+        # The fake Telegram user the bot check writes as (others would first ask an admin).
+        "TELEGRAM_ALLOWED_USERS": "1001",
         "API_PORT": str(free_port()),
         "DASHBOARD_PORT": str(free_port()),
     }
@@ -241,6 +244,7 @@ def _fresh_clone(
         _restarts(checks, stack)
         _two_workers(checks, stack)
         _bot(checks, stack, fake_port)
+        _secrets(checks, stack)
         _users(checks, stack)
         memory = stack.memory()
         checks(
@@ -265,8 +269,11 @@ def _dashboard(checks: Checks, stack: Deployment) -> None:
     checks("dashboard opens with the password", status == 200, f"HTTP {status}")
     task_id = stack.history("alice")[0]["task_id"]
     status, body = call("POST", f"{url}/job/{task_id}/delete", headers=auth)
-    refused = isinstance(body, dict) and body.get("status") == "DISABLED"
-    checks("dashboard has no delete action", refused, f"HTTP {status} {body}")
+    refused = status == 403 or (isinstance(body, dict) and body.get("status") == "DISABLED")
+    checks("dashboard has no delete action", refused, f"HTTP {status}")
+    status, _ = call("POST", f"{url}/job/{task_id}/requeue", headers=auth)
+    get_status, _ = call("GET", f"{url}/requeue/chat", headers=auth)
+    checks("dashboard has no requeue action", status == get_status == 403, f"HTTP {status}, {get_status}")
 
 
 def _redis_isolation(checks: Checks, stack: Deployment) -> None:
@@ -344,6 +351,25 @@ def _bot(checks: Checks, stack: Deployment, fake_port: int) -> None:
     checks(
         "the bot answers through the gateway", True, f"answer delivered ({len(task['answer'])} characters)"
     )
+
+
+# The secrets each service may hold; the others must not reach its environment.
+_NEEDS = {
+    "api": {"API_KEY", "BOT_API_KEY", "REDIS_PASSWORD"},
+    "worker": {"REDIS_PASSWORD"},
+    "bot": {"BOT_API_KEY", "TELEGRAM_BOT_TOKEN"},
+    "dashboard": {"REDIS_PASSWORD", "DASHBOARD_PASSWORD"},
+}
+
+
+def _secrets(checks: Checks, stack: Deployment) -> None:
+    leaks = []
+    for service, needs in _NEEDS.items():
+        env = stack.compose("exec", "-T", service, "env").stdout
+        for name in ("API_KEY", "BOT_API_KEY", "TELEGRAM_BOT_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD"):
+            if name not in needs and stack.env[name] in env:
+                leaks.append(f"{service} holds {name}")
+    checks("each service holds only its own secrets", not leaks, ", ".join(leaks) or "4 services checked")
 
 
 def _users(checks: Checks, stack: Deployment) -> None:

@@ -65,12 +65,35 @@ class GatewaySettings(_EnvSettings):
     retention_days: int = Field(
         0, ge=0, description="Delete conversations untouched for this many days (0: keep them forever)."
     )
+    bot_api_key: SecretStr | None = Field(
+        None, description="The Telegram bot's credential: it may act only for Telegram users (tg:…)."
+    )
+    public_url: str | None = Field(
+        None, description="Where people open the web page (https://…); personal links point there."
+    )
+    max_active_per_user: int = Field(
+        3, ge=1, description="Answers one person may have queued or in progress at once; more get 429."
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body; larger ones get 413 before being read."
+    )
+    max_streams_per_user: int = Field(
+        8, ge=1, description="Open event streams and long polls one person may hold; more get 429."
+    )
+    max_streams_total: int = Field(
+        256, ge=1, description="Open event streams and long polls for everyone together."
+    )
+    stream_max_seconds: float = Field(
+        900, gt=0, description="Longest life of one event stream; clients reconnect after it."
+    )
+    session_days: int = Field(90, ge=1, description="How long a web page's sign-in lasts.")
+    invite_hours: int = Field(24, ge=1, description="How long a personal link can be opened (once).")
 
-    @field_validator("api_key")
+    @field_validator("api_key", "bot_api_key")
     @classmethod
     def _key_is_not_trivial(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("API_KEY must be at least 16 characters long")
+            raise ValueError("API_KEY and BOT_API_KEY must be at least 16 characters long")
         return value
 
 
@@ -182,13 +205,26 @@ class BotSettings(_EnvSettings):
     )
     telegram_allowed_users: Annotated[list[int], NoDecode] = Field(
         default_factory=list,
-        description="Telegram user ids allowed to chat, comma-separated; empty: everyone.",
+        description="Telegram user ids always allowed to chat, comma-separated (others ask admins).",
     )
     telegram_admin_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list, description="Telegram user ids that may use /status, comma-separated."
+        default_factory=list,
+        description="Telegram user ids of admins (/status, /allow, /block, /users), comma-separated.",
     )
     gateway_url: str = Field("http://127.0.0.1:8000", description="Where the bot reaches the gateway.")
-    api_key: SecretStr | None = Field(None, description="The gateway's API_KEY.")
+    bot_api_key: SecretStr | None = Field(
+        None, description="The bot's credential at the gateway (BOT_API_KEY); it may act for tg: users only."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Fallback when BOT_API_KEY is unset: the operator's key (gives the bot every right).",
+    )
+    telegram_allow_everyone: bool = Field(
+        False, description="true: anyone may talk to the bot; false: unknown people ask admins first."
+    )
+    public_url: str | None = Field(
+        None, description="Where people open the web page (https://…): /web sends personal links there."
+    )
     bot_rate_limit_messages: int = Field(8, ge=1, description="Messages a user may send per window.")
     bot_rate_limit_seconds: float = Field(
         60, gt=0, description="Length of the rate-limit window, in seconds."

@@ -66,6 +66,23 @@ class Role(enum.StrEnum):
     ASSISTANT = "assistant"
 
 
+class AccessStatus(enum.StrEnum):
+    """Whether a person may talk to the bot (admins decide; kept in the database)."""
+
+    REQUESTED = "requested"
+    ALLOWED = "allowed"
+    BLOCKED = "blocked"
+
+
+class CredentialKind(enum.StrEnum):
+    # A one-time link's secret, exchanged for a session when the page opens it.
+    INVITE = "invite"
+    # The web page's session, kept in an HttpOnly cookie.
+    SESSION = "session"
+    # A personal token for OpenAI-compatible clients (/v1) and scripts.
+    API = "api"
+
+
 class User(Base):
     __tablename__ = "user"
 
@@ -74,7 +91,26 @@ class User(Base):
     external_id: Mapped[str] = mapped_column(String(128), unique=True)
     # Key of a built-in persona (shared.personas); None is the operator's SYSTEM_PROMPT.
     persona: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Telegram access: None until the person first writes to a bot that is not open to everyone.
+    access: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    access_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # How the person is shown to admins (a Telegram name); informational only.
+    display_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Credential(Base):
+    """A personal secret: only its SHA-256 is kept, so the table gives no one a way in."""
+
+    __tablename__ = "credential"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Conversation(Base):

@@ -45,7 +45,11 @@ PERSONAS: dict[str, Persona] = {
 }
 
 
-def system_prompt_for(persona: str | None, default_prompt: str) -> str:
-    """The system prompt of `persona`; the operator's default for the default or an unknown one."""
+def system_prompt_for(persona: str | None, operator_prompt: str, personal: str | None = None) -> str:
+    """The operator's SYSTEM_PROMPT, then the persona's, then the request's own (/v1 system messages).
+
+    A persona or a client adds to the operator's instructions; none of them can replace them.
+    """
     chosen = PERSONAS.get(persona or DEFAULT)
-    return chosen.prompt if chosen and chosen.prompt is not None else default_prompt
+    parts = [operator_prompt, chosen.prompt if chosen else None, personal]
+    return "\n\n".join(part.strip() for part in parts if part and part.strip())

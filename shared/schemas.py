@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.models import TaskStatus
+from shared.models import AccessStatus, TaskStatus
 
 ClientMetaValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
 ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=20)]
@@ -30,7 +30,11 @@ ClientId = Annotated[
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: ClientId = Field(description="The client's id for the person, e.g. 'tg:12345'.")
+    user_id: ClientId | None = Field(
+        None,
+        description="The client's id for the person, e.g. 'tg:12345'; required with the operator's "
+        "or the bot's key, ignored with a personal credential (the person is always themselves).",
+    )
     text: Annotated[str, StringConstraints(strict=True)] = Field(description="The user's message.")
     chat_id: ClientId | None = Field(
         None, description="Where the user talks from (e.g. a group); one conversation per place."
@@ -65,7 +69,7 @@ class TaskUpdate(BaseModel):
 class NewConversationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: ClientId
+    user_id: ClientId | None = None
     chat_id: ClientId | None = None
 
 
@@ -163,3 +167,45 @@ class Health(BaseModel):
     database: bool
     workers: int
     queued: int | None = None
+
+
+class Me(BaseModel):
+    """Who a credential belongs to, and where the web page finds their conversation."""
+
+    role: str
+    user_id: str | None
+    chat_id: str | None = Field(None, description="The chat whose conversation the web page continues.")
+
+
+class InviteOut(BaseModel):
+    link: str | None = Field(None, description="The personal link, when PUBLIC_URL is set.")
+    invite: str = Field(description="The one-time secret the link carries after '#invite='.")
+    expires_at: datetime | None
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    invite: Annotated[str, StringConstraints(strict=True, min_length=8, max_length=128)]
+
+
+class AccessOut(BaseModel):
+    user_id: str
+    access: AccessStatus | None
+    display_name: str | None = None
+    changed_at: datetime | None = None
+    created: bool = Field(False, description="True when this call filed the request (tell the admins).")
+
+
+class AccessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Annotated[str, StringConstraints(max_length=128), AfterValidator(_without_nul)] | None = (
+        None
+    )
+
+
+class AccessDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    access: AccessStatus

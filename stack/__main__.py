@@ -15,7 +15,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.invite import invite_link
 from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelSettings
+from shared.db import Database
 from shared.logging import configure_logging
 from shared.migrate import upgrade
 from stack.model import fetch_default_model
@@ -64,14 +66,13 @@ def _client_host(bind: str) -> str:
 
 def main() -> None:
     configure_logging()
-    for secret in ("API_KEY", "DASHBOARD_PASSWORD"):
+    for secret in ("API_KEY", "BOT_API_KEY", "DASHBOARD_PASSWORD"):
         ensure_secret(ENV_FILE, secret)
     if not StackSettings().redis_url:
         # The queue holds the work of every user: no local process may reach it without this.
         ensure_secret(ENV_FILE, "REDIS_PASSWORD")
     settings = StackSettings()
-    api_key = GatewaySettings().api_key
-    assert api_key is not None  # ensured above
+    gateway_settings = GatewaySettings()
     python = sys.executable
     services: list[Service] = []
     extra_env: dict[str, str] = {}
@@ -103,6 +104,13 @@ def main() -> None:
     if model_settings.model_path is None and not model_settings.model_repo:
         fetch_default_model(model_settings.models_dir)
     upgrade(DatabaseSettings().database_url)
+    local_url = f"http://{_client_host(settings.api_host)}:{settings.api_port}"
+    # The banner's link is the owner's own one-time sign-in, never the operator's key.
+    db = Database.from_settings(DatabaseSettings())
+    try:
+        owner_link = invite_link(db, "owner", local_url, gateway_settings.invite_hours)
+    finally:
+        db.dispose()
 
     env = child_env(extra_env)
     services.append(
@@ -124,8 +132,8 @@ def main() -> None:
     )
     for n in range(settings.worker_count):
         services.append(Service(f"worker-{n + 1}", [python, "-m", "worker"], env=env, stop_timeout=20))
-    # rq-dashboard: loopback only, a password, and no delete/empty actions (its forms have no CSRF
-    # protection). Credentials go by environment, not on the command line that `ps` shows.
+    # rq-dashboard: loopback only, a password, and read-only (its forms have no CSRF protection).
+    # Credentials go by environment, not on the command line that `ps` shows.
     assert settings.dashboard_password is not None  # ensured above
     dashboard_env = dict(
         env,
@@ -133,7 +141,15 @@ def main() -> None:
         RQ_DASHBOARD_PASSWORD=settings.dashboard_password.get_secret_value(),
         RQ_DASHBOARD_REDIS_URL=redis_url,
     )
-    dashboard = [python, "-m", "rq_dashboard", "--bind", "127.0.0.1", "--port", str(settings.dashboard_port)]
+    dashboard = [
+        python,
+        "-m",
+        "stack.dashboard",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(settings.dashboard_port),
+    ]
     # --json: the queue's jobs are JSON (shared/jobs.py).
     services.append(Service("dashboard", [*dashboard, "--disable-delete", "--json"], env=dashboard_env))
     bot_line = "Telegram bot: off. Set TELEGRAM_BOT_TOKEN in .env to enable it."
@@ -149,8 +165,9 @@ def main() -> None:
         "\n".join(
             [
                 "",
-                f"Web chat:     http://{_client_host(settings.api_host)}:{settings.api_port}/#key={api_key.get_secret_value()}",
-                f"Gateway:      http://{settings.api_host}:{settings.api_port}  (API docs at /docs)",
+                f"Web chat:     {owner_link}",
+                "              (your one-time sign-in; `make invite NAME=…` makes links for others)",
+                f"Gateway:      http://{settings.api_host}:{settings.api_port}  (schema: /openapi.json)",
                 f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}"
                 f"  (user {settings.dashboard_username}, password DASHBOARD_PASSWORD in .env)",
                 f"Redis:        {shown_redis}",

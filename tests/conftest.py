@@ -34,6 +34,7 @@ from worker.reply import ReplyService
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"
+BOT_API_KEY = "test-bot-key-0123456789abcdef"
 DEFAULT_MODEL = ROOT / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -136,7 +137,14 @@ def queue(queue_settings: QueueSettings, redis_conn: Redis) -> Queue:
 @pytest.fixture
 def gateway_settings() -> GatewaySettings:
     # A generous per-user limit: tests that send bursts from one user are not about rate limiting.
-    return GatewaySettings(_env_file=None, api_key=API_KEY, max_text_chars=4000, rate_limit_per_minute=10_000)
+    return GatewaySettings(
+        _env_file=None,
+        api_key=API_KEY,
+        bot_api_key=BOT_API_KEY,
+        max_text_chars=4000,
+        rate_limit_per_minute=10_000,
+        max_active_per_user=50,
+    )
 
 
 def make_client(gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings) -> TestClient:

@@ -42,7 +42,7 @@ def test_every_service_command_names_code_that_exists() -> None:
 
 def test_the_dashboard_options_exist_in_the_installed_rq_dashboard() -> None:
     help_text = subprocess.run(
-        [sys.executable, "-m", "rq_dashboard", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "stack.dashboard", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for option in [o for o in SERVICES["dashboard"]["command"] if o.startswith("--")]:
         assert option in help_text
@@ -243,3 +243,42 @@ def test_an_offline_setup_fails_with_one_sentence_naming_the_way_out(tmp_path: P
     assert len(said.splitlines()) == 1 and "Traceback" not in said
     assert "MODEL_PATH" in said and "data/models/" in said
     assert not (tmp_path / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").exists()
+
+
+SECRETS = {"API_KEY", "BOT_API_KEY", "TELEGRAM_BOT_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD"}
+# What each service may hold; every other secret of .env is blanked in its environment.
+NEEDS = {
+    "setup": {"REDIS_URL"},
+    "worker": {"REDIS_URL"},
+    "api": {"REDIS_URL", "API_KEY", "BOT_API_KEY"},
+    "bot": {"BOT_API_KEY", "TELEGRAM_BOT_TOKEN"},
+    "dashboard": {"RQ_DASHBOARD_REDIS_URL", "RQ_DASHBOARD_PASSWORD"},
+}
+
+
+def test_each_service_is_handed_only_its_own_secrets() -> None:
+    """Every service reads .env (env_file), so each one blanks the secrets it has no use for."""
+    for name, needs in NEEDS.items():
+        env = SERVICES[name].get("environment") or {}
+        assert SERVICES[name]["env_file"] == ".env"
+        for secret in (SECRETS | {"REDIS_URL"}) - needs:
+            assert env.get(secret) == "", f"{name} would receive {secret}"
+        for secret in needs:
+            assert env.get(secret), f"{name} lacks {secret}"
+
+
+def test_the_dashboard_is_read_only() -> None:
+    from rq_dashboard.cli import make_flask_app
+
+    import stack.dashboard  # noqa: F401 - installs the read-only guard
+
+    client = make_flask_app(None, "admin", "pw", "").test_client()
+    for method, path in [
+        ("POST", "/job/abc/requeue"),
+        ("GET", "/requeue/chat"),
+        ("POST", "/requeue/chat"),
+        ("POST", "/job/abc/delete"),
+        ("POST", "/queue/chat/failed/empty"),
+        ("POST", "/queue/chat/compact"),
+    ]:
+        assert client.open(path, method=method).status_code == 403, (method, path)

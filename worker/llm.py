@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,24 @@ _CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+# Private-use characters around each message's index while the template is rendered, so that the
+# messages' own text can be told from the template's (and tokenized without special tokens).
+_MARKED = re.compile("\ue000(\\d+)\ue001")
+
+
+def _render_marked(formatter: Any, messages: Sequence[ChatMessage]) -> str:
+    marked = [{**m, "content": f"\ue000{n}\ue001"} for n, m in enumerate(messages)]
+    return str(formatter(messages=marked).prompt)
+
+
+def _keeps_contents_apart(formatter: Any) -> bool:
+    """True when the template puts every message's text in the prompt once, untouched, in order."""
+    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    probe += [{"role": "assistant", "content": "a"}, {"role": "user", "content": "v"}]
+    found = [int(n) for n in _MARKED.findall(_render_marked(formatter, probe))]
+    return found == list(range(len(probe)))
 
 
 class ChatModel(Protocol):
@@ -103,7 +122,10 @@ class LlamaChatModel:
         template = self.native.metadata("tokenizer.chat_template") or _CHATML
         try:
             self._formatter = Jinja2ChatFormatter(template, eos_token=eos_text, bos_token=self._bos_text)
+            usable = _keeps_contents_apart(self._formatter)
         except TemplateError:
+            usable = False
+        if not usable:
             log.warning("model %s has an unusable chat template; using ChatML", path.name)
             self._formatter = Jinja2ChatFormatter(_CHATML, eos_token=eos_text, bos_token=self._bos_text)
         log.info(
@@ -132,10 +154,17 @@ class LlamaChatModel:
         return len(self.native.tokenize(text, add_bos=False, special=False))
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
-        prompt = self._formatter(messages=list(messages)).prompt  # type: ignore[arg-type]
+        """The template's own text is read with its special tokens; every message's text is read
+        as plain text, so `<|im_start|>system` typed by a user is just characters to the model."""
+        pieces = _MARKED.split(_render_marked(self._formatter, messages))
         # The template may already begin with the BOS token; never add a second one.
-        add_bos = not (self._bos_text and prompt.startswith(self._bos_text))
-        tokens = self.native.tokenize(prompt, add_bos=add_bos, special=True)
+        add_bos = not (self._bos_text and pieces[0].startswith(self._bos_text))
+        tokens: list[int] = []
+        for n, piece in enumerate(pieces):
+            if n % 2:
+                tokens += self.native.tokenize(messages[int(piece)]["content"], add_bos=False, special=False)
+            elif piece:
+                tokens += self.native.tokenize(piece, add_bos=add_bos and n == 0, special=True)
         return RenderedPrompt(size=len(tokens), payload=tokens)
 
     def generate(

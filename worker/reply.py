@@ -210,10 +210,7 @@ class ReplyService:
     def _load_context(self, session: Session, task: Task) -> _Context:
         """What the model needs for `task`: instructions, history, message and limits."""
         settings = self.model_settings
-        if task.system_prompt is not None:
-            system_prompt = task.system_prompt
-        else:
-            system_prompt = system_prompt_for(task.persona, settings.system_prompt)
+        system_prompt = system_prompt_for(task.persona, settings.system_prompt, task.system_prompt)
         message = session.scalar(_MESSAGE_TEXT, {"message_id": task.request_message_id})
         rows = session.execute(
             _HISTORY, {"conversation_id": task.conversation_id, "before": task.request_message_id}

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import ChangesDep, DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
+from api.auth import TELEGRAM_PREFIX, CallerDep, CallerRole, ServiceDep
+from api.deps import (
+    ChangesDep,
+    DbDep,
+    GatewaySettingsDep,
+    OwnedTaskDep,
+    QueueDep,
+    QueueSettingsDep,
+    StreamsDep,
+)
 from api.services import stream, tasks
 from api.services.status import queue_position
 from shared.db import Database
@@ -29,19 +39,27 @@ def _accepted(db: Database, task: Task) -> ChatAccepted:
 def post_chat(
     body: ChatRequest,
     response: Response,
+    caller: CallerDep,
     db: DbDep,
     queue: QueueDep,
     gateway: GatewaySettingsDep,
     queue_settings: QueueSettingsDep,
 ) -> ChatAccepted:
-    """Record a message and queue its answer; poll /api/status/{task_id} for progress."""
+    """Record a message and queue its answer; poll /api/status/{task_id} for progress.
+
+    With a personal credential the message is the person's own, whatever `user_id` says; delivery
+    notes (`client_meta`) are the bot's and the operator's to set.
+    """
+    if caller.role == CallerRole.PERSON and body.client_meta is not None:
+        raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
+    body = body.model_copy(update={"user_id": caller.acting_for(body.user_id)})
     if len(body.text) > gateway.max_text_chars:
         raise HTTPException(
             status_code=422,
             detail=f"text: must be at most {gateway.max_text_chars} characters (got {len(body.text)})",
         )
     task, replayed = tasks.submit_chat(
-        db, queue, body, queue_settings.max_queue_length, gateway.rate_limit_per_minute
+        db, queue, body, queue_settings.max_queue_length, tasks.Limits.of(gateway)
     )
     if replayed:
         response.status_code = status.HTTP_200_OK
@@ -55,9 +73,10 @@ def post_chat(
     responses={304: {"description": "Not modified: still what If-None-Match names, after waiting."}},
 )
 async def get_status(
-    task_id: str,
+    task: OwnedTaskDep,
     db: DbDep,
     changes: ChangesDep,
+    streams: StreamsDep,
     wait: Annotated[
         float, Query(ge=0, le=60, description="With If-None-Match: seconds to wait for a change.")
     ] = 0,
@@ -68,24 +87,35 @@ async def get_status(
     Each answer carries an ETag. Sent back as If-None-Match with `wait`, it makes this a long poll:
     the reply comes as soon as the task changes (304 if it has not within `wait` seconds).
     """
-    document, tag, changed = await stream.status_once_changed(db, changes, task_id, if_none_match, wait)
+    if wait and if_none_match:
+        with streams.hold(task.owner):
+            document, tag, changed = await stream.status_once_changed(
+                db, changes, task.id, if_none_match, wait
+            )
+    else:
+        document, tag, changed = await stream.status_once_changed(db, changes, task.id, if_none_match, 0)
     if not changed:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
     return Response(document, media_type="application/json", headers={"ETag": tag})
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut)
-def cancel_task(task_id: str, db: DbDep, queue: QueueDep) -> TaskOut:
+def cancel_task(task: OwnedTaskDep, db: DbDep, queue: QueueDep) -> TaskOut:
     """Stop a task: a queued one at once, a started one within a token or two."""
-    return tasks.cancel(db, queue, task_id)
+    return tasks.cancel(db, queue, task.id)
 
 
 @router.post("/tasks/{task_id}/regenerate", status_code=status.HTTP_202_ACCEPTED, response_model=ChatAccepted)
 def regenerate_task(
-    task_id: str, db: DbDep, queue: QueueDep, queue_settings: QueueSettingsDep
+    task: OwnedTaskDep,
+    db: DbDep,
+    queue: QueueDep,
+    gateway: GatewaySettingsDep,
+    queue_settings: QueueSettingsDep,
 ) -> ChatAccepted:
     """Answer the same message again as a new task; the old answer leaves the history."""
-    return _accepted(db, tasks.regenerate(db, queue, task_id, queue_settings.max_queue_length))
+    limits = tasks.Limits.of(gateway)
+    return _accepted(db, tasks.regenerate(db, queue, task.id, queue_settings.max_queue_length, limits))
 
 
 @router.get(
@@ -93,27 +123,50 @@ def regenerate_task(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
 )
-def task_events(task_id: str, request: Request, db: DbDep, changes: ChangesDep) -> StreamingResponse:
-    """The task as Server-Sent Events: `status` while waiting, `delta` pieces of text, then `done`."""
-    tasks.get_status(db, task_id)  # 404 before the stream starts
+async def task_events(
+    task: OwnedTaskDep,
+    request: Request,
+    db: DbDep,
+    changes: ChangesDep,
+    streams: StreamsDep,
+) -> StreamingResponse:
+    """The task as Server-Sent Events: `status` while waiting, `delta` pieces of text, then `done`.
+
+    A stream lives at most STREAM_MAX_SECONDS; a client that wants more reconnects.
+    """
+    streams.acquire(task.owner)  # refused now (429), before the response starts
+    ending = streams.ending(request.is_disconnected)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            async for event in stream.task_events(db, changes, task.id, ending):
+                yield event
+        finally:
+            streams.release(task.owner)
+
     return StreamingResponse(
-        stream.task_events(db, changes, task_id, request.is_disconnected),
+        events(),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskOut)
-def update_task(task_id: str, body: TaskUpdate, db: DbDep) -> TaskOut:
+def update_task(task: OwnedTaskDep, body: TaskUpdate, caller: CallerDep, db: DbDep) -> TaskOut:
     """Add client notes to a task, or record that its answer reached the user."""
-    return tasks.update(db, task_id, body)
+    if caller.role == CallerRole.PERSON and body.client_meta is not None:
+        raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
+    return tasks.update(db, task.id, body)
 
 
 @router.get("/tasks/undelivered", response_model=list[TaskOut])
 def list_undelivered(
+    caller: ServiceDep,
     db: DbDep,
     user_prefix: Annotated[str, Query(max_length=64, description="Only users whose id starts so.")] = "",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[TaskOut]:
     """Tasks carrying client notes whose answer is not marked delivered: what a restarted client owes."""
+    if caller.role == CallerRole.BOT and not user_prefix.startswith(TELEGRAM_PREFIX):
+        raise HTTPException(status_code=403, detail="user_prefix: the bot sees tg: users only")
     return tasks.undelivered(db, user_prefix, limit)

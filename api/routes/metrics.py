@@ -1,10 +1,11 @@
-"""GET /metrics in Prometheus' text format (behind the API key, like everything with data)."""
+"""GET /metrics in Prometheus' text format (the operator's key only)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from api.auth import OperatorDep
 from api.deps import DbDep, QueueDep
 from api.services.metrics import render
 
@@ -12,6 +13,6 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(db: DbDep, queue: QueueDep) -> PlainTextResponse:
+def metrics(_operator: OperatorDep, db: DbDep, queue: QueueDep) -> PlainTextResponse:
     """Queue length, tasks by status, workers, speed, queue wait and end-to-end latency."""
     return PlainTextResponse(render(db, queue), media_type="text/plain; version=0.0.4")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ChangesDep, DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
+from api.auth import CallerDep, CallerRole
+from api.deps import ChangesDep, DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep, StreamsDep
+from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 from api.services import completions
+from api.services.tasks import Limits
 from shared.config import ModelSettings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -20,7 +25,7 @@ def served_model() -> str:
 
 
 @router.get("/models", response_model=ModelList)
-def models() -> ModelList:
+def models(_caller: CallerDep) -> ModelList:
     return ModelList(data=[ModelCard(id=served_model(), created=0)])
 
 
@@ -32,27 +37,61 @@ def models() -> ModelList:
 async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,
+    caller: CallerDep,
     db: DbDep,
+    streams: StreamsDep,
     queue: QueueDep,
     changes: ChangesDep,
     gateway: GatewaySettingsDep,
     queue_settings: QueueSettingsDep,
 ) -> ChatCompletion | StreamingResponse:
-    """Answer a conversation; with `stream: true`, as OpenAI's server-sent chunks."""
-    task_id = await run_in_threadpool(
-        completions.submit,
-        db,
-        queue,
-        body,
-        queue_settings.max_queue_length,
-        gateway.max_text_chars,
-        gateway.rate_limit_per_minute,
-    )
+    """Answer a conversation; with `stream: true`, as OpenAI's server-sent chunks.
+
+    With a personal token the conversation is the token holder's (`user` is ignored); with the
+    operator's key it is `openai:<user>`. `max_tokens` is capped at the operator's MAX_TOKENS, and
+    system messages add to the operator's SYSTEM_PROMPT rather than replace it.
+    """
+    if caller.role == CallerRole.BOT:
+        raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
+    user_id = caller.user_id if caller.role == CallerRole.PERSON else completions.operator_user(body)
+    assert user_id is not None
+    model_settings = ModelSettings()
+    streams.acquire(user_id)  # a /v1 request waits for its answer: it holds a stream either way
+    try:
+        task_id = await run_in_threadpool(
+            completions.submit,
+            db,
+            queue,
+            body,
+            user_id,
+            completions.Bounds(
+                max_queue=queue_settings.max_queue_length,
+                max_chars=gateway.max_text_chars,
+                max_tokens=model_settings.max_tokens,
+                max_prompt_chars=model_settings.n_ctx * completions.CHARS_PER_TOKEN_AT_MOST,
+            ),
+            Limits.of(gateway),
+        )
+    except BaseException:
+        streams.release(user_id)
+        raise
     model = body.model or served_model()
+    ending = streams.ending(request.is_disconnected)
     if body.stream:
+
+        async def chunks() -> AsyncIterator[str]:
+            try:
+                async for chunk in completions.stream(db, queue, changes, task_id, model, ending):
+                    yield chunk
+            finally:
+                streams.release(user_id)
+
         return StreamingResponse(
-            completions.stream(db, queue, changes, task_id, model, request.is_disconnected),
+            chunks(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return await completions.complete(db, queue, changes, task_id, model, request.is_disconnected)
+    try:
+        return await completions.complete(db, queue, changes, task_id, model, ending)
+    finally:
+        streams.release(user_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.auth import CallerDep, ServiceDep
 from api.deps import DbDep, QueueDep
 from api.services.system import system_status
 from shared.personas import PERSONAS
@@ -13,11 +14,12 @@ router = APIRouter(prefix="/api", tags=["system"])
 
 
 @router.get("/personas", response_model=list[PersonaOut])
-def personas() -> list[PersonaOut]:
+def personas(_caller: CallerDep) -> list[PersonaOut]:
     return [PersonaOut(key=p.key, names=p.names) for p in PERSONAS.values()]
 
 
 @router.get("/system", response_model=SystemStatus)
-def system(db: DbDep, queue: QueueDep) -> SystemStatus:
-    """Queue length, answers in progress, live workers, the model and its recent speed."""
+def system(_caller: ServiceDep, db: DbDep, queue: QueueDep) -> SystemStatus:
+    """Queue length, answers in progress, live workers, the model and its recent speed (the
+    operator's view; the bot shows it to its admins)."""
     return system_status(db, queue)

@@ -25,3 +25,11 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The request does not fit the task's current state; the message says why."""
+
+
+class TooManyActive(Exception):
+    """The person already has as many answers queued or in progress as allowed."""
+
+
+class TooManyStreams(Exception):
+    """Too many open streams or long polls (for this person, or overall); the message says which."""

@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 from rq import Queue
@@ -21,7 +22,14 @@ from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Us
 from api.services import rate_limit
 from api.services.changes import TaskChanges
 from api.services.stream import TextDiff, follow
-from api.services.tasks import cancel, check_redis, enqueue_or_undo, ensure_room
+from api.services.tasks import (
+    Limits,
+    cancel,
+    check_redis,
+    enqueue_or_undo,
+    ensure_not_too_busy,
+    ensure_room,
+)
 from api.services.users import get_or_create_user
 from shared.db import Database
 from shared.models import Conversation, Message, Role, Task, TaskStatus, utcnow
@@ -32,7 +40,23 @@ OPENAI_CHAT = "openai"
 _FINISH = {"stop": "stop", "cancel": "stop", "length": "length", "timeout": "length"}
 
 
-def _user_id(request: ChatCompletionRequest) -> str:
+# No tokenizer puts more characters than this in one token, so a request longer than the context
+# window times this can never fit: it is refused before anything is stored.
+CHARS_PER_TOKEN_AT_MOST = 8
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The operator's limits on one request: queue room, message and prompt size, reply length."""
+
+    max_queue: int
+    max_chars: int
+    max_tokens: int
+    max_prompt_chars: int
+
+
+def operator_user(request: ChatCompletionRequest) -> str:
+    """With the operator's key, `user` names the conversation's owner (admin use of /v1)."""
     return f"openai:{request.user or 'default'}"
 
 
@@ -40,29 +64,39 @@ def submit(
     db: Database,
     queue: Queue,
     request: ChatCompletionRequest,
-    max_queue: int,
-    max_chars: int,
-    per_minute: int = 0,
+    user_id: str,
+    bounds: Bounds,
+    limits: Limits | None = None,
 ) -> str:
     """Record the request's conversation and queue its answer; returns the task id."""
+    limits = limits or Limits()
     try:
         texts = [(m.role, m.text()) for m in request.messages]
     except ValueError as exc:
         raise OpenAIError(400, str(exc), "invalid_request_error") from exc
-    if len(texts[-1][1]) > max_chars:
+    if len(texts[-1][1]) > bounds.max_chars:
         raise OpenAIError(
             400,
-            f"the last message is longer than {max_chars} characters",
+            f"the last message is longer than {bounds.max_chars} characters",
             "invalid_request_error",
             "string_above_max_length",
         )
-    rate_limit.check(queue.connection, _user_id(request), per_minute)
+    if sum(len(text) for _, text in texts) > bounds.max_prompt_chars:
+        raise OpenAIError(
+            400,
+            "the messages are longer than the model's context window; send fewer or shorter ones",
+            "invalid_request_error",
+            "context_length_exceeded",
+        )
+    rate_limit.check(queue.connection, user_id, limits.per_minute)
     check_redis(queue)
     system = "\n\n".join(text for role, text in texts if role in ("system", "developer"))
+    reply_limit = min(request.reply_limit or bounds.max_tokens, bounds.max_tokens)
     now = utcnow()
     with db.writing() as session:
-        ensure_room(session, max_queue)
-        user = get_or_create_user(session, _user_id(request))
+        ensure_room(session, bounds.max_queue)
+        user = get_or_create_user(session, user_id)
+        ensure_not_too_busy(session, user, limits)
         conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT)
         session.add(conversation)
         session.flush()
@@ -103,7 +137,7 @@ def submit(
             request_message_id=message.id,
             status=TaskStatus.QUEUED,
             system_prompt=system or None,
-            max_tokens=request.reply_limit,
+            max_tokens=reply_limit,
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed,

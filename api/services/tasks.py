@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, rate_limit
+from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, TooManyActive, rate_limit
 from api.services.status import describe
 from api.services.users import current_conversation, get_or_create_user
+from shared.config import GatewaySettings
 from shared.db import Database
 from shared.jobs import announce_change, enqueue_reply
 from shared.models import FINAL_STATUSES, Message, Role, Task, TaskStatus, User, task_table, utcnow
@@ -41,6 +43,52 @@ def _changed(result: object) -> bool:
 # Statements of every chat request, built once (building one costs more than running it on SQLite).
 _QUEUED_COUNT = select(func.count()).where(Task.status == TaskStatus.QUEUED)
 _ADD_MESSAGE = insert(Message).values(role=Role.USER).returning(Message.id)
+
+
+_ACTIVE_OF_USER = select(func.count()).where(
+    Task.user_id == bindparam("user_id"), Task.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED])
+)
+
+
+_IN_FLIGHT_IN_CONVERSATION = (
+    select(Task.id)
+    .where(
+        Task.conversation_id == bindparam("conversation_id"),
+        Task.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED]),
+    )
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one person may ask of the box: requests a minute, answers in flight at once."""
+
+    per_minute: int = 0
+    max_active: int = 0
+
+    @classmethod
+    def of(cls, settings: GatewaySettings) -> Limits:
+        return cls(settings.rate_limit_per_minute, settings.max_active_per_user)
+
+
+def ensure_not_too_busy(session: Session, user: User, limits: Limits) -> None:
+    """Refuse a new answer while the person has `max_active` queued or in progress."""
+    if (
+        limits.max_active
+        and (session.scalar(_ACTIVE_OF_USER, {"user_id": user.id}) or 0) >= limits.max_active
+    ):
+        raise TooManyActive(
+            f"You already have {limits.max_active} answers on the way; wait for one or cancel it."
+        )
+
+
+def owner_of(db: Database, task_id: str) -> str | None:
+    """The user id of the person a task answers, or None when there is no such task."""
+    with db.reading() as session:
+        return session.scalar(
+            select(User.external_id).join(Task, Task.user_id == User.id).where(Task.id == task_id)
+        )
 
 
 def queued_count(session: Session) -> int:
@@ -91,37 +139,41 @@ def enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
 
 
 def submit_chat(
-    db: Database, queue: Queue, request: ChatRequest, max_queue: int, per_minute: int = 0
+    db: Database, queue: Queue, request: ChatRequest, max_queue: int, limits: Limits | None = None
 ) -> tuple[Task, bool]:
     """Record the message and its task, then queue the job. Returns (task, replayed)."""
+    user_id = request.user_id
+    assert user_id is not None  # the route puts the caller's user in
     key = request.idempotency_key
     if key is not None:
         with db.reading() as session:
-            existing = _find_by_key(session, request.user_id, key)
+            existing = _find_by_key(session, user_id, key)
         if existing is not None:
             return existing, True
-    rate_limit.check(queue.connection, request.user_id, per_minute)
+    limits = limits or Limits()
+    rate_limit.check(queue.connection, user_id, limits.per_minute)
     check_redis(queue)
     try:
-        task, replayed = _record(db, request, max_queue)
+        task, replayed = _record(db, request, max_queue, limits)
     except IntegrityError:
         # A concurrent twin won the race (PostgreSQL; SQLite's write lock serialises these): the same
         # idempotency key means its task is the answer; a new user's row means recording again works.
         with db.reading() as session:
-            existing = _find_by_key(session, request.user_id, key) if key is not None else None
+            existing = _find_by_key(session, user_id, key) if key is not None else None
         if existing is not None:
             return existing, True
         if key is not None:
             raise
-        task, replayed = _record(db, request, max_queue)
+        task, replayed = _record(db, request, max_queue, limits)
     if replayed:
         return task, True
     enqueue_or_undo(db, queue, task)
-    log.info("task=%s user=%s queued", task.id, request.user_id)
+    log.info("task=%s user=%s queued", task.id, user_id)
     return task, False
 
 
-def _record(db: Database, request: ChatRequest, max_queue: int) -> tuple[Task, bool]:
+def _record(db: Database, request: ChatRequest, max_queue: int, limits: Limits) -> tuple[Task, bool]:
+    assert request.user_id is not None
     with db.writing() as session:
         user = get_or_create_user(session, request.user_id)
         if request.idempotency_key is not None:
@@ -130,6 +182,7 @@ def _record(db: Database, request: ChatRequest, max_queue: int) -> tuple[Task, b
             if existing is not None:
                 return existing, True
         ensure_room(session, max_queue)
+        ensure_not_too_busy(session, user, limits)
         conversation = current_conversation(session, user, request.chat_id or "")
         task = _new_task(
             session,
@@ -142,11 +195,18 @@ def _record(db: Database, request: ChatRequest, max_queue: int) -> tuple[Task, b
     return task, False
 
 
-def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task:
+def regenerate(
+    db: Database, queue: Queue, task_id: str, max_queue: int, limits: Limits | None = None
+) -> Task:
     """Answer a finished (or failed, or canceled) task's message again, as a new task.
 
     The old exchange leaves the conversation's history, so the new answer does not see it.
     """
+    limits = limits or Limits()
+    owner = owner_of(db, task_id)
+    if owner is None:
+        raise NotFound("No task with this id.")
+    rate_limit.check(queue.connection, owner, limits.per_minute)
     check_redis(queue)
     with db.writing() as session:
         old = session.get(Task, task_id)
@@ -157,10 +217,13 @@ def regenerate(db: Database, queue: Queue, task_id: str, max_queue: int) -> Task
         if old.superseded:
             # Pressing "regenerate" under the same answer again and again queues one task, not many.
             raise Conflict("This answer was already answered again; regenerate the newest one.")
+        if session.scalar(_IN_FLIGHT_IN_CONVERSATION, {"conversation_id": old.conversation_id}):
+            raise Conflict("An answer in this conversation is still being written; wait for it first.")
         ensure_room(session, max_queue)
         user = session.get(User, old.user_id)
         text = session.scalar(select(Message.content).where(Message.id == old.request_message_id))
         assert user is not None and text is not None
+        ensure_not_too_busy(session, user, limits)
         old.superseded = True
         task = _new_task(session, user, old.conversation_id, text, client_meta=old.client_meta)
     try:

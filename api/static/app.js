@@ -3,20 +3,26 @@
 
 const TEXTS = {
   en: {
-    title: "Assistant", newChat: "New chat", send: "Send", stop: "Stop", save: "Save",
-    placeholder: "Write a message…", keyPrompt: "Enter the API key (API_KEY in .env):",
+    title: "Assistant", newChat: "New chat", send: "Send", stop: "Stop", signOut: "Sign out",
+    placeholder: "Write a message…",
+    signedOut: "This page needs your personal link. Ask the assistant's owner for one, " +
+      "or send /web to the assistant's Telegram bot.",
+    usedLink: "This link was already used or has expired. Ask for a new one.",
     queued: (p, eta) => `In the queue: ${p}` + (eta ? `, about ${Math.max(1, Math.round(eta))} s` : ""),
     thinking: "Thinking…", stopped: "Stopped.", failed: "Something went wrong.",
     unavailable: "The assistant is unavailable right now. Please try again shortly.",
-    badKey: "The API key was not accepted.", empty: "(no answer)",
+    empty: "(no answer)",
   },
   ru: {
-    title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", save: "Сохранить",
-    placeholder: "Напишите сообщение…", keyPrompt: "Введите ключ API (API_KEY в .env):",
+    title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", signOut: "Выйти",
+    placeholder: "Напишите сообщение…",
+    signedOut: "Для этой страницы нужна ваша личная ссылка. Попросите её у владельца ассистента " +
+      "или отправьте /web его боту в Telegram.",
+    usedLink: "Эта ссылка уже использована или устарела. Попросите новую.",
     queued: (p, eta) => `В очереди: ${p}` + (eta ? `, примерно ${Math.max(1, Math.round(eta))} с` : ""),
     thinking: "Думаю…", stopped: "Остановлено.", failed: "Что-то пошло не так.",
     unavailable: "Ассистент сейчас недоступен. Попробуйте чуть позже.",
-    badKey: "Ключ API не подошёл.", empty: "(нет ответа)",
+    empty: "(нет ответа)",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
@@ -27,20 +33,10 @@ const composer = document.getElementById("composer");
 const input = document.getElementById("input");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
-const keyForm = document.getElementById("key-form");
-const keyInput = document.getElementById("key-input");
+const signOutButton = document.getElementById("sign-out");
 
-// The key may arrive in the link `make run` prints (#key=…); it never leaves this browser otherwise.
-const fromLink = new URLSearchParams(location.hash.slice(1)).get("key");
-if (fromLink) {
-  localStorage.setItem("apiKey", fromLink);
-  history.replaceState(null, "", location.pathname);
-}
-let userId = localStorage.getItem("userId");
-if (!userId) {
-  userId = "web:" + crypto.randomUUID();
-  localStorage.setItem("userId", userId);
-}
+// Who we are comes from the session cookie (HttpOnly: this script never sees it) via /api/me.
+let me = null; // {user_id, chat_id}
 let current = null; // {taskId, controller}
 
 function translatePage() {
@@ -51,21 +47,26 @@ function translatePage() {
 }
 
 async function api(path, options = {}) {
-  const headers = Object.assign({"X-API-Key": localStorage.getItem("apiKey") || ""}, options.headers || {});
+  const headers = Object.assign({}, options.headers || {});
   if (options.body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, Object.assign({}, options, {headers}));
+  const response = await fetch(path, Object.assign({}, options, {headers, credentials: "same-origin"}));
   if (response.status === 401) {
-    askForKey(T.badKey);
+    signedOut(T.signedOut);
     throw new Error("unauthorized");
   }
   return response;
 }
 
-function askForKey(reason) {
+function signedOut(reason) {
+  me = null;
   composer.hidden = true;
-  keyForm.hidden = false;
+  signOutButton.hidden = true;
+  log.replaceChildren();
   if (reason) note(reason, true);
-  keyInput.focus();
+}
+
+function chatBody(extra) {
+  return JSON.stringify(Object.assign(me.chat_id ? {chat_id: me.chat_id} : {}, extra));
 }
 
 // Answers are shown as text; fenced code blocks become <pre>. Nothing is ever parsed as HTML.
@@ -196,7 +197,7 @@ async function send(text) {
   try {
     const response = await api("/api/chat", {
       method: "POST",
-      body: JSON.stringify({user_id: userId, text, idempotency_key: crypto.randomUUID()}),
+      body: chatBody({text, idempotency_key: crypto.randomUUID()}),
     });
     const body = await response.json();
     if (!response.ok) {
@@ -214,7 +215,8 @@ async function send(text) {
 }
 
 async function loadHistory() {
-  const response = await api(`/api/users/${encodeURIComponent(userId)}/history`);
+  const query = me.chat_id ? `?chat_id=${encodeURIComponent(me.chat_id)}` : "";
+  const response = await api(`/api/users/${encodeURIComponent(me.user_id)}/history${query}`);
   if (!response.ok) return;
   log.replaceChildren();
   for (const exchange of await response.json()) {
@@ -261,23 +263,41 @@ stopButton.addEventListener("click", async () => {
 
 document.getElementById("new-chat").addEventListener("click", async () => {
   if (current) current.controller.abort();
-  await api("/api/conversations", {method: "POST", body: JSON.stringify({user_id: userId})});
+  await api("/api/conversations", {method: "POST", body: chatBody({})});
   log.replaceChildren();
   input.focus();
 });
 
-keyForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  localStorage.setItem("apiKey", keyInput.value.trim());
-  keyForm.hidden = true;
-  composer.hidden = false;
-  log.replaceChildren();
-  loadHistory().catch(() => {});
+signOutButton.addEventListener("click", async () => {
+  if (current) current.controller.abort();
+  await fetch("/api/session", {method: "DELETE", credentials: "same-origin"});
+  signedOut(null);
 });
 
-translatePage();
-if (!localStorage.getItem("apiKey")) {
-  askForKey();
-} else {
-  loadHistory().catch(() => {});
+// A personal link carries a one-time invite after "#": trade it for a session, then drop it from
+// the address bar and the history, so the link cannot be reused from this browser's history.
+async function start() {
+  translatePage();
+  const invite = new URLSearchParams(location.hash.slice(1)).get("invite");
+  if (invite) {
+    history.replaceState(null, "", location.pathname);
+    const response = await fetch("/api/session", {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({invite}),
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      signedOut(T.usedLink);
+      return;
+    }
+  }
+  const response = await api("/api/me");
+  if (!response.ok) return;
+  me = await response.json();
+  composer.hidden = false;
+  signOutButton.hidden = false;
+  await loadHistory();
 }
+
+start().catch(() => {});

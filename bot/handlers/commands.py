@@ -16,6 +16,7 @@ from aiogram.types import (
     MessageGenerationStopped,
 )
 
+from bot.access import refused_unless_admin
 from bot.conversation import Conversations, user_key
 from bot.delivery import Deliverer, Target
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
@@ -40,8 +41,11 @@ async def new_conversation(message: Message, lang: str, gateway: GatewayClient) 
     await message.answer(t(lang, "new_done"))
 
 
-async def _regenerate(task_id: str, target: Target, gateway: GatewayClient, deliverer: Deliverer) -> None:
-    accepted = await gateway.regenerate(task_id)
+async def _regenerate(
+    task_id: str, target: Target, gateway: GatewayClient, deliverer: Deliverer, user_id: int
+) -> None:
+    # Narrowed to the person asking: a button under someone else's answer (in a group) does nothing.
+    accepted = await gateway.regenerate(task_id, acting_for=user_key(user_id))
     await gateway.note(accepted["task_id"], client_meta=target.meta())
     deliverer.follow(accepted["task_id"], target)
 
@@ -52,7 +56,7 @@ async def retry(message: Message, lang: str, gateway: GatewayClient, deliverer: 
     if latest is None or latest["status"] not in ("finished", "failed", "canceled"):
         await message.answer(t(lang, "nothing_to_retry"))
         return
-    await _regenerate(latest["task_id"], _target(message, lang), gateway, deliverer)
+    await _regenerate(latest["task_id"], _target(message, lang), gateway, deliverer, message.from_user.id)
 
 
 async def cancel(message: Message, lang: str, gateway: GatewayClient) -> None:
@@ -124,9 +128,7 @@ async def stats(message: Message, lang: str, gateway: GatewayClient) -> None:
 
 
 async def status(message: Message, lang: str, gateway: GatewayClient, settings: BotSettings) -> None:
-    assert message.from_user is not None
-    if message.from_user.id not in settings.telegram_admin_ids:
-        await message.answer(t(lang, "admins_only"))
+    if await refused_unless_admin(message, lang, settings.telegram_admin_ids):
         return
     s = await gateway.system()
     unknown = t(lang, "unknown")
@@ -152,9 +154,9 @@ async def regenerate_button(
         await callback.answer()
         return
     try:
-        await _regenerate(task_id, _target(callback.message, lang), gateway, deliverer)
+        await _regenerate(task_id, _target(callback.message, lang), gateway, deliverer, callback.from_user.id)
     except GatewayRejected as exc:
-        await callback.answer(exc.detail, show_alert=True)
+        await callback.answer(t(lang, "not_yours") if exc.status == 404 else exc.detail, show_alert=True)
         return
     await callback.answer()
 

@@ -67,7 +67,9 @@ def test_persona_changes_the_system_prompt(
     _send(client, "explain gravity")
     run_jobs()
 
-    assert fake_model.prompts[-1][0] == {"role": "system", "content": PERSONAS["teacher"].prompt}
+    # The persona adds to the operator's SYSTEM_PROMPT ("Be brief."), never replaces it.
+    teacher = PERSONAS["teacher"].prompt
+    assert fake_model.prompts[-1][0] == {"role": "system", "content": f"Be brief.\n\n{teacher}"}
     assert client.get("/api/users/u1/settings").json() == {"persona": "teacher"}
     bad = client.put("/api/users/u1/persona", json={"persona": "pirate"})
     assert bad.status_code == 404 and "concise" in bad.json()["detail"]

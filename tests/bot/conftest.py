@@ -12,7 +12,7 @@ from aiogram import Bot, Dispatcher
 
 from bot.__main__ import run
 from shared.config import BotSettings
-from tests.conftest import API_KEY, ServedGateway
+from tests.conftest import BOT_API_KEY, ServedGateway
 from tests.telegram_fake import FakeTelegram
 
 
@@ -69,7 +69,8 @@ def bot_settings(telegram: FakeTelegram, served_gateway: ServedGateway) -> BotSe
         telegram_bot_token="4242:TEST-TOKEN",
         telegram_api_base=telegram.base_url,
         gateway_url=served_gateway.url,
-        api_key=API_KEY,
+        bot_api_key=BOT_API_KEY,
+        telegram_allow_everyone=True,
         telegram_admin_ids=[7],
         bot_edit_interval_seconds=0.3,
         bot_poll_interval_seconds=0.05,

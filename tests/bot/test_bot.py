@@ -194,19 +194,67 @@ def test_non_text_messages_get_a_polite_text_only(
     assert telegram.last_with(USER, "только текстовые")
 
 
-def test_a_user_not_allowed_gets_one_refusal(
-    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], served_gateway: ServedGateway
+def test_unknown_people_ask_admins_who_let_them_in_or_keep_them_out(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any, served_gateway: ServedGateway
 ) -> None:
-    start_bot(telegram_allowed_users=[USER])
+    start_bot(telegram_allow_everyone=False, telegram_allowed_users=[USER])
     for text in ("hello", "hello again", "/start"):
         telegram.send_text(text, user_id=9009)
-    telegram.send_text("/start", user_id=USER)
+    telegram.send_text("/start", user_id=USER)  # listed in TELEGRAM_ALLOWED_USERS: no questions
     telegram.last_with(USER, "Hi, Ann")
 
-    refusals = [m.text for m in telegram.chat(9009)]
-    assert refusals == ["Sorry, this assistant is private. Ask its owner for access."]
-    stats = httpx.get(f"{served_gateway.url}/api/users/tg:9009/stats", headers={"X-API-Key": API_KEY}).json()
+    # One polite note to the person (not one per message), one request to the admin (id 7).
+    telegram.last_with(9009, "asked its admins to let you in")
+    request = telegram.last_with(7, "asks for access")
+    assert "9009" in request.text and _buttons(request) == ["access:allow:9009", "access:block:9009"]
+    assert len(telegram.chat(9009)) == 1 and len(telegram.chat(7)) == 1
+    operator = {"X-API-Key": API_KEY}
+    stats = httpx.get(f"{served_gateway.url}/api/users/tg:9009/stats", headers=operator).json()
     assert stats["messages"] == 0
+    # Only an admin's press counts.
+    telegram.press("access:allow:9009", request, user_id=9009)
+    assert telegram.wait_for(lambda: telegram.called("answerCallbackQuery"))
+    access = httpx.get(f"{served_gateway.url}/api/users/tg:9009/access", headers=operator).json()
+    assert access["access"] == "requested"
+
+    telegram.press("access:allow:9009", request, user_id=7)
+    telegram.last_with(9009, "You can talk to me now")
+    telegram.last_with(7, "may talk to the assistant now")
+    telegram.send_text("finally", user_id=9009)
+    telegram.last_with(9009, "Answer 1 to 'finally'")
+
+    # /users lists the decision; /block keeps them out from the next message on, with no restart.
+    telegram.send_text("/users", user_id=7)
+    assert "✅ Ann (id 9009)" in telegram.last_with(7, "People").text
+    telegram.send_text("/block 9009", user_id=7)
+    telegram.last_with(7, "is blocked")
+    telegram.send_text("are you there?", user_id=9009)
+    telegram.last_with(9009, "this assistant is private")
+    assert not [m for m in telegram.chat(9009) if "are you there" in m.text]
+    # The decisions are in the database, for the next bot process too.
+    people = httpx.get(f"{served_gateway.url}/api/access", headers=operator).json()
+    assert [(p["user_id"], p["access"]) for p in people] == [("tg:9009", "blocked")]
+
+
+def test_web_gives_a_personal_link_to_the_same_conversation(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any, served_gateway: ServedGateway
+) -> None:
+    start_bot(public_url="https://chat.example.org")
+    telegram.send_text("first question", user_id=USER)
+    telegram.last_with(USER, "Answer 1 to 'first question'")
+    telegram.send_text("/web", user_id=USER, chat_id=-100, chat_type="supergroup")
+    telegram.last_with(-100, "private chat")  # a personal link is never posted in a group
+    telegram.send_text("/web", user_id=USER)
+    message = telegram.last_with(USER, "https://chat.example.org/#invite=")
+    invite = message.text.split("#invite=", 1)[1].split()[0]
+
+    with httpx.Client(base_url=served_gateway.url) as page:
+        me = page.post("/api/session", json={"invite": invite}).json()
+        assert me == {"role": "person", "user_id": f"tg:{USER}", "chat_id": str(USER)}
+        history = page.get(f"/api/users/tg:{USER}/history", params={"chat_id": str(USER)}).json()
+        assert [h["question"] for h in history] == ["first question"]
+        # The session is this person's only.
+        assert page.get("/api/users/tg:1/history").status_code == 403
 
 
 def test_a_flood_from_one_user_is_slowed_kindly(

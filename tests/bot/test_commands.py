@@ -186,3 +186,17 @@ def test_pressing_regenerate_again_and_again_queues_one_answer(
     telegram.wait_for(lambda: _count(telegram, USER, "Answer 1 to 'once' (saw 0 answers)") == 2)
     with db.reading() as session:
         assert session.scalar(select(func.count()).select_from(Task)) == 2
+
+
+def test_a_button_under_someone_elses_answer_does_nothing(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any, db: Database
+) -> None:
+    start_bot()
+    telegram.send_text("mine", user_id=USER)
+    answer = telegram.last_with(USER, "Answer 1 to 'mine'")
+    regen = answer.reply_markup["inline_keyboard"][0][0]["callback_data"]  # type: ignore[index]
+    telegram.press(regen, answer, user_id=5005)  # another member of a group presses it
+    refusal = telegram.wait_for(lambda: telegram.called("answerCallbackQuery"))[-1]
+    assert refusal["text"] == "This button belongs to someone else's answer."
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Task)) == 1

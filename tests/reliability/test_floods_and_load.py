@@ -22,7 +22,10 @@ def test_a_flooding_user_gets_429_and_others_are_unaffected(
     db_url: str, queue_settings: QueueSettings
 ) -> None:
     """Figure held: 5/5 accepted then 5/5 refused with Retry-After for the flooder; 3/3 for another user."""
-    settings = GatewaySettings(_env_file=None, api_key=API_KEY, rate_limit_per_minute=5)
+    # Answers in flight are not the limit here (nothing answers them): the rate is.
+    settings = GatewaySettings(
+        _env_file=None, api_key=API_KEY, rate_limit_per_minute=5, max_active_per_user=50
+    )
     with make_client(settings, db_url, queue_settings) as client:
         codes = [client.post("/api/chat", json={"user_id": "flood", "text": f"m{n}"}) for n in range(10)]
         others = [client.post("/api/chat", json={"user_id": "calm", "text": f"c{n}"}) for n in range(3)]

@@ -14,15 +14,19 @@ from shared.db import Database
 from tests.conftest import API_KEY, make_client
 from tests.helpers import row_counts
 
+# The one route open to anybody: trading a personal link's invite for a session.
+PUBLIC = {("POST", "/api/session")}
+
 
 def _api_routes() -> list[tuple[str, str]]:
-    """Every /api operation the app publishes in its OpenAPI schema."""
+    """Every /api, /v1 and /metrics operation the app publishes in its OpenAPI schema."""
     schema = create_app(GatewaySettings(_env_file=None, api_key=API_KEY)).openapi()
     return sorted(
         (method.upper(), path.replace("{task_id}", "abc").replace("{user_id}", "u"))
         for path, operations in schema["paths"].items()
-        if path.startswith("/api")
+        if path.startswith(("/api", "/v1", "/metrics"))
         for method in operations
+        if (method.upper(), path) not in PUBLIC
     )
 
 
@@ -32,19 +36,28 @@ def test_the_route_list_is_complete() -> None:
 
 @pytest.mark.parametrize(("method", "path"), _api_routes())
 @pytest.mark.parametrize(
-    "headers", [{}, {"X-API-Key": "wrong-key-wrong-key"}, {"Authorization": "Bearer nope"}]
+    "headers",
+    [
+        {},
+        {"X-API-Key": "wrong-key-wrong-key"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Bearer aat_never-issued-never-issued"},
+        {"Cookie": "ai_assistant_session=aas_never-issued"},
+    ],
 )
 def test_every_api_route_needs_the_key(
     client: TestClient, db: Database, method: str, path: str, headers: dict[str, str]
 ) -> None:
-    """Figure held: every /api operation x (no key, wrong key, wrong bearer): 401, nothing recorded."""
+    """Figure held: every /api, /v1 and /metrics operation x (no key, wrong key, wrong bearer, a
+    personal-looking token that was never issued): 401, nothing recorded."""
     client.headers.clear()
     response = client.request(
         method, path, json={"user_id": "u", "text": "hi", "persona": "teacher"}, headers=headers
     )
 
     assert response.status_code == 401
-    assert "API key" in response.json()["detail"]
+    body = response.json()
+    assert "key or sign-in" in (body["error"]["message"] if path.startswith("/v1") else body["detail"])
     assert row_counts(db) == (0, 0, 0)
 
 

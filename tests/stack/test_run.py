@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -123,6 +124,16 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
     assert f"rq-dashboard: http://127.0.0.1:{stack.ports['dashboard']}" in log
     assert "Set TELEGRAM_BOT_TOKEN" in log
     wait_for(lambda: _healthy(stack.api), timeout=60, interval=0.3)
+    # The banner's link is the owner's one-time sign-in: no operator key in it, and it works once.
+    link = re.search(r"Web chat: +(\S+)", log)
+    assert link is not None and key not in log
+    assert link.group(1).startswith(f"http://127.0.0.1:{stack.ports['api']}/#invite=")
+    invite = link.group(1).split("#invite=", 1)[1]
+    with httpx.Client(base_url=stack.api) as page:
+        assert page.post("/api/session", json={"invite": invite}).status_code == 200
+        assert page.get("/api/me").json()["user_id"] == "web:owner"
+        assert page.get("/metrics").status_code == 403
+    assert httpx.post(f"{stack.api}/api/session", json={"invite": invite}).status_code == 401
 
     headers = {"X-API-Key": key}
     task = httpx.post(
@@ -175,7 +186,11 @@ def test_make_run_starts_the_bot_once_a_token_is_set(stack: Stack) -> None:
     telegram = FakeTelegram()
     telegram.start()
     try:
-        stack.start(TELEGRAM_BOT_TOKEN="4242:TOKEN", TELEGRAM_API_BASE=telegram.base_url)
+        stack.start(
+            TELEGRAM_BOT_TOKEN="4242:TOKEN",
+            TELEGRAM_API_BASE=telegram.base_url,
+            TELEGRAM_ALLOWED_USERS="1001",
+        )
         assert "Telegram bot: on." in stack.log()
         telegram.send_text("Hello! Who are you?", user_id=1001)
         answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]

@@ -39,11 +39,18 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def _invite(served_gateway: ServedGateway, user_id: str) -> str:
+    """A personal one-time link, as `make invite` or the bot's /web hands out."""
+    response = httpx.post(f"{served_gateway.url}/api/users/{user_id}/invites", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 201
+    return f"{served_gateway.url}/#invite={response.json()['invite']}"
+
+
 @pytest.fixture
 def page(browser: Browser, served_gateway: ServedGateway) -> Iterator[Page]:
     context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 800})
     opened = context.new_page()
-    opened.goto(f"{served_gateway.url}/#key={API_KEY}")
+    opened.goto(_invite(served_gateway, "web:alice"))
     yield opened
     context.close()
 
@@ -60,7 +67,11 @@ def test_chat_streams_stops_and_survives_a_reload(
     page: Page, fake_workers: Callable[..., Any], served_gateway: ServedGateway
 ) -> None:
     fake_workers(FAKE_TOKEN_DELAY="0.05", PARTIAL_INTERVAL_SECONDS="0.05", MAX_TOKENS="400")
-    assert "#key" not in page.url  # the key leaves the address bar at once
+    assert "#invite" not in page.url  # the one-time secret leaves the address bar at once
+    expect(page.locator("#sign-out")).to_be_visible(timeout=10_000)
+    # The session is in an HttpOnly cookie: no script on the page can read or copy it.
+    assert page.evaluate("document.cookie") == ""
+    assert page.evaluate("localStorage.length") == 0
 
     _send(page, "hello page")
     answer = page.locator(".msg.assistant").last
@@ -94,22 +105,58 @@ def test_chat_streams_stops_and_survives_a_reload(
     )
 
 
-def test_the_page_asks_for_the_key_and_speaks_russian(
+def test_a_link_opens_once_and_signing_out_ends_the_session(
     browser: Browser, served_gateway: ServedGateway
 ) -> None:
-    context = browser.new_context(locale="ru-RU")
-    page = context.new_page()
-    page.goto(served_gateway.url)
-    expect(page.locator("#key-form")).to_be_visible()
-    expect(page.locator("#key-form label")).to_contain_text("ключ API")
-    page.fill("#key-input", "not-the-key-at-all")
-    page.click("#key-form button")
-    expect(page.locator(".msg.error")).to_contain_text("Ключ API не подошёл", timeout=10_000)
-    page.fill("#key-input", API_KEY)
-    page.click("#key-form button")
-    expect(page.locator("#composer")).to_be_visible()
+    link = _invite(served_gateway, "web:bob")
+    first = browser.new_context(locale="ru-RU")
+    page = first.new_page()
+    page.goto(link)
+    expect(page.locator("#composer")).to_be_visible(timeout=10_000)
     expect(page.locator("#input")).to_have_attribute("placeholder", "Напишите сообщение…")
-    assert page.evaluate("localStorage.getItem('apiKey')") == API_KEY
+    (cookie,) = first.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # The same link in another browser: already used.
+    second = browser.new_context(locale="en-US")
+    other = second.new_page()
+    other.goto(link)
+    expect(other.locator(".msg.error")).to_contain_text("already used", timeout=10_000)
+    expect(other.locator("#composer")).to_be_hidden()
+
+    # Signing out forgets the session on the server: a copy of the cookie no longer opens anything.
+    page.click("#sign-out")
+    expect(page.locator("#composer")).to_be_hidden(timeout=10_000)
+    copied = {cookie["name"]: cookie["value"]}
+    assert httpx.get(f"{served_gateway.url}/api/me", cookies=copied).status_code == 401
+    page.reload()
+    expect(page.locator(".msg.error")).to_contain_text("личная ссылка", timeout=10_000)
+    first.close()
+    second.close()
+
+
+def test_a_telegram_user_continues_their_conversation_on_the_page(
+    browser: Browser, served_gateway: ServedGateway, fake_workers: Callable[..., Any]
+) -> None:
+    fake_workers()
+    operator = {"X-API-Key": API_KEY}
+    sent = httpx.post(
+        f"{served_gateway.url}/api/chat",
+        json={"user_id": "tg:4242", "chat_id": "4242", "text": "asked in Telegram"},
+        headers=operator,
+    )
+    assert sent.status_code == 202
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.goto(_invite(served_gateway, "tg:4242"))
+    expect(page.locator(".msg.user")).to_have_text(["asked in Telegram"], timeout=15_000)
+    expect(page.locator(".msg.assistant").first).to_contain_text(
+        "Answer 1 to 'asked in Telegram'", timeout=30_000
+    )
+    _send(page, "and on the web")
+    expect(page.locator(".msg.assistant").last).to_have_text(
+        "Answer 2 to 'and on the web' (saw 1 answers)", timeout=30_000
+    )
     context.close()
 
 
@@ -118,3 +165,10 @@ def test_the_page_is_served_with_a_strict_policy(served_gateway: ServedGateway) 
     assert response.status_code == 200
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert httpx.get(served_gateway.url + "/static/app.js").status_code == 200
+    # Every response carries the headers, not only the page: the page's file and the API too.
+    for path in ("/static/index.html", "/api/me", "/health", "/openapi.json"):
+        headers = httpx.get(served_gateway.url + path).headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    # No /docs: its page would load scripts from a CDN on the origin that holds sessions.
+    assert httpx.get(served_gateway.url + "/docs", headers={"X-API-Key": API_KEY}).status_code == 404

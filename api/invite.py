@@ -1,0 +1,68 @@
+"""Personal credentials from the command line: `make invite NAME=…`, `make token NAME=…`.
+
+    python -m api.invite alice          a one-time link to the web chat for alice (valid INVITE_HOURS)
+    python -m api.invite alice --api    a personal token for OpenAI-compatible clients (/v1)
+
+Both act as the user `web:<name>`: the same person on the page and in a client. The secret is
+printed once; only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import timedelta
+
+from api.services import credentials
+from shared.config import DatabaseSettings, GatewaySettings
+from shared.db import Database
+from shared.models import CredentialKind
+
+NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+LOCAL_URL = "http://127.0.0.1:8000"
+
+
+def user_for(name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise ValueError("NAME: 1-64 letters, digits or _ . @ - (e.g. NAME=alice)")
+    return f"web:{name}"
+
+
+def invite_link(db: Database, name: str, base_url: str, hours: int) -> str:
+    token, _ = credentials.issue(db, user_for(name), CredentialKind.INVITE, timedelta(hours=hours))
+    link = credentials.link(base_url, token)
+    assert link is not None
+    return link
+
+
+def api_token(db: Database, name: str) -> str:
+    token, _ = credentials.issue(db, user_for(name), CredentialKind.API, None, label=name)
+    return token
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.invite", description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="who the credential is for (letters, digits, _ . @ -)")
+    parser.add_argument("--api", action="store_true", help="a token for /v1 clients instead of a web link")
+    args = parser.parse_args(argv)
+    gateway = GatewaySettings()
+    db = Database.from_settings(DatabaseSettings())
+    try:
+        if args.api:
+            print(f"Personal API token for {user_for(args.name)} (shown once; use as Bearer key):")
+            print(api_token(db, args.name))
+        else:
+            base = gateway.public_url or LOCAL_URL
+            print(f"One-time link for {user_for(args.name)} (opens once, within {gateway.invite_hours} h):")
+            print(invite_link(db, args.name, base, gateway.invite_hours))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

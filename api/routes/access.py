@@ -1,0 +1,47 @@
+"""Telegram access: the bot files requests from unknown people; admins allow or block them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.auth import TELEGRAM_PREFIX, CallerRole, ServiceDep
+from api.deps import DbDep
+from api.services import access
+from shared.models import AccessStatus
+from shared.schemas import AccessDecision, AccessOut, AccessRequest
+
+router = APIRouter(prefix="/api", tags=["access"])
+
+
+@router.post("/users/{user_id:path}/access-request", response_model=AccessOut)
+def request_access(user_id: str, body: AccessRequest, caller: ServiceDep, db: DbDep) -> AccessOut:
+    """Ask for access (once): `created` is true only for the call that filed the request."""
+    caller.check_user(user_id)
+    return access.request_access(db, user_id, body.display_name)
+
+
+@router.get("/users/{user_id:path}/access", response_model=AccessOut)
+def get_access(user_id: str, caller: ServiceDep, db: DbDep) -> AccessOut:
+    caller.check_user(user_id)
+    return access.current(db, user_id)
+
+
+@router.put("/users/{user_id:path}/access", response_model=AccessOut)
+def put_access(user_id: str, body: AccessDecision, caller: ServiceDep, db: DbDep) -> AccessOut:
+    """Allow or block a person (or put them back to waiting), from now on, with no restart."""
+    caller.check_user(user_id)
+    return access.decide(db, user_id, body.access)
+
+
+@router.get("/access", response_model=list[AccessOut])
+def list_access(
+    caller: ServiceDep,
+    db: DbDep,
+    status: AccessStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AccessOut]:
+    """People who asked, and the decisions taken, newest first."""
+    prefix = TELEGRAM_PREFIX if caller.role == CallerRole.BOT else ""
+    return access.listing(db, status, prefix, limit)

@@ -1,0 +1,104 @@
+"""Personal credentials: invites (one-time links), web sessions and API tokens.
+
+A credential is a random secret handed to one person; the database keeps only its SHA-256, so a
+copy of the database (a backup) lets nobody in. The person's user id comes from the credential,
+never from what the client says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+
+from api.services.users import get_or_create_user
+from shared.db import Database
+from shared.models import Credential, CredentialKind, User, utcnow
+
+# Distinguishes our secrets in logs and secret scanners; the rest is 256 random bits.
+PREFIX = {CredentialKind.INVITE: "aai_", CredentialKind.SESSION: "aas_", CredentialKind.API: "aat_"}
+
+
+SESSION_ONLY = frozenset({CredentialKind.SESSION})
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Whose a credential is."""
+
+    credential_id: int
+    user_id: str
+    kind: CredentialKind
+    expires_at: datetime | None
+
+
+def issue(
+    db: Database, user_id: str, kind: CredentialKind, lifetime: timedelta | None, label: str | None = None
+) -> tuple[str, datetime | None]:
+    """A new secret for `user_id` (created if new); returns it and when it expires."""
+    token = PREFIX[kind] + secrets.token_urlsafe(32)
+    expires = utcnow() + lifetime if lifetime is not None else None
+    with db.writing() as session:
+        user = get_or_create_user(session, user_id)
+        session.add(
+            Credential(user_id=user.id, kind=kind, token_hash=digest(token), label=label, expires_at=expires)
+        )
+    return token, expires
+
+
+def resolve(db: Database, token: str, kinds: frozenset[CredentialKind]) -> Holder | None:
+    """The holder of a live credential of one of `kinds`, or None."""
+    if not token.startswith(tuple(PREFIX[kind] for kind in kinds)):
+        return None
+    with db.reading() as session:
+        row = session.execute(
+            select(Credential.id, Credential.kind, Credential.expires_at, User.external_id)
+            .join(User, Credential.user_id == User.id)
+            .where(Credential.token_hash == digest(token))
+        ).first()
+    if row is None or row.kind not in kinds:
+        return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    return Holder(row.id, row.external_id, CredentialKind(row.kind), row.expires_at)
+
+
+def redeem_invite(db: Database, invite: str, session_lifetime: timedelta) -> tuple[str, datetime | None]:
+    """Exchange a one-time invite for a web session of the same person; raises InvalidInvite."""
+    holder = resolve(db, invite, frozenset({CredentialKind.INVITE}))
+    if holder is None:
+        raise InvalidInvite
+    with db.writing() as session:
+        # Deleting is the claim: of two pages opening the same link at once, one gets the session.
+        claimed = session.execute(delete(Credential).where(Credential.id == holder.credential_id))
+        if not getattr(claimed, "rowcount", 0):
+            raise InvalidInvite
+    return issue(db, holder.user_id, CredentialKind.SESSION, session_lifetime)
+
+
+def revoke(db: Database, credential_id: int) -> None:
+    with db.writing() as session:
+        session.execute(delete(Credential).where(Credential.id == credential_id))
+
+
+def purge_expired(db: Database) -> int:
+    with db.writing() as session:
+        result = session.execute(delete(Credential).where(Credential.expires_at <= utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class InvalidInvite(Exception):
+    """The link was already used, has expired, or was never issued."""
+
+
+def link(public_url: str | None, invite: str) -> str | None:
+    """The page's address carrying the invite after `#`: browsers never send that part to a server,
+    so the secret stays out of logs and proxies."""
+    return f"{public_url.rstrip('/')}/#invite={invite}" if public_url else None

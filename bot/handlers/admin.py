@@ -1,0 +1,122 @@
+"""The admins' side of access: Allow / Deny buttons, /allow, /block, /users; and everyone's /web."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from bot.access import AccessGate, refused_unless_admin
+from bot.conversation import user_key
+from bot.gateway import GatewayClient
+from bot.texts import t
+from shared.config import BotSettings
+from shared.models import AccessStatus
+
+log = logging.getLogger(__name__)
+
+_MARKS = {AccessStatus.REQUESTED: "⏳", AccessStatus.ALLOWED: "✅", AccessStatus.BLOCKED: "🚫"}
+
+
+async def _decide(
+    bot: Bot, gateway: GatewayClient, gate: AccessGate, user_id: int, access: AccessStatus, admin: int
+) -> str:
+    """Record the decision, tell an allowed person, and return their name for the admin's reply."""
+    result = await gateway.set_access(user_key(user_id), access)
+    gate.forget(user_id)
+    log.info("admin=%s set user=%s access to %s", admin, user_id, access)
+    if access == AccessStatus.ALLOWED:
+        try:
+            await bot.send_message(user_id, t(gate.languages.pop(user_id, "en"), "access_granted"))
+        except Exception as exc:  # noqa: BLE001 - they may have blocked the bot meanwhile
+            log.info("could not tell user=%s they were let in: %r", user_id, exc)
+    return str(result.get("display_name") or user_id)
+
+
+async def decision_button(
+    callback: CallbackQuery, lang: str, bot: Bot, gateway: GatewayClient, access_gate: AccessGate
+) -> None:
+    if callback.from_user.id not in access_gate.admins:
+        await callback.answer(t(lang, "admins_only"), show_alert=True)
+        return
+    _, verb, raw_id = (callback.data or "").split(":", 2)
+    if not raw_id.isdigit() or verb not in ("allow", "block"):
+        await callback.answer()
+        return
+    access = AccessStatus.ALLOWED if verb == "allow" else AccessStatus.BLOCKED
+    name = await _decide(bot, gateway, access_gate, int(raw_id), access, callback.from_user.id)
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(
+            t(lang, f"access_{'allowed' if verb == 'allow' else 'blocked'}", name=name)
+        )
+
+
+async def allow_or_block(
+    message: Message,
+    command: CommandObject,
+    lang: str,
+    bot: Bot,
+    gateway: GatewayClient,
+    access_gate: AccessGate,
+) -> None:
+    if await refused_unless_admin(message, lang, access_gate.admins):
+        return
+    assert message.from_user is not None
+    raw = (command.args or "").strip()
+    if not raw.isdigit():
+        await message.answer(t(lang, "access_usage", command=command.command))
+        return
+    allow = command.command == "allow"
+    access = AccessStatus.ALLOWED if allow else AccessStatus.BLOCKED
+    name = await _decide(bot, gateway, access_gate, int(raw), access, message.from_user.id)
+    await message.answer(t(lang, "access_allowed" if allow else "access_blocked", name=name))
+
+
+async def users(message: Message, lang: str, gateway: GatewayClient, access_gate: AccessGate) -> None:
+    if await refused_unless_admin(message, lang, access_gate.admins):
+        return
+    people = await gateway.access_list()
+    if not people:
+        await message.answer(t(lang, "users_empty"))
+        return
+    lines = [
+        t(
+            lang,
+            "users_line",
+            mark=_MARKS.get(AccessStatus(p["access"]), "?"),
+            name=p.get("display_name") or "—",
+            id=str(p["user_id"]).removeprefix("tg:"),
+        )
+        for p in people[:50]
+    ]
+    await message.answer(t(lang, "users_header") + "\n".join(lines))
+
+
+async def web(message: Message, lang: str, gateway: GatewayClient, settings: BotSettings) -> None:
+    """A one-time personal link to the web chat, continuing this private conversation."""
+    assert message.from_user is not None
+    if message.chat.type != ChatType.PRIVATE:
+        await message.answer(t(lang, "web_private_only"))
+        return
+    if not settings.public_url:
+        await message.answer(t(lang, "web_unavailable"))
+        return
+    invite = await gateway.invite(user_key(message.from_user.id))
+    link = f"{settings.public_url.rstrip('/')}/#invite={invite['invite']}"
+    expires = datetime.fromisoformat(str(invite["expires_at"]))
+    hours = max(1, round((expires - datetime.now(UTC)).total_seconds() / 3600))
+    await message.answer(t(lang, "web_link", link=link, hours=hours))
+
+
+def build_router() -> Router:
+    router = Router(name="admin")
+    router.callback_query.register(decision_button, F.data.startswith("access:"))
+    router.message.register(allow_or_block, Command("allow", "block"))
+    router.message.register(users, Command("users"))
+    router.message.register(web, Command("web"))
+    return router

@@ -1,0 +1,322 @@
+"""Who may do what: the operator's key, the bot's key, and personal credentials (issue: trust)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.services import credentials
+from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
+from shared.db import Database
+from shared.models import Credential, CredentialKind, Task
+from tests.conftest import API_KEY, BOT_API_KEY, ServedGateway, make_client
+
+
+def _token(db: Database, user_id: str, kind: CredentialKind = CredentialKind.API) -> dict[str, str]:
+    token, _ = credentials.issue(db, user_id, kind, timedelta(days=1))
+    return {"Authorization": f"Bearer {token}"}
+
+
+BOT = {"X-API-Key": BOT_API_KEY}
+OPERATOR = {"X-API-Key": API_KEY}
+
+
+@pytest.fixture
+def client(client: TestClient) -> TestClient:
+    """The gateway with no key of its own: each request says who is asking."""
+    del client.headers["X-API-Key"]
+    return client
+
+
+def _bare(client: TestClient) -> TestClient:
+    del client.headers["X-API-Key"]
+    return client
+
+
+def _chat(client: TestClient, headers: dict[str, str], text: str, **fields: object) -> str:
+    response = client.post("/api/chat", json={"text": text, **fields}, headers=headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["task_id"])
+
+
+def test_a_person_reaches_only_their_own_user_and_tasks(
+    client: TestClient, db: Database, run_jobs: Callable[[], None]
+) -> None:
+    alice, bob = _token(db, "web:alice"), _token(db, "web:bob")
+    # Alice names Bob in the body: ignored, the message is hers.
+    task = _chat(client, alice, "mine", user_id="web:bob")
+    run_jobs()
+    with db.reading() as session:
+        owner = session.get(Task, task)
+        assert owner is not None
+    assert client.get("/api/users/web:alice/history", headers=alice).json()[0]["question"] == "mine"
+    assert client.get("/api/users/web:bob/history", headers=OPERATOR).json() == []
+
+    # Every route naming Alice's task or user is closed to Bob.
+    for method, path in [
+        ("GET", f"/api/status/{task}"),
+        ("GET", f"/api/tasks/{task}/events"),
+        ("POST", f"/api/tasks/{task}/cancel"),
+        ("POST", f"/api/tasks/{task}/regenerate"),
+    ]:
+        assert client.request(method, path, headers=bob).status_code == 404, path
+    assert client.patch(f"/api/tasks/{task}", json={"delivered": True}, headers=bob).status_code == 404
+    for method, path in [
+        ("GET", "/api/users/web:alice/history"),
+        ("GET", "/api/users/web:alice/settings"),
+        ("GET", "/api/users/web:alice/latest-task"),
+        ("GET", "/api/users/web:alice/stats"),
+        ("DELETE", "/api/users/web:alice"),
+        ("POST", "/api/users/web:alice/invites"),
+        ("GET", "/api/users/web:alice/access"),
+    ]:
+        assert client.request(method, path, headers=bob).status_code == 403, path
+    assert (
+        client.put("/api/users/web:alice/persona", json={"persona": "coder"}, headers=bob).status_code == 403
+    )
+    # The operator's views are the operator's.
+    for path in ("/metrics", "/api/system", "/api/tasks/undelivered?user_prefix=", "/api/access"):
+        assert client.get(path, headers=bob).status_code == 403, path
+
+    # Alice herself may do all of it.
+    assert client.get(f"/api/status/{task}", headers=alice).json()["status"] == "finished"
+    assert client.get("/api/users/web:alice/stats", headers=alice).json()["messages"] == 1
+    assert client.post(f"/api/tasks/{task}/regenerate", headers=alice).status_code == 202
+    assert client.get("/api/me", headers=alice).json() == {
+        "role": "person",
+        "user_id": "web:alice",
+        "chat_id": None,
+    }
+
+
+def test_people_cannot_write_delivery_notes(client: TestClient, db: Database) -> None:
+    """A delivery note names the Telegram chat an answer goes to after a restart: only the bot's."""
+    person = _token(db, "tg:42")
+    refused = client.post("/api/chat", json={"text": "hi", "client_meta": {"chat": 1}}, headers=person)
+    assert refused.status_code == 403
+    task = _chat(client, person, "hi")
+    assert (
+        client.patch(f"/api/tasks/{task}", json={"client_meta": {"chat": 1}}, headers=person).status_code
+        == 403
+    )
+    assert (
+        client.patch(f"/api/tasks/{task}", json={"client_meta": {"chat": 42}}, headers=BOT).status_code == 200
+    )
+
+
+def test_the_bot_acts_for_telegram_users_only(client: TestClient, db: Database) -> None:
+    web_task = _chat(client, _token(db, "web:carol"), "from the web")
+    assert (
+        client.post("/api/chat", json={"user_id": "web:carol", "text": "x"}, headers=BOT).status_code == 403
+    )
+    assert client.post("/api/chat", json={"text": "x"}, headers=BOT).status_code == 422
+    assert client.get("/api/users/web:carol/history", headers=BOT).status_code == 403
+    assert client.get(f"/api/status/{web_task}", headers=BOT).status_code == 404
+    assert client.get("/api/tasks/undelivered?user_prefix=", headers=BOT).status_code == 403
+    assert client.get("/api/tasks/undelivered?user_prefix=tg:", headers=BOT).status_code == 200
+    assert client.get("/metrics", headers=BOT).status_code == 403
+    refused = client.post(
+        "/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+        headers=BOT,
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
+    tg_task = _chat(client, BOT, "from Telegram", user_id="tg:7", chat_id="7")
+    assert client.get(f"/api/status/{tg_task}", headers=BOT).status_code == 200
+    # Narrowed to the person who pressed a button, the bot touches only that person's tasks.
+    presser = {**BOT, "X-Acting-For": "tg:8"}
+    assert client.post(f"/api/tasks/{tg_task}/cancel", headers=presser).status_code == 404
+    assert (
+        client.post(f"/api/tasks/{tg_task}/cancel", headers={**BOT, "X-Acting-For": "tg:7"}).status_code
+        == 200
+    )
+    assert client.get("/api/me", headers={**BOT, "X-Acting-For": "web:carol"}).status_code == 401
+    # The operator sees everything.
+    assert client.get(f"/api/status/{web_task}", headers=OPERATOR).status_code == 200
+    assert client.get("/metrics", headers=OPERATOR).status_code == 200
+
+
+def test_credentials_that_do_not_open_anything(client: TestClient, db: Database) -> None:
+    invite = _token(db, "web:dave", CredentialKind.INVITE)  # an invite is not a session
+    expired, _ = credentials.issue(db, "web:dave", CredentialKind.API, timedelta(seconds=-1))
+    for headers in (invite, {"Authorization": f"Bearer {expired}"}, {"X-API-Key": "aat_guess"}, {}):
+        response = client.get("/api/me", headers=headers)
+        assert response.status_code == 401 and response.json()["detail"]
+    # The database keeps hashes only.
+    with db.reading() as session:
+        stored = session.scalars(select(Credential.token_hash)).all()
+    assert expired not in stored and credentials.digest(expired) in stored
+
+
+def test_a_web_session_lives_in_a_strict_cookie_and_dies_on_sign_out(
+    client: TestClient, db: Database
+) -> None:
+    invite, _ = credentials.issue(db, "web:erin", CredentialKind.INVITE, timedelta(hours=1))
+    page = client  # a browser: no key of its own, a cookie jar
+    signed = page.post("/api/session", json={"invite": invite})
+    assert signed.status_code == 200 and signed.json()["user_id"] == "web:erin"
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert page.post("/api/session", json={"invite": invite}).status_code == 401  # once only
+    assert page.get("/api/me").json()["user_id"] == "web:erin"
+    session_value = page.cookies["ai_assistant_session"]
+    assert page.delete("/api/session").status_code == 204
+    assert "ai_assistant_session" not in page.cookies
+    # A copy of the cookie made before signing out opens nothing now.
+    page.cookies.set("ai_assistant_session", session_value)
+    assert page.get("/api/me").status_code == 401
+    # API tokens are for headers, never cookies (a cookie rides along with any same-site request).
+    token, _ = credentials.issue(db, "web:erin", CredentialKind.API, None)
+    page.cookies.set("ai_assistant_session", token)
+    assert page.get("/api/me").status_code == 401
+    assert page.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_ids_with_a_slash_can_be_read_and_deleted(client: TestClient) -> None:
+    _chat(client, OPERATOR, "hello", user_id="web:a/b")
+    assert client.get("/api/users/web:a/b/stats", headers=OPERATOR).json()["messages"] == 1
+    assert client.delete("/api/users/web:a/b", headers=OPERATOR).status_code == 204
+    assert client.get("/api/users/web:a/b/stats", headers=OPERATOR).json()["messages"] == 0
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+def test_answers_in_flight_per_person_are_capped(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
+) -> None:
+    settings = gateway_settings.model_copy(update={"max_active_per_user": 2})
+    with _bare(make_client(settings, db_url, queue_settings)) as client:
+        alice = _token(db, "web:alice")
+        _chat(client, alice, "one")
+        _chat(client, alice, "two")
+        third = client.post("/api/chat", json={"text": "three"}, headers=alice)
+        assert third.status_code == 429 and third.json()["detail"].startswith("You already have 2")
+        assert _chat(client, _token(db, "web:bob"), "someone else")  # others are not affected
+
+
+def test_regenerate_is_refused_while_the_conversation_has_an_answer_in_flight(
+    client: TestClient, db: Database, run_jobs: Callable[[], None]
+) -> None:
+    alice = _token(db, "web:alice")
+    first = _chat(client, alice, "first")
+    run_jobs()
+    _chat(client, alice, "second")  # queued, not answered
+    refused = client.post(f"/api/tasks/{first}/regenerate", headers=alice)
+    assert refused.status_code == 409 and "still being written" in refused.json()["detail"]
+
+
+def test_v1_clamps_max_tokens_and_refuses_what_cannot_fit(
+    client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_TOKENS", "100")
+    monkeypatch.setenv("N_CTX", "512")
+    person = _token(db, "web:frank")
+    question = {"role": "user", "content": "hi"}
+    body = {"model": "m", "max_tokens": 32768, "messages": [question], "user": "x"}
+    with client.stream(
+        "POST", "/v1/chat/completions", json={**body, "stream": True}, headers=person
+    ) as response:
+        assert response.status_code == 200  # hung up at once: the answer is canceled, its task stays
+    with db.reading() as session:
+        (task,) = session.query(Task).all()
+        assert task.max_tokens == 100
+    # `user` is ignored with a personal token: the conversation is the token holder's.
+    assert client.get("/api/users/web:frank/stats", headers=person).json()["messages"] == 1
+    huge = {"role": "system", "content": "x" * (512 * 8 + 1)}
+    refused = client.post("/v1/chat/completions", json={**body, "messages": [huge, question]}, headers=person)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_open_streams_are_capped_per_person_and_end_by_themselves(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
+) -> None:
+    settings = gateway_settings.model_copy(update={"max_streams_per_user": 1, "stream_max_seconds": 1})
+    with _bare(make_client(settings, db_url, queue_settings)) as client:
+        alice = _token(db, "web:alice")
+        task = _chat(client, alice, "waits in the queue")  # no worker: the stream would never end
+        with client.stream("GET", f"/api/tasks/{task}/events", headers=alice) as first:
+            assert first.status_code == 200
+            second = client.get(f"/api/tasks/{task}/events", headers=alice)
+            assert second.status_code == 429 and second.json()["detail"].startswith("At most 1")
+            events = "".join(first.iter_text())  # ends after its lifetime, with no final event
+        assert "event: status" in events and "event: done" not in events
+        # Closed streams free their place.
+        with client.stream("GET", f"/api/tasks/{task}/events", headers=alice) as again:
+            assert again.status_code == 200
+
+
+# --- before the body is read ------------------------------------------------------------------
+
+
+@pytest.fixture
+def raw(served_gateway: ServedGateway) -> Iterator[Callable[[bytes], bytes]]:
+    """Send raw bytes to the served gateway and read its whole reply (it closes the connection)."""
+    opened: list[socket.socket] = []
+
+    def send(request: bytes) -> bytes:
+        conn = socket.create_connection(("127.0.0.1", served_gateway.port), timeout=10)
+        opened.append(conn)
+        conn.sendall(request)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+        return reply
+
+    yield send
+    for conn in opened:
+        conn.close()
+
+
+def _post(path: str, headers: str, length: int, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode() + body
+
+
+def test_a_huge_body_is_refused_before_it_is_read(raw: Callable[[bytes], bytes]) -> None:
+    # 10 MB announced, 5 bytes sent: a server that read the body would wait for the rest (and time
+    # out this test); ours answers at once and closes.
+    ten_mb = 10 * 1024 * 1024
+    no_key = raw(_post("/api/chat", "", ten_mb, b'{"te'))
+    assert no_key.startswith(b"HTTP/1.1 401")
+    with_key = raw(_post("/api/chat", f"X-API-Key: {API_KEY}\r\n", ten_mb, b'{"te'))
+    assert with_key.startswith(b"HTTP/1.1 413")
+    # Malformed JSON without a key: 401 (who is asking comes first), not a parse error.
+    broken = raw(_post("/v1/chat/completions", "", 3, b"{{{"))
+    assert broken.startswith(b"HTTP/1.1 401") and b"invalid_api_key" in broken
+
+
+def test_a_chunked_body_over_the_limit_is_refused(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings
+) -> None:
+    settings = gateway_settings.model_copy(update={"max_body_bytes": 2048})
+    served = ServedGateway(settings, DatabaseSettings(_env_file=None, database_url=db_url), queue_settings)
+    served.start()
+    try:
+
+        def chunked(body: bytes) -> bytes:
+            head = (
+                f"POST /api/chat HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\nConnection: close\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+            with socket.create_connection(("127.0.0.1", served.port), timeout=10) as conn:
+                conn.sendall(head + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+                reply = b""
+                while chunk := conn.recv(65536):
+                    reply += chunk
+            return reply
+
+        too_big = json.dumps({"user_id": "u", "text": "x" * 3000}).encode()
+        assert chunked(too_big).startswith(b"HTTP/1.1 413")
+        small = json.dumps({"user_id": "u", "text": "hello"}).encode()
+        assert chunked(small).startswith(b"HTTP/1.1 202")
+    finally:
+        served.stop()
