@@ -60,8 +60,9 @@ bench: $(VENV)/.installed-dev model ## Benchmarks against baselines in the same 
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
 
-lint: $(VENV)/.installed-dev ## ruff and mypy
+lint: $(VENV)/.installed-dev ## ruff (lint and format) and strict mypy, as CI runs them
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 backup: $(VENV)/.installed ## Consistent copy of the SQLite database into data/backups (safe while running)

@@ -14,13 +14,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
-from api.services import credentials
+from api.services import RateLimited, credentials
+from api.services.pacing import Pacer
 from shared.config import GatewaySettings
 from shared.db import Database
 from shared.models import CredentialKind
@@ -34,6 +36,8 @@ _PUBLIC_ROUTES = frozenset({("POST", "/api/session")})
 # A revoked or expired personal credential stops working within this many seconds (at once for
 # a sign-out through this process, which forgets it here).
 CACHE_SECONDS = 30.0
+# The bot reads for all its people at once: its budget is this many clients' worth.
+BOT_READ_SCALE = 10.0
 _CACHE_SIZE = 10_000
 
 
@@ -50,6 +54,11 @@ class Caller:
     user_id: str | None = None
     credential_id: int | None = None
     from_cookie: bool = False
+
+    @property
+    def client(self) -> str:
+        """Whose budget a request counts against: a person, the bot, or the operator."""
+        return self.user_id or self.role
 
     def may_act_for(self, user_id: str) -> bool:
         if self.role == CallerRole.OPERATOR:
@@ -116,6 +125,17 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+def _long_poll(scope: Scope) -> bool:
+    """A status request that waits for a change (If-None-Match and `wait`): free until one comes."""
+    if _header(scope, b"if-none-match") is None:
+        return False
+    wait = parse_qs(scope["query_string"].decode("latin-1")).get("wait", ["0"])[-1]
+    try:
+        return float(wait) > 0
+    except ValueError:
+        return False
+
+
 def _equal(given: str, expected: str | None) -> bool:
     return expected is not None and secrets.compare_digest(given.encode(), expected.encode())
 
@@ -129,6 +149,9 @@ class Guard:
         self.cache = _Cache()
         self._operator = settings.api_key.get_secret_value() if settings.api_key else None
         self._bot = settings.bot_api_key.get_secret_value() if settings.bot_api_key else None
+        self.pacer = Pacer(
+            settings.min_poll_interval_seconds, settings.reads_per_second, settings.reads_per_second_total
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,6 +168,20 @@ class Guard:
                 await self._refuse(scope, receive, send, 401, "A valid key or sign-in is required.")
                 return
             scope["state"]["caller"] = caller
+            if method == "GET" and not _long_poll(scope):
+                try:
+                    scale = BOT_READ_SCALE if caller.client == CallerRole.BOT else 1.0
+                    await self.pacer.read(caller.client, scale)
+                except RateLimited as exc:
+                    await self._refuse(
+                        scope,
+                        receive,
+                        send,
+                        429,
+                        f"Too many requests; please wait {exc.retry_after} s.",
+                        retry_after=exc.retry_after,
+                    )
+                    return
         limited = await self._limit_body(scope, receive, send)
         if limited is not None:
             await self.app(scope, limited, send)
@@ -225,10 +262,14 @@ class Guard:
 
         return replay
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, code: int, message: str) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, code: int, message: str, retry_after: int = 0
+    ) -> None:
         # The body was not read: the connection cannot carry another request.
         headers = {"Connection": "close", **({"WWW-Authenticate": "Bearer"} if code == 401 else {})}
-        kind = "invalid_api_key" if code == 401 else "body_too_large"
+        if retry_after:
+            headers = {"Retry-After": str(retry_after)}
+        kind = {401: "invalid_api_key", 413: "body_too_large", 429: "rate_limit_exceeded"}[code]
         response = error_response(Request(scope), code, message, headers=headers, code=kind)
         await response(scope, receive, send)
 

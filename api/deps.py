@@ -66,9 +66,13 @@ class OwnedTask:
     owner: str
 
 
-async def owned_task(task_id: str, caller: CallerDep, db: DbDep) -> OwnedTask:
+async def owned_task(task_id: str, caller: CallerDep, db: DbDep, changes: ChangesDep) -> OwnedTask:
     """The task of the path, once the caller is known to own it (404 otherwise: no hints)."""
-    owner = await run_in_threadpool(tasks.owner_of, db, task_id)
+    owner = changes.cache.owner(task_id)
+    if owner is None:
+        owner = await run_in_threadpool(tasks.owner_of, db, task_id)
+        if owner is not None:
+            changes.cache.remember_owner(task_id, owner)
     if owner is None or not caller.may_act_for(owner):
         raise NotFound("No task with this id.")
     return OwnedTask(task_id, owner)

@@ -24,9 +24,11 @@ from api.services import (
     QueueFull,
     QueueUnavailable,
     RateLimited,
+    TextTooLong,
     TooManyActive,
     TooManyStreams,
 )
+from shared.schemas import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,21 @@ class OpenAIError(Exception):
         self.status, self.message, self.type, self.code = status, message, type_, code
 
 
+# The code of an error raised without one, by its HTTP status.
+_CODES = {
+    400: ErrorCode.INVALID_INPUT,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.NOT_FOUND,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.BODY_TOO_LARGE,
+    422: ErrorCode.INVALID_INPUT,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.QUEUE_UNAVAILABLE,
+}
+
+
 def error_response(
     request: Request,
     status: int,
@@ -51,13 +68,14 @@ def error_response(
     code: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
+    """The error in the shape of the route: OpenAI's under /v1, ours (`ErrorOut`) elsewhere."""
     if request.url.path.startswith("/v1"):
         kind = "invalid_request_error" if status < 500 else "server_error"
         if status == 429:
             kind = "rate_limit_error"
         body: dict[str, Any] = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     else:
-        body = {"detail": message, **(extra or {})}
+        body = {"detail": message, "code": code or _CODES.get(status, ErrorCode.INTERNAL), **(extra or {})}
     return JSONResponse(status_code=status, content=body, headers=dict(headers or {}))
 
 
@@ -67,45 +85,58 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     status = 400 if request.url.path.startswith("/v1") else 422
     listing = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errors]
     return error_response(request, status, "; ".join(_describe(e) for e in errors), extra={"errors": listing})
 
 
-async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
     code = "invalid_api_key" if exc.status_code == 401 else None
     return error_response(request, exc.status_code, str(exc.detail), exc.headers, code=code)
 
 
-async def _openai(request: Request, exc: OpenAIError) -> JSONResponse:
+async def _openai(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OpenAIError)
     return JSONResponse(
         status_code=exc.status,
         content={"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.code}},
     )
 
 
-async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
     message = f"Too many messages from this user. Please wait {exc.retry_after} seconds."
     return error_response(
         request, 429, message, {"Retry-After": str(exc.retry_after)}, code="rate_limit_exceeded"
     )
 
 
-async def _too_many_active(request: Request, exc: TooManyActive) -> JSONResponse:
-    return error_response(request, 429, str(exc), {"Retry-After": "10"}, code="too_many_active")
+async def _too_many_active(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyActive)
+    return error_response(request, 429, str(exc), {"Retry-After": "10"}, code=ErrorCode.TOO_MANY_ACTIVE)
 
 
-async def _too_many_streams(request: Request, exc: TooManyStreams) -> JSONResponse:
-    return error_response(request, 429, str(exc), {"Retry-After": "5"}, code="too_many_streams")
+async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyStreams)
+    return error_response(request, 429, str(exc), {"Retry-After": "5"}, code=ErrorCode.TOO_MANY_STREAMS)
 
 
-async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+async def _text_too_long(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TextTooLong)
+    return error_response(request, 422, str(exc), code=ErrorCode.TEXT_TOO_LONG, extra={"limit": exc.limit})
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NotFound)
     return error_response(request, 404, str(exc))
 
 
-async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Conflict)
     return error_response(request, 409, str(exc))
 
 
@@ -113,13 +144,14 @@ async def _queue_down(request: Request, _exc: Exception) -> JSONResponse:
     return error_response(request, 503, QUEUE_DOWN, {"Retry-After": "5"})
 
 
-async def _queue_full(request: Request, _exc: QueueFull) -> JSONResponse:
-    return error_response(request, 503, QUEUE_FULL, {"Retry-After": "30"})
+async def _queue_full(request: Request, _exc: Exception) -> JSONResponse:
+    return error_response(request, 503, QUEUE_FULL, {"Retry-After": "30"}, code=ErrorCode.QUEUE_FULL)
 
 
-async def _db_busy(request: Request, exc: OperationalError) -> JSONResponse:
+async def _db_busy(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OperationalError)
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(request, 503, DB_BUSY, {"Retry-After": "2"})
+    return error_response(request, 503, DB_BUSY, {"Retry-After": "2"}, code=ErrorCode.DATABASE_BUSY)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -146,16 +178,17 @@ class RefuseNulInUrl:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
-    app.add_exception_handler(HTTPException, _http)  # type: ignore[arg-type]
-    app.add_exception_handler(OpenAIError, _openai)  # type: ignore[arg-type]
-    app.add_exception_handler(RateLimited, _rate_limited)  # type: ignore[arg-type]
-    app.add_exception_handler(TooManyActive, _too_many_active)  # type: ignore[arg-type]
-    app.add_exception_handler(TooManyStreams, _too_many_streams)  # type: ignore[arg-type]
-    app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
-    app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(OpenAIError, _openai)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(TooManyActive, _too_many_active)
+    app.add_exception_handler(TooManyStreams, _too_many_streams)
+    app.add_exception_handler(TextTooLong, _text_too_long)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(QueueUnavailable, _queue_down)
     app.add_exception_handler(RedisError, _queue_down)
-    app.add_exception_handler(QueueFull, _queue_full)  # type: ignore[arg-type]
-    app.add_exception_handler(OperationalError, _db_busy)  # type: ignore[arg-type]
+    app.add_exception_handler(QueueFull, _queue_full)
+    app.add_exception_handler(OperationalError, _db_busy)
     app.add_exception_handler(Exception, _unexpected)

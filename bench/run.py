@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency
+from bench import concurrency, neighbours
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -352,6 +352,8 @@ def main() -> None:
         figures += generation_and_latency(workdir / "speed", runs)
         figures.append(intake(workdir, runs, seconds))
         figures.append(conversation_depth(workdir / "depth", runs))
+        figures.append(neighbours.status_read_cost(workdir / "status-cost"))
+        figures += neighbours.figures(workdir / "neighbours", runs)
         figures.append(memory())
     report(figures, args.out, runs)
     print(args.out.read_text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from aiogram import Bot
 from bot.delivery import Deliverer, Target, retry_keyboard
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import t
+from shared.schemas import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,9 @@ class Conversations:
             return
         except GatewayRejected as exc:
             log.info("chat=%s user=%s message refused: %s", target.chat, user_id, exc.detail)
-            limit = re.search(r"at most (\d+) characters", exc.detail)
             text = (
-                t(target.lang, "too_long", limit=limit.group(1))
-                if limit
+                t(target.lang, "too_long", limit=exc.error.limit)
+                if exc.error.code == ErrorCode.TEXT_TOO_LONG
                 else t(target.lang, "rejected", detail=exc.detail)
             )
             await self.bot.send_message(target.chat, text, reply_parameters=target.reply())

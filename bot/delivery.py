@@ -120,9 +120,6 @@ class Deliverer:
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._drafts: dict[tuple[int, int], str] = {}
 
-    def is_following(self, task_id: str) -> bool:
-        return task_id in self._followers
-
     def follow(self, task_id: str, target: Target) -> None:
         if task_id in self._followers:
             return
@@ -141,10 +138,6 @@ class Deliverer:
             if "chat" in meta:
                 self.follow(status["task_id"], Target.from_meta(meta))
         return len(owed)
-
-    async def wait_idle(self) -> None:
-        while self._followers:
-            await asyncio.gather(*list(self._followers.values()), return_exceptions=True)
 
     async def shutdown(self) -> None:
         for runner in list(self._followers.values()):

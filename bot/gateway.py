@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from shared.schemas import ErrorCode, ErrorOut
+
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
@@ -22,12 +24,16 @@ class GatewayUnavailable(Exception):
 
 
 class GatewayRejected(Exception):
-    """The gateway refused the request (4xx); `detail` says why, `status` is the HTTP code."""
+    """The gateway refused the request (4xx): `error` is its body (code, sentence, limit)."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
+    def __init__(self, status: int, error: ErrorOut) -> None:
+        super().__init__(f"{status}: {error.code} {error.detail}")
         self.status = status
-        self.detail = detail
+        self.error = error
+
+    @property
+    def detail(self) -> str:
+        return self.error.detail
 
 
 class GatewayClient:
@@ -55,11 +61,11 @@ class GatewayClient:
         except httpx.HTTPError as exc:
             raise GatewayUnavailable(f"{method} {path}: {exc!r}") from exc
         if response.status_code >= 500:
-            detail = _detail(response)
-            busy = response.status_code == 503 and "Too many" in detail
-            raise GatewayUnavailable(f"{method} {path}: {response.status_code} {detail}", busy=busy)
+            error = _error(response)
+            busy = error.code == ErrorCode.QUEUE_FULL
+            raise GatewayUnavailable(f"{method} {path}: {response.status_code} {error.detail}", busy=busy)
         if response.status_code >= 400:
-            raise GatewayRejected(response.status_code, _detail(response))
+            raise GatewayRejected(response.status_code, _error(response))
         return response
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -188,8 +194,10 @@ def _acting_for(user_id: str | None) -> dict[str, str]:
     return {"X-Acting-For": user_id} if user_id else {}
 
 
-def _detail(response: httpx.Response) -> str:
+def _error(response: httpx.Response) -> ErrorOut:
+    """The gateway's error body; something else in front of it (a proxy) answers in its own way."""
     try:
-        return str(response.json().get("detail", response.text))
+        return ErrorOut.model_validate_json(response.content)
     except ValueError:
-        return response.text[:200]
+        fallback = ErrorCode.INTERNAL if response.status_code >= 500 else ErrorCode.INVALID_INPUT
+        return ErrorOut(detail=response.text[:200], code=fallback)

@@ -84,7 +84,7 @@ class Deployment:
         listed = docker(
             "ps", "--filter", self._label("project", self.project), "--format", "{{.Names}} {{.ID}}"
         )
-        return dict(line.split() for line in listed.split("\n") if line.strip())  # type: ignore[misc]
+        return dict(line.split() for line in listed.split("\n") if line.strip())
 
     @staticmethod
     def _label(key: str, value: str) -> str:

@@ -24,6 +24,12 @@ class _EnvSettings(BaseSettings):
     )
 
 
+class LoggingSettings(_EnvSettings):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"] = Field(
+        "INFO", description="How much every process logs."
+    )
+
+
 class DatabaseSettings(_EnvSettings):
     database_url: str = Field(
         "sqlite:///data/ai_assistant.db",
@@ -85,6 +91,18 @@ class GatewaySettings(_EnvSettings):
     )
     stream_max_seconds: float = Field(
         900, gt=0, description="Longest life of one event stream; clients reconnect after it."
+    )
+    min_poll_interval_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="A plain status poll of one task sooner than this after the last is held until "
+        "the task changes or the interval passes (long polls are never held).",
+    )
+    reads_per_second: float = Field(
+        20, gt=0, description="GET requests one client may make per second (bursts of twice that)."
+    )
+    reads_per_second_total: float = Field(
+        400, gt=0, description="GET requests all clients together may make per second."
     )
     session_days: int = Field(90, ge=1, description="How long a web page's sign-in lasts.")
     invite_hours: int = Field(24, ge=1, description="How long a personal link can be opened (once).")

@@ -53,10 +53,6 @@ class TaskStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
 
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
 
 FINAL_STATUSES = frozenset({TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.CANCELED})
 

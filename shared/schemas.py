@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.models import AccessStatus, TaskStatus
+
+
+class ErrorCode(enum.StrEnum):
+    """What went wrong, for programs: every error body of /api carries one beside its sentence."""
+
+    INVALID_INPUT = "invalid_input"
+    TEXT_TOO_LONG = "text_too_long"
+    UNAUTHORIZED = "invalid_api_key"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    BODY_TOO_LARGE = "body_too_large"
+    RATE_LIMITED = "rate_limit_exceeded"
+    TOO_MANY_ACTIVE = "too_many_active"
+    TOO_MANY_STREAMS = "too_many_streams"
+    QUEUE_UNAVAILABLE = "queue_unavailable"
+    QUEUE_FULL = "queue_full"
+    DATABASE_BUSY = "database_busy"
+    INTERNAL = "internal_error"
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="What went wrong, in a sentence for a person.")
+    code: ErrorCode
+    limit: int | None = Field(None, description="With text_too_long: the most characters accepted.")
+
 
 ClientMetaValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
 ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=20)]

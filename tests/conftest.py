@@ -144,6 +144,10 @@ def gateway_settings() -> GatewaySettings:
         max_text_chars=4000,
         rate_limit_per_minute=10_000,
         max_active_per_user=50,
+        # Tests poll as fast as they like; pacing has tests of its own.
+        min_poll_interval_seconds=0,
+        reads_per_second=10_000,
+        reads_per_second_total=100_000,
     )
 
 

@@ -23,7 +23,7 @@ _GGML_LOG_LEVEL_CONT = 5  # the rest of the previous line, at its level
 _last_level = [0]
 
 
-@C.llama_log_callback  # type: ignore[untyped-decorator,misc]
+@C.llama_log_callback
 def _log_callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
     if level == _GGML_LOG_LEVEL_CONT:
         level = _last_level[0]
@@ -67,12 +67,12 @@ class NativeModel:
     def metadata(self, key: str) -> str | None:
         size = 1 << 16  # chat templates run to a few KB
         buffer = ctypes.create_string_buffer(size)
-        length = C.llama_model_meta_val_str(self.ptr, key.encode(), buffer, size)  # type: ignore[arg-type]
+        length = C.llama_model_meta_val_str(self.ptr, key.encode(), buffer, size)
         if length < 0:
             return None
         if length >= size:
             buffer = ctypes.create_string_buffer(length + 1)
-            C.llama_model_meta_val_str(self.ptr, key.encode(), buffer, length + 1)  # type: ignore[arg-type]
+            C.llama_model_meta_val_str(self.ptr, key.encode(), buffer, length + 1)
         return buffer.value.decode("utf-8", errors="replace")
 
     def tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:

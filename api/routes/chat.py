@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.auth import TELEGRAM_PREFIX, CallerDep, CallerRole, ServiceDep
+from api.auth import TELEGRAM_PREFIX, CallerDep, CallerRole, ServiceDep, guard_of
 from api.deps import (
     ChangesDep,
     DbDep,
@@ -18,9 +18,10 @@ from api.deps import (
     QueueSettingsDep,
     StreamsDep,
 )
-from api.services import stream, tasks
+from api.services import TextTooLong, stream, tasks
 from api.services.status import queue_position
 from shared.db import Database
+from shared.jobs import announce_change
 from shared.models import Task
 from shared.schemas import ChatAccepted, ChatRequest, TaskOut, TaskUpdate
 
@@ -54,10 +55,7 @@ def post_chat(
         raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
     body = body.model_copy(update={"user_id": caller.acting_for(body.user_id)})
     if len(body.text) > gateway.max_text_chars:
-        raise HTTPException(
-            status_code=422,
-            detail=f"text: must be at most {gateway.max_text_chars} characters (got {len(body.text)})",
-        )
+        raise TextTooLong(gateway.max_text_chars, len(body.text))
     task, replayed = tasks.submit_chat(
         db, queue, body, queue_settings.max_queue_length, tasks.Limits.of(gateway)
     )
@@ -74,6 +72,8 @@ def post_chat(
 )
 async def get_status(
     task: OwnedTaskDep,
+    caller: CallerDep,
+    request: Request,
     db: DbDep,
     changes: ChangesDep,
     streams: StreamsDep,
@@ -86,6 +86,8 @@ async def get_status(
 
     Each answer carries an ETag. Sent back as If-None-Match with `wait`, it makes this a long poll:
     the reply comes as soon as the task changes (304 if it has not within `wait` seconds).
+    A plain poll of the same task sooner than MIN_POLL_INTERVAL_SECONDS after the last one is held
+    until the task changes or the interval has passed.
     """
     if wait and if_none_match:
         with streams.hold(task.owner):
@@ -93,6 +95,10 @@ async def get_status(
                 db, changes, task.id, if_none_match, wait
             )
     else:
+        delay = guard_of(request).pacer.poll_delay(caller.client, task.id)
+        if delay > 0:
+            with changes.watch(task.id) as changed_now:
+                await changes.wait(changed_now, delay)
         document, tag, changed = await stream.status_once_changed(db, changes, task.id, if_none_match, 0)
     if not changed:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
@@ -152,11 +158,15 @@ async def task_events(
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskOut)
-def update_task(task: OwnedTaskDep, body: TaskUpdate, caller: CallerDep, db: DbDep) -> TaskOut:
+def update_task(
+    task: OwnedTaskDep, body: TaskUpdate, caller: CallerDep, db: DbDep, queue: QueueDep
+) -> TaskOut:
     """Add client notes to a task, or record that its answer reached the user."""
     if caller.role == CallerRole.PERSON and body.client_meta is not None:
         raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
-    return tasks.update(db, task.id, body)
+    updated = tasks.update(db, task.id, body)
+    announce_change(queue, task.id)  # what gateways hold of this task's status is out of date now
+    return updated
 
 
 @router.get("/tasks/undelivered", response_model=list[TaskOut])

@@ -33,3 +33,11 @@ class TooManyActive(Exception):
 
 class TooManyStreams(Exception):
     """Too many open streams or long polls (for this person, or overall); the message says which."""
+
+
+class TextTooLong(Exception):
+    """A message over MAX_TEXT_CHARS; `limit` is what the client must cut it to."""
+
+    def __init__(self, limit: int, got: int) -> None:
+        super().__init__(f"text: must be at most {limit} characters (got {got})")
+        self.limit = limit

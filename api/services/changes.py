@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.services.status_cache import StatusCache
+
 log = logging.getLogger(__name__)
 
 # How long a follower waits for a notice before it looks anyway: while subscribed (it catches what
@@ -36,6 +38,7 @@ class TaskChanges:
         self._listening: asyncio.Task[None] | None = None
         self._closing = False
         self.subscribed = False
+        self.cache = StatusCache()
 
     def start(self) -> None:
         """Start receiving notices, in a task of the running event loop."""
@@ -62,7 +65,7 @@ class TaskChanges:
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)
-                    self.subscribed = True
+                    self.subscribed = self.cache.enabled = True
                     # Notices sent while we were away are lost: let every follower look again.
                     self._wake_all()
                     # Short reads, not `listen()`: the client's endless read can absorb a cancel,
@@ -75,7 +78,8 @@ class TaskChanges:
                 if self.subscribed and not self._closing:
                     log.warning("task change notices interrupted, followers poll meanwhile: %s", exc)
             finally:
-                self.subscribed = False
+                self.subscribed = self.cache.enabled = False
+                self.cache.clear()
                 await client.aclose()
             if not self._closing:
                 await asyncio.sleep(_RECONNECT_SECONDS)
@@ -108,10 +112,12 @@ class TaskChanges:
         return True
 
     def _wake(self, task_id: str) -> None:
+        self.cache.changed(task_id)
         for event in self._waiting.get(task_id, ()):
             event.set()
 
     def _wake_all(self) -> None:
+        self.cache.clear()
         for events in self._waiting.values():
             for event in events:
                 event.set()

@@ -70,10 +70,8 @@ def submit(
 ) -> str:
     """Record the request's conversation and queue its answer; returns the task id."""
     limits = limits or Limits()
-    try:
-        texts = [(m.role, m.text()) for m in request.messages]
-    except ValueError as exc:
-        raise OpenAIError(400, str(exc), "invalid_request_error") from exc
+    # Parts other than text were refused when the request was validated.
+    texts = [(m.role, m.text()) for m in request.messages]
     if len(texts[-1][1]) > bounds.max_chars:
         raise OpenAIError(
             400,

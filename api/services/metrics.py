@@ -8,6 +8,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import func, select
 
+from api.services.pacing import Pacer
 from shared.db import Database
 from shared.jobs import count_worker_processes
 from shared.models import Task, TaskStatus
@@ -37,7 +38,7 @@ class _Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def render(db: Database, queue: Queue) -> str:
+def render(db: Database, queue: Queue, pacer: Pacer | None = None) -> str:
     out = _Exposition()
     with db.reading() as session:
         by_status = dict(session.execute(select(Task.status, func.count()).group_by(Task.status)).all())
@@ -93,4 +94,15 @@ def render(db: Database, queue: Queue) -> str:
         f"Time from request to finished answer, last {WINDOW} answers.",
         [(r.finished_at - r.created_at).total_seconds() for r in recent if r.finished_at],
     )
+    if pacer is not None:
+        out.metric(
+            "ai_assistant_paced_requests_total",
+            "counter",
+            "Requests slowed or refused so that polling cannot take the model's cores (this process).",
+            [
+                ('{kind="poll_held"}', pacer.polls_held),
+                ('{kind="read_held"}', pacer.reads_held),
+                ('{kind="read_refused"}', pacer.reads_refused),
+            ],
+        )
     return out.text()

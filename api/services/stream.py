@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.services.changes import TaskChanges
 from api.services.tasks import get_status
 from shared.db import Database
-from shared.models import FINAL_STATUSES
+from shared.models import FINAL_STATUSES, TaskStatus
 from shared.schemas import TaskOut
 
 
@@ -63,6 +63,21 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in given or tag in given
 
 
+async def status_document(db: Database, changes: TaskChanges, task_id: str) -> tuple[str, str, TaskStatus]:
+    """The task's status as JSON, its ETag and status: from the cache while no change was announced,
+    else read from the database (and kept for the next reader)."""
+    cached = changes.cache.get(task_id)
+    if cached is not None:
+        return cached.document, cached.tag, cached.status
+    generation = changes.cache.generation(task_id)
+    status = await run_in_threadpool(get_status, db, task_id)
+    document = status.model_dump_json()
+    # A strong validator: equal tags mean equal documents.
+    tag = '"' + hashlib.blake2b(document.encode(), digest_size=12).hexdigest() + '"'
+    changes.cache.put(task_id, generation, document, tag, status.status)
+    return document, tag, status.status
+
+
 async def status_once_changed(
     db: Database, changes: TaskChanges, task_id: str, if_none_match: str | None, wait: float
 ) -> tuple[str, str, bool]:
@@ -71,20 +86,19 @@ async def status_once_changed(
 
     Returns (document, tag, changed): `changed` is False when the client's copy is still current.
     This is a long poll: a client learns of each change (the final answer above all) at once,
-    without asking many times a second. The document is serialised once, for the tag and the body.
+    without asking many times a second.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    async with contextlib.aclosing(_reads(db, changes, task_id, deadline)) as reads:
-        async for status in reads:
-            document = status.model_dump_json()
-            # A strong validator: equal tags mean equal documents.
-            tag = '"' + hashlib.blake2b(document.encode(), digest_size=12).hexdigest() + '"'
+    with changes.watch(task_id) as changed:
+        while True:
+            changed.clear()  # before the read: a change committed after it sets the event again
+            document, tag, state = await status_document(db, changes, task_id)
             if not _matches(if_none_match, tag):
                 return document, tag, True
-            if status.status in FINAL_STATUSES or loop.time() >= deadline:
+            if state in FINAL_STATUSES or loop.time() >= deadline:
                 return document, tag, False
-    raise AssertionError("the reads of a task never end by themselves")
+            await changes.wait(changed, deadline - loop.time())
 
 
 class TextDiff:

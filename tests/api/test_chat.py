@@ -66,7 +66,7 @@ def test_unknown_task_is_404(client: TestClient) -> None:
         method = client.get if "status" in path else client.post
         response = method(path)
         assert response.status_code == 404
-        assert response.json() == {"detail": "No task with this id."}
+        assert response.json() == {"detail": "No task with this id.", "code": "not_found"}
 
 
 BAD_BODIES = [
@@ -111,6 +111,8 @@ def test_text_limit_is_a_setting(db_url: str, queue_settings: QueueSettings) -> 
         too_long = _post(client, "0123456789!")
     assert too_long.status_code == 422
     assert too_long.json()["detail"] == "text: must be at most 10 characters (got 11)"
+    # Programs read the code and the limit, never the sentence (the bot tells its users the limit).
+    assert too_long.json()["code"] == "text_too_long" and too_long.json()["limit"] == 10
 
 
 def test_bearer_token_is_accepted(client: TestClient) -> None:

@@ -335,3 +335,12 @@ def test_a_failed_answer_is_explained_in_the_users_language(
     assert [b.split(":")[0] for b in _buttons(failed)] == ["regen"]
     telegram.send_text("x" * 4050, user_id=USER, language="ru")
     assert "не больше 4000 символов" in telegram.last_with(USER, "Слишком длинное сообщение").text
+
+
+def test_a_message_over_the_limit_is_refused_with_the_limit(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], served_gateway: ServedGateway
+) -> None:
+    """The bot learns the limit from the gateway's error code and value, not from its sentence."""
+    start_bot()
+    telegram.send_text("x" * 4001, user_id=USER)
+    assert "at most 4000 characters" in telegram.last_with(USER, "too long").text

@@ -58,6 +58,7 @@ def test_every_api_route_needs_the_key(
     assert response.status_code == 401
     body = response.json()
     assert "key or sign-in" in (body["error"]["message"] if path.startswith("/v1") else body["detail"])
+    assert (body["error"] if path.startswith("/v1") else body)["code"] == "invalid_api_key"
     assert row_counts(db) == (0, 0, 0)
 
 

@@ -13,6 +13,7 @@ from shared.config import (
     BotSettings,
     DatabaseSettings,
     GatewaySettings,
+    LoggingSettings,
     ModelSettings,
     QueueSettings,
     WorkerSettings,
@@ -28,17 +29,15 @@ SETTINGS: list[type[BaseSettings]] = [
     WorkerSettings,
     StackSettings,
     BotSettings,
+    LoggingSettings,
 ]
 
 
 def test_env_example_documents_every_variable() -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    # Plus LOG_LEVEL (read by the logging set-up) and REDIS_PASSWORD (docker compose only).
-    expected = {name.upper() for cls in SETTINGS for name in cls.model_fields} | {
-        "LOG_LEVEL",
-        "REDIS_PASSWORD",
-    }
+    # Plus REDIS_PASSWORD (docker compose only).
+    expected = {name.upper() for cls in SETTINGS for name in cls.model_fields} | {"REDIS_PASSWORD"}
     assert documented == expected
     lines = text.splitlines()
     for n, line in enumerate(lines):
@@ -76,3 +75,18 @@ def test_id_lists_are_read_as_people_write_them(monkeypatch: pytest.MonkeyPatch)
     settings = BotSettings(_env_file=None)
     assert settings.telegram_allowed_users == [12, 34, 56]
     assert settings.telegram_admin_ids == [7]
+
+
+def test_log_level_comes_from_env_file_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from shared.logging import configure_logging
+
+    (tmp_path / ".env").write_text("LOG_LEVEL=WARNING\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    configure_logging()
+    try:
+        assert logging.getLogger().level == logging.WARNING
+    finally:
+        configure_logging("INFO")

@@ -1,0 +1,136 @@
+"""Cheap status reads and paced polling: a poller cannot take the model's cores (issue: cores)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from api.services import RateLimited, credentials
+from api.services.pacing import Pacer
+from shared.config import GatewaySettings, QueueSettings
+from shared.db import Database
+from shared.models import CredentialKind
+from tests.conftest import make_client, wait_for
+
+
+class Statements:
+    """Counts the SQL statements every engine of this process runs (the gateway's own included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, *_args: Any) -> None:
+        self.count += 1
+
+    def during(self, action: Callable[[], Any]) -> int:
+        before = self.count
+        action()
+        return self.count - before
+
+
+@pytest.fixture
+def statements() -> Iterator[Statements]:
+    counter = Statements()
+    event.listen(Engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(Engine, "before_cursor_execute", counter)
+
+
+def test_an_unchanged_status_is_served_without_a_database_read(
+    client: TestClient, statements: Statements, run_jobs: Callable[[], None]
+) -> None:
+    task_id = client.post("/api/chat", json={"user_id": "u", "text": "hi"}).json()["task_id"]
+    # Once the gateway's subscription to change notices is up, repeated reads come from memory.
+    wait_for(lambda: statements.during(lambda: client.get(f"/api/status/{task_id}")) == 0, timeout=10)
+    for _ in range(20):
+        assert statements.during(lambda: client.get(f"/api/status/{task_id}").raise_for_status()) == 0
+
+    # A change is announced by the worker: the next reads see it (from the database, once).
+    run_jobs()
+    reads: list[int] = []
+
+    def finished() -> bool:
+        body: dict[str, Any] = {}
+        reads.append(statements.during(lambda: body.update(client.get(f"/api/status/{task_id}").json())))
+        return bool(body["status"] == "finished")
+
+    wait_for(finished, timeout=10)
+    assert any(reads)
+    assert statements.during(lambda: client.get(f"/api/status/{task_id}")) == 0
+
+
+def test_a_fast_poller_waits_its_turn_then_gets_429_while_others_do_not(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
+) -> None:
+    settings = gateway_settings.model_copy(
+        update={"min_poll_interval_seconds": 0.2, "reads_per_second": 5, "reads_per_second_total": 1000}
+    )
+    tokens = {}
+    for name in ("poller", "neighbour"):
+        token, _ = credentials.issue(db, f"web:{name}", CredentialKind.API, timedelta(days=1))
+        tokens[name] = {"Authorization": f"Bearer {token}"}
+    with make_client(settings, db_url, queue_settings) as client:
+        del client.headers["X-API-Key"]
+        task = client.post("/api/chat", json={"text": "hi"}, headers=tokens["poller"]).json()["task_id"]
+        mine = client.post("/api/chat", json={"text": "hi"}, headers=tokens["neighbour"]).json()["task_id"]
+        codes: list[int] = []
+        retry_after: list[str] = []
+        lock = threading.Lock()
+
+        def poll(headers: dict[str, str], task_id: str) -> None:
+            response = client.get(f"/api/status/{task_id}", headers=headers)
+            with lock:
+                codes.append(response.status_code)
+                retry_after.append(response.headers.get("Retry-After", ""))
+
+        threads = [threading.Thread(target=poll, args=(tokens["poller"], task)) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        # Meanwhile a well-behaved neighbour and a long poll of the poller itself are not limited.
+        neighbour = client.get(f"/api/status/{mine}", headers=tokens["neighbour"])
+        tag = neighbour.headers["ETag"]
+        long_poll = client.get(
+            f"/api/status/{mine}", params={"wait": 0.2}, headers={**tokens["neighbour"], "If-None-Match": tag}
+        )
+        for thread in threads:
+            thread.join()
+
+    assert neighbour.status_code == 200 and long_poll.status_code == 304
+    # A burst of 10 at once, a few more held for their turn, the rest told to come back later.
+    assert 10 <= codes.count(200) < 40
+    assert codes.count(429) == 40 - codes.count(200)
+    assert all(
+        after.isdigit() and int(after) >= 1
+        for code, after in zip(codes, retry_after, strict=True)
+        if code == 429
+    )
+
+
+def test_plain_polls_of_one_task_are_spaced_and_budgets_refill() -> None:
+    now = [100.0]
+    pacer = Pacer(poll_interval=0.25, per_second=2, total_per_second=100, clock=lambda: now[0])
+    assert pacer.poll_delay("a", "t1") == 0
+    assert pacer.poll_delay("a", "t1") == pytest.approx(0.25)  # held until its interval has passed
+    assert pacer.poll_delay("a", "t2") == 0  # another task, or
+    assert pacer.poll_delay("b", "t1") == 0  # another client, is not held
+    now[0] += 1
+    assert pacer.poll_delay("a", "t1") == 0
+
+    async def burst(client: str, count: int) -> list[BaseException | None]:
+        return await asyncio.gather(*(pacer.read(client) for _ in range(count)), return_exceptions=True)
+
+    # Twice the rate at once, two more held for their turn (up to a second), the next one refused.
+    outcomes = asyncio.run(burst("a", 7))
+    assert outcomes[:6] == [None] * 6
+    assert isinstance(outcomes[6], RateLimited) and outcomes[6].retry_after == 2
+    assert asyncio.run(burst("b", 1)) == [None]  # another client has a budget of its own
+    now[0] += 10
+    assert asyncio.run(burst("a", 4)) == [None] * 4  # and the budget refills
