@@ -28,7 +28,7 @@ from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.middlewares import Handler
 from bot.texts import language_of, t
 from shared.config import BotSettings
-from shared.models import AccessStatus
+from shared.enums import AccessStatus
 
 log = logging.getLogger(__name__)
 

@@ -102,8 +102,17 @@ def progress_text(status: dict[str, Any], lang: str) -> str:
         return t(lang, "thinking")
     # A long answer shows its newest part while it grows; the final one is sent whole.
     if utf16_len(partial) > LIMIT - 10:
-        partial = "…" + partial[-(LIMIT - 2000) :]
+        partial = "…" + _tail(partial, LIMIT - 2000)
     return partial + " ▌"
+
+
+def _tail(text: str, units: int) -> str:
+    """The longest end of `text` within `units` UTF-16 units (an emoji takes two)."""
+    start, used = len(text), 0
+    while start > 0 and used + (cost := 2 if ord(text[start - 1]) > 0xFFFF else 1) <= units:
+        used += cost
+        start -= 1
+    return text[start:]
 
 
 def _not_modified(exc: TelegramBadRequest) -> bool:
@@ -129,6 +138,13 @@ class Deliverer:
 
     def task_for_draft(self, chat: int, draft_id: int) -> str | None:
         return self._drafts.get((chat, draft_id))
+
+    def draft_started(self, chat: int, draft_id: int, task_id: str) -> None:
+        """A draft streams `task_id`: its stop button cancels that task."""
+        self._drafts[(chat, draft_id)] = task_id
+
+    def draft_ended(self, chat: int, draft_id: int) -> None:
+        self._drafts.pop((chat, draft_id), None)
 
     async def resume(self) -> int:
         """Deliver what finished (or is still running) while this bot was away."""
@@ -184,7 +200,7 @@ class _Follower:
         lang = self.target.lang
         unreachable_since: float | None = None
         if self.draft_id:
-            self.d._drafts[(self.target.chat, self.draft_id)] = self.task_id
+            self.d.draft_started(self.target.chat, self.draft_id, self.task_id)
         status: dict[str, Any] | None = None
         tag: str | None = None
         try:
@@ -211,7 +227,7 @@ class _Follower:
                 await self._progress(status)
         finally:
             if self.draft_id:
-                self.d._drafts.pop((self.target.chat, self.draft_id), None)
+                self.d.draft_ended(self.target.chat, self.draft_id)
 
     def _patience(self, status: dict[str, Any] | None) -> float:
         """How long to wait for news before acting anyway: a typing notice, a held-back update."""
@@ -255,7 +271,7 @@ class _Follower:
                 raise
             except TelegramAPIError as exc:
                 log.info("task=%s drafts unavailable (%s); editing a message instead", self.task_id, exc)
-                self.d._drafts.pop((self.target.chat, self.draft_id), None)
+                self.d.draft_ended(self.target.chat, self.draft_id)
                 self.draft_id = None
         if self.target.placeholder is None:
             message = await self.bot.send_message(

@@ -127,7 +127,7 @@ def _heading(line: str) -> str | None:
     closed = body.rstrip("#")
     if closed != body and (not closed or closed[-1].isspace()):
         body = closed.strip()
-    return body
+    return body or None
 
 
 def _paragraph(text: str) -> list[str | Text]:
@@ -158,6 +158,9 @@ def render(blocks: list[Block]) -> tuple[str, list[MessageEntity]]:
         else:
             nodes.extend(_paragraph(block.text))
     text, entities = Text(*nodes).render()
+    if not text.strip():
+        # Markup with nothing inside ("**", an empty heading): send what the model wrote instead.
+        return "\n\n".join(block.source() for block in blocks), []
     return text, list(entities)
 
 

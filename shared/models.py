@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import cast
 
@@ -24,6 +23,34 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+# The enums live where every process may import them without SQLAlchemy; re-exported here.
+from shared.enums import (
+    FINAL_STATUSES,
+    AccessStatus,
+    CredentialKind,
+    FinishReason,
+    Role,
+    TaskStatus,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "AccessStatus",
+    "Base",
+    "Conversation",
+    "Credential",
+    "CredentialKind",
+    "FinishReason",
+    "Message",
+    "Role",
+    "Task",
+    "TaskStatus",
+    "User",
+    "message_table",
+    "task_table",
+    "utcnow",
+]
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -44,39 +71,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     pass
-
-
-class TaskStatus(enum.StrEnum):
-    QUEUED = "queued"
-    STARTED = "started"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
-FINAL_STATUSES = frozenset({TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.CANCELED})
-
-
-class Role(enum.StrEnum):
-    USER = "user"
-    ASSISTANT = "assistant"
-
-
-class AccessStatus(enum.StrEnum):
-    """Whether a person may talk to the bot (admins decide; kept in the database)."""
-
-    REQUESTED = "requested"
-    ALLOWED = "allowed"
-    BLOCKED = "blocked"
-
-
-class CredentialKind(enum.StrEnum):
-    # A one-time link's secret, exchanged for a session when the page opens it.
-    INVITE = "invite"
-    # The web page's session, kept in an HttpOnly cookie.
-    SESSION = "session"
-    # A personal token for OpenAI-compatible clients (/v1) and scripts.
-    API = "api"
 
 
 class User(Base):

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from shared.db import Database
 from shared.jobs import enqueue_reply
-from shared.models import Task, TaskStatus, utcnow
+from shared.models import FinishReason, Task, TaskStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,10 @@ def fail_abandoned_tasks(db: Database, stale_after: float, now: datetime | None 
                 update(Task)
                 .where(Task.id.in_(ids), Task.status == TaskStatus.STARTED)
                 .values(
-                    status=TaskStatus.FAILED, error=WORKER_LOST, finish_reason="worker_lost", finished_at=now
+                    status=TaskStatus.FAILED,
+                    error=WORKER_LOST,
+                    finish_reason=FinishReason.WORKER_LOST,
+                    finished_at=now,
                 )
             )
     for task_id in ids:

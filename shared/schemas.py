@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.models import AccessStatus, TaskStatus
+from shared.enums import AccessStatus, TaskStatus
 
 
 class ErrorCode(enum.StrEnum):

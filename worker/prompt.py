@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.enums import FinishReason
+from worker.errors import ModelFailure
 from worker.llm import ChatMessage, ChatModel, RenderedPrompt
 
 # Template tokens around each message (role markers, separators); only used to pick a first guess.
 _PER_MESSAGE_OVERHEAD = 8
 
 
-class PromptTooLong(Exception):
+class PromptTooLong(ModelFailure):
     """The new message alone does not fit in the context window."""
+
+    failure_kind = FinishReason.CONTEXT_LENGTH
 
     def __init__(self, prompt_tokens: int, limit: int) -> None:
         super().__init__(f"prompt of {prompt_tokens} tokens exceeds the limit of {limit}")

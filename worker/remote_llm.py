@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 import httpx
 
 from shared.config import ModelSettings
+from shared.enums import FinishReason
+from worker.errors import ModelFailure
 from worker.llm import ChatMessage, RenderedPrompt, Sampling
 
 log = logging.getLogger(__name__)
@@ -23,11 +25,14 @@ _CHARS_PER_TOKEN = 3.5
 _PER_MESSAGE_TOKENS = 4
 
 
-class RemoteModelError(Exception):
-    """The model server failed; `user_message` is safe to show to a user."""
+class RemoteModelError(ModelFailure):
+    """The model server failed."""
 
-    user_message = "The model server is not answering right now. Please try again in a little while."
-    failure_kind = "model_unavailable"
+    failure_kind = FinishReason.MODEL_UNAVAILABLE
+
+    @property
+    def user_message(self) -> str:
+        return "The model server is not answering right now. Please try again in a little while."
 
 
 class OpenAIChatModel:

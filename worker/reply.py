@@ -15,9 +15,19 @@ from sqlalchemy.orm import Session
 
 from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
-from shared.models import Message, Role, Task, TaskStatus, message_table, task_table, utcnow
+from shared.models import (
+    FinishReason,
+    Message,
+    Role,
+    Task,
+    TaskStatus,
+    message_table,
+    task_table,
+    utcnow,
+)
 from shared.personas import system_prompt_for
 from shared.recovery import WORKER_LOST
+from worker.errors import ModelFailure
 from worker.llm import ChatModel, Sampling
 from worker.prompt import PromptTooLong, build_prompt
 
@@ -94,12 +104,12 @@ class _Progress:
     lost: bool = False
     first_token_at: float | None = None
 
-    def finish_reason(self, max_tokens: int) -> str:
+    def finish_reason(self, max_tokens: int) -> FinishReason:
         if self.timed_out:
-            return "timeout"
+            return FinishReason.TIMEOUT
         if self.cancel:
-            return "cancel"
-        return "length" if self.tokens >= max_tokens else "stop"
+            return FinishReason.CANCEL
+        return FinishReason.LENGTH if self.tokens >= max_tokens else FinishReason.STOP
 
     def should_stop(self) -> bool:
         # Called by the model once per new token: the place where cancel and time limits act.
@@ -243,7 +253,7 @@ class ReplyService:
             )
         except PromptTooLong as exc:
             log.info("task=%s refused: %s", task_id, exc)
-            self._fail(task_id, exc.user_message, "context_length", prompt_tokens=exc.prompt_tokens)
+            self._fail(task_id, exc.user_message, exc.failure_kind, prompt_tokens=exc.prompt_tokens)
             return
         except Exception as exc:
             log.exception("task=%s failed while preparing the prompt", task_id)
@@ -283,8 +293,11 @@ class ReplyService:
             timed_out = isinstance(exc, JobTimeoutException)
             log.exception("task=%s generation failed", task_id)
             # A model that can say what went wrong in a user's words (a remote server) is let to.
-            message = getattr(exc, "user_message", None) or (TIMED_OUT if timed_out else GENERATION_FAILED)
-            kind = "timeout" if timed_out else getattr(exc, "failure_kind", "error")
+            if isinstance(exc, ModelFailure):
+                message, kind = exc.user_message, exc.failure_kind
+            else:
+                message = TIMED_OUT if timed_out else GENERATION_FAILED
+                kind = FinishReason.TIMEOUT if timed_out else FinishReason.ERROR
             self._fail(task_id, message, kind, prompt_tokens=prompt.rendered.size)
             # `from None`: RQ stores the traceback in Redis, and the cause might quote user text.
             raise ReplyFailed(
@@ -292,7 +305,7 @@ class ReplyService:
             ) from None
         except BaseException:
             # The worker is being shut down the hard way: say so, and let the exit go on.
-            self._fail(task_id, WORKER_LOST, "worker_lost")
+            self._fail(task_id, WORKER_LOST, FinishReason.WORKER_LOST)
             raise
         finally:
             heartbeat.stop()
@@ -310,7 +323,7 @@ class ReplyService:
         }
         if progress.timed_out:
             usage.pop("finish_reason")
-            self._fail(task_id, TIMED_OUT, "timeout", **usage)
+            self._fail(task_id, TIMED_OUT, FinishReason.TIMEOUT, **usage)
             raise ReplyFailed(f"task {task_id}: timed out")
         outcome = TaskStatus.CANCELED if progress.cancel else TaskStatus.FINISHED
         self._complete(task_id, outcome, progress.text, usage)

@@ -101,6 +101,10 @@ class TaskChanges:
                 if not events:
                     del self._waiting[task_id]
 
+    def watching(self, task_id: str) -> bool:
+        """Whether some request is following `task_id` now (tests wait for this, not for time)."""
+        return bool(self._waiting.get(task_id))
+
     async def wait(self, changed: asyncio.Event, timeout: float | None = None) -> bool:
         """Wait until `changed` is set or it is time to look anyway; True when a notice came."""
         limit = FALLBACK_SECONDS if self.subscribed else UNSUBSCRIBED_POLL_SECONDS

@@ -8,7 +8,6 @@ prompt and sampling settings. The worker then answers it like any other task.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,20 +23,27 @@ from api.services.changes import TaskChanges
 from api.services.stream import TextDiff, follow
 from api.services.tasks import (
     Limits,
+    add_exchange,
     cancel,
     check_redis,
     enqueue_or_undo,
     ensure_not_too_busy,
     ensure_room,
+    new_task,
 )
 from api.services.users import get_or_create_user
 from shared.db import Database
-from shared.models import Conversation, Message, Role, Task, TaskStatus, utcnow
+from shared.models import Conversation, FinishReason, TaskStatus, utcnow
 from shared.schemas import TaskOut
 
 OPENAI_CHAT = "openai"
 # The worker's finish reasons, as OpenAI names them.
-_FINISH = {"stop": "stop", "cancel": "stop", "length": "length", "timeout": "length"}
+_FINISH: dict[str, str] = {
+    FinishReason.STOP: "stop",
+    FinishReason.CANCEL: "stop",
+    FinishReason.LENGTH: "length",
+    FinishReason.TIMEOUT: "length",
+}
 
 
 # No tokenizer puts more characters than this in one token, so a request longer than the context
@@ -104,43 +110,21 @@ def submit(
                 asked.append(text)
             elif role == "assistant":
                 # An earlier turn, recorded as an answered exchange so the worker sees it as history.
-                question = Message(
-                    conversation_id=conversation.id, role=Role.USER, content="\n\n".join(asked)
-                )
-                answer = Message(conversation_id=conversation.id, role=Role.ASSISTANT, content=text)
-                session.add_all([question, answer])
-                session.flush()
-                session.add(
-                    Task(
-                        id=secrets.token_hex(16),
-                        user_id=user.id,
-                        conversation_id=conversation.id,
-                        request_message_id=question.id,
-                        reply_message_id=answer.id,
-                        status=TaskStatus.FINISHED,
-                        created_at=now,
-                        finished_at=now,
-                    )
-                )
+                add_exchange(session, user, conversation.id, "\n\n".join(asked), text, now)
                 asked = []
-        message = Message(
-            conversation_id=conversation.id, role=Role.USER, content="\n\n".join([*asked, texts[-1][1]])
-        )
-        session.add(message)
-        session.flush()
-        task = Task(
-            id=secrets.token_hex(16),
-            user_id=user.id,
-            conversation_id=conversation.id,
-            request_message_id=message.id,
-            status=TaskStatus.QUEUED,
+        # The request's own system messages and sampling; personas are for our own clients.
+        task = new_task(
+            session,
+            user,
+            conversation.id,
+            "\n\n".join([*asked, texts[-1][1]]),
+            persona=None,
             system_prompt=system or None,
             max_tokens=reply_limit,
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed,
         )
-        session.add(task)
     enqueue_or_undo(db, queue, task)
     return task.id
 
@@ -159,7 +143,7 @@ def _usage(status: TaskOut) -> Usage:
 def _raise_for_failure(status: TaskOut) -> None:
     if status.status != TaskStatus.FAILED:
         return
-    if status.finish_reason == "context_length":
+    if status.finish_reason == FinishReason.CONTEXT_LENGTH:
         raise OpenAIError(
             400, status.error or "the prompt is too long", "invalid_request_error", "context_length_exceeded"
         )
@@ -232,7 +216,9 @@ async def stream(
                 yield chunk({"content": piece})
             if status.status == TaskStatus.FAILED:
                 finished = True
-                code = "context_length_exceeded" if status.finish_reason == "context_length" else None
+                code = (
+                    "context_length_exceeded" if status.finish_reason == FinishReason.CONTEXT_LENGTH else None
+                )
                 error = {"message": status.error or "generation failed", "type": "server_error", "code": code}
                 yield f"data: {json.dumps({'error': error})}\n\n"
                 return

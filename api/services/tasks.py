@@ -6,6 +6,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -109,7 +110,7 @@ def ensure_room(session: Session, max_queue: int) -> None:
         raise QueueFull
 
 
-def _new_task(session: Session, user: User, conversation_id: int, text: str, **fields: Any) -> Task:
+def new_task(session: Session, user: User, conversation_id: int, text: str, **fields: Any) -> Task:
     """Add the user's message and its queued task; the task returned is a copy, not in the session."""
     message_id = session.scalar(_ADD_MESSAGE, {"conversation_id": conversation_id, "content": text})
     values = {
@@ -124,6 +125,30 @@ def _new_task(session: Session, user: User, conversation_id: int, text: str, **f
     # A plain insert: the ORM's unit of work would double the cost of the whole request.
     session.execute(insert(task_table), values)
     return Task(**values)
+
+
+def add_exchange(
+    session: Session, user: User, conversation_id: int, question: str, answer: str, at: datetime
+) -> None:
+    """An earlier turn a client brings along (the OpenAI API), kept as an answered exchange."""
+    question_id = session.scalar(_ADD_MESSAGE, {"conversation_id": conversation_id, "content": question})
+    answer_id = session.scalar(
+        insert(Message).values(role=Role.ASSISTANT).returning(Message.id),
+        {"conversation_id": conversation_id, "content": answer},
+    )
+    session.execute(
+        insert(task_table),
+        {
+            "id": secrets.token_hex(16),
+            "user_id": user.id,
+            "conversation_id": conversation_id,
+            "request_message_id": question_id,
+            "reply_message_id": answer_id,
+            "status": TaskStatus.FINISHED,
+            "created_at": at,
+            "finished_at": at,
+        },
+    )
 
 
 def enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
@@ -184,7 +209,7 @@ def _record(db: Database, request: ChatRequest, max_queue: int, limits: Limits) 
         ensure_room(session, max_queue)
         ensure_not_too_busy(session, user, limits)
         conversation = current_conversation(session, user, request.chat_id or "")
-        task = _new_task(
+        task = new_task(
             session,
             user,
             conversation.id,
@@ -225,7 +250,7 @@ def regenerate(
         assert user is not None and text is not None
         ensure_not_too_busy(session, user, limits)
         old.superseded = True
-        task = _new_task(session, user, old.conversation_id, text, client_meta=old.client_meta)
+        task = new_task(session, user, old.conversation_id, text, client_meta=old.client_meta)
     try:
         enqueue_or_undo(db, queue, task)
     except QueueUnavailable:

@@ -15,7 +15,7 @@ from bot.conversation import user_key
 from bot.gateway import GatewayClient
 from bot.texts import t
 from shared.config import BotSettings
-from shared.models import AccessStatus
+from shared.enums import AccessStatus
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from api.services.changes import TaskChanges
 from shared.config import GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
 from shared.db import Database
 from shared.jobs import announce_change, changes_channel
-from tests.conftest import API_KEY, RedisServer, make_client
+from tests.conftest import API_KEY, RedisServer, make_client, wait_for
 from tests.fakes import FakeChatModel
 from tests.helpers import send
 from worker.reply import ReplyFailed, ReplyService
@@ -93,7 +93,7 @@ def test_a_long_poll_returns_as_soon_as_the_worker_announces_a_change(
 
     poller = threading.Thread(target=long_poll)
     poller.start()
-    time.sleep(0.3)  # the long poll is waiting now
+    wait_for(lambda: client.app_state["changes"].watching(task_id), timeout=10)  # it waits now
     run_jobs()
     poller.join(timeout=50)
 
@@ -117,7 +117,7 @@ def test_event_streams_are_woken_by_notices_too(client: TestClient, run_jobs: Ca
 
     reader = threading.Thread(target=read_stream)
     reader.start()
-    time.sleep(0.3)  # the stream is following the queued task now
+    wait_for(lambda: client.app_state["changes"].watching(task_id), timeout=10)  # it follows now
     run_jobs()  # in this thread: RQ's worker sets signal handlers, which only the main thread may
     reader.join(timeout=50)
     assert result["seconds"] < 30, result  # the fallback (a minute) never had to act

@@ -6,8 +6,11 @@ import asyncio
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot import formatting
+from bot.delivery import progress_text
 from bot.formatting import format_answer, format_guarded
 
 
@@ -107,3 +110,61 @@ def test_very_long_answers_go_as_plain_text(monkeypatch: pytest.MonkeyPatch) -> 
     parts = asyncio.run(format_guarded(answer))
     assert len(parts) > 1 and all(not entities for _, entities in parts)
     assert "".join(text for text, _ in parts).replace(" ", "") == answer.replace(" ", "")
+
+
+# --- properties, over any text ------------------------------------------------------------------
+
+MARKDOWN_PIECES = st.sampled_from(
+    [
+        "**",
+        "*",
+        "_",
+        "__",
+        "~~",
+        "`",
+        "```",
+        "```py",
+        "# ",
+        "- ",
+        "[",
+        "](",
+        "https://a.example",
+        ")",
+        "\n",
+        "\n\n",
+        " ",
+        "word",
+        "😀",
+        "я",
+        "\\",
+        "<|im_start|>",
+    ]
+)
+ANY_MARKDOWN = st.lists(st.one_of(MARKDOWN_PIECES, st.text(max_size=20)), max_size=400).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(markdown=ANY_MARKDOWN, limit=st.integers(min_value=64, max_value=4096))
+def test_formatted_parts_fit_and_entities_nest(markdown: str, limit: int) -> None:
+    for text, entities in format_answer(markdown, limit):
+        size = formatting.utf16_len(text)
+        assert 0 < size <= limit
+        spans = [(e.offset, e.offset + e.length) for e in entities]
+        assert all(0 <= start < end <= size for start, end in spans)
+        for a_start, a_end in spans:  # two entities are apart, or one holds the other
+            for b_start, b_end in spans:
+                apart = a_end <= b_start or b_end <= a_start
+                nested = (a_start <= b_start and b_end <= a_end) or (b_start <= a_start and a_end <= b_end)
+                assert apart or nested
+
+
+@settings(max_examples=150, deadline=None)
+@given(partial=st.text(alphabet=st.sampled_from("a я😀\n"), min_size=1, max_size=6000))
+def test_a_growing_answer_always_fits_one_message(partial: str) -> None:
+    shown = progress_text({"status": "started", "partial_text": partial}, "en")
+    assert formatting.utf16_len(shown) <= formatting.LIMIT
+
+
+def test_an_emoji_heavy_growing_answer_fits() -> None:
+    shown = progress_text({"status": "started", "partial_text": "😀" * 3000}, "en")
+    assert formatting.utf16_len(shown) <= formatting.LIMIT and shown.endswith("😀 ▌")

@@ -43,3 +43,13 @@ def test_a_refusal_carries_its_code_and_limit() -> None:
         _chat(_client(422, {"detail": "reworded freely", "code": "text_too_long", "limit": 99}))
     assert refused.value.error.code == ErrorCode.TEXT_TOO_LONG and refused.value.error.limit == 99
     assert refused.value.detail == "reworded freely"
+
+
+def test_the_bot_speaks_in_shared_types_without_loading_the_database_layer() -> None:
+    """Enums and schemas come from modules free of SQLAlchemy: the bot process does not load it."""
+    import subprocess
+    import sys
+
+    code = "import sys, bot.__main__, bot.app; print('sqlalchemy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,6 +1,7 @@
 """`python -m tests.reliability.sqlite_writer URL SECONDS`: write tasks' progress hard, as a worker does.
 
-Prints how many writes it made, how many failed with "database is locked", and the pragmas its own
+Prints "writing" once its first write is committed (it keeps writing), then at the end how many
+writes it made, how many failed with "database is locked", and the pragmas its own
 connection reported (journal mode, busy timeout, foreign keys).
 """
 
@@ -29,6 +30,8 @@ def main() -> None:
             with db.writing() as session:
                 session.execute(update(Task).values(partial_text=f"progress {writes}", heartbeat_at=utcnow()))
             writes += 1
+            if writes == 1:
+                print("writing", flush=True)  # the test's signal: the loop is under way
         except OperationalError as exc:
             locked += "locked" in str(exc)
     with db.reading() as session:

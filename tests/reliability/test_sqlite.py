@@ -47,7 +47,7 @@ def test_gateway_and_worker_writing_at_once_never_hit_locked(
         else:
             failures.append(response.text)
     out, _ = worker_like.communicate(timeout=30)
-    report = dict(part.split("=") for part in out.split())
+    report = dict(part.split("=") for part in out.splitlines()[-1].split())
 
     assert failures == [] and accepted > 50, (accepted, failures[:3])
     assert int(report["writes"]) > 100 and int(report["locked"]) == 0, out
@@ -65,7 +65,9 @@ def test_writers_killed_mid_write_never_corrupt_the_database(client: TestClient,
     path = Path(db_url.removeprefix("sqlite:///"))
     for _ in range(20):
         writer = _writer(db_url, 30)
-        time.sleep(0.3)
+        assert writer.stdout is not None
+        # Killed only once it is known to be in its write loop (it writes without pause from then on).
+        assert writer.stdout.readline().strip() == "writing"
         writer.send_signal(signal.SIGKILL)
         writer.communicate()
         with sqlite3.connect(path) as conn:

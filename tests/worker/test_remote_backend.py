@@ -151,7 +151,7 @@ def test_an_unreachable_server_fails_the_task_clearly(
     result = _final(client, task_id, timeout=30)
 
     assert result["status"] == "failed"
-    assert result["error"] == RemoteModelError.user_message
+    assert result["error"] == RemoteModelError().user_message
     assert result["finish_reason"] == "model_unavailable"
     # The worker is still there for the next message.
     next_id = client.post("/api/chat", json={"user_id": "d", "text": "again?"}).json()["task_id"]

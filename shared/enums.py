@@ -1,0 +1,52 @@
+"""The words processes exchange about tasks and people, as enums: imported by the gateway, the
+workers and the bot alike (no SQLAlchemy here, so the bot does not load it)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class TaskStatus(enum.StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINAL_STATUSES = frozenset({TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.CANCELED})
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class AccessStatus(enum.StrEnum):
+    """Whether a person may talk to the bot (admins decide; kept in the database)."""
+
+    REQUESTED = "requested"
+    ALLOWED = "allowed"
+    BLOCKED = "blocked"
+
+
+class CredentialKind(enum.StrEnum):
+    # A one-time link's secret, exchanged for a session when the page opens it.
+    INVITE = "invite"
+    # The web page's session, kept in an HttpOnly cookie.
+    SESSION = "session"
+    # A personal token for OpenAI-compatible clients (/v1) and scripts.
+    API = "api"
+
+
+class FinishReason(enum.StrEnum):
+    """Why an answer ended; the last four are failures, each told to people in words of its own."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    CONTEXT_LENGTH = "context_length"
+    WORKER_LOST = "worker_lost"
+    MODEL_UNAVAILABLE = "model_unavailable"
