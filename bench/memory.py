@@ -24,7 +24,7 @@ PARTS = {
     "redis-server": "Redis",
     "uvicorn": "gateway",
     "-m worker": "worker",
-    "rq_dashboard": "rq-dashboard",
+    "stack.dashboard": "rq-dashboard",
     "-m bot": "bot",
 }
 

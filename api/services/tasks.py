@@ -178,6 +178,10 @@ def submit_chat(
     limits = limits or Limits()
     rate_limit.check(queue.connection, user_id, limits.per_minute)
     check_redis(queue)
+    with db.reading() as session:
+        # A full queue refuses at the cost of a read: a flood of refusals takes no write lock from
+        # the workers (checked again inside the write, where it counts).
+        ensure_room(session, max_queue)
     try:
         task, replayed = _record(db, request, max_queue, limits)
     except IntegrityError:
