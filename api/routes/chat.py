@@ -140,15 +140,14 @@ async def task_events(
 
     A stream lives at most STREAM_MAX_SECONDS; a client that wants more reconnects.
     """
-    streams.acquire(task.owner)  # refused now (429), before the response starts
+    streams.check(task.owner)  # refused now (429), before the response starts
     ending = streams.ending(request.is_disconnected)
 
     async def events() -> AsyncIterator[str]:
-        try:
+        # Counted while the body is sent: a response never started (the client left) holds nothing.
+        with streams.hold(task.owner):
             async for event in stream.task_events(db, changes, task.id, ending):
                 yield event
-        finally:
-            streams.release(task.owner)
 
     return StreamingResponse(
         events(),

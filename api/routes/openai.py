@@ -56,42 +56,35 @@ async def chat_completions(
     user_id = caller.user_id if caller.role == CallerRole.PERSON else completions.operator_user(body)
     assert user_id is not None
     model_settings = ModelSettings()
-    streams.acquire(user_id)  # a /v1 request waits for its answer: it holds a stream either way
-    try:
-        task_id = await run_in_threadpool(
-            completions.submit,
-            db,
-            queue,
-            body,
-            user_id,
-            completions.Bounds(
-                max_queue=queue_settings.max_queue_length,
-                max_chars=gateway.max_text_chars,
-                max_tokens=model_settings.max_tokens,
-                max_prompt_chars=model_settings.n_ctx * completions.CHARS_PER_TOKEN_AT_MOST,
-            ),
-            Limits.of(gateway),
-        )
-    except BaseException:
-        streams.release(user_id)
-        raise
+    streams.check(user_id)  # a /v1 request waits for its answer: it holds a stream either way
+    task_id = await run_in_threadpool(
+        completions.submit,
+        db,
+        queue,
+        body,
+        user_id,
+        completions.Bounds(
+            max_queue=queue_settings.max_queue_length,
+            max_chars=gateway.max_text_chars,
+            max_tokens=model_settings.max_tokens,
+            max_prompt_chars=model_settings.n_ctx * completions.CHARS_PER_TOKEN_AT_MOST,
+        ),
+        Limits.of(gateway),
+    )
     model = body.model or served_model()
     ending = streams.ending(request.is_disconnected)
     if body.stream:
 
         async def chunks() -> AsyncIterator[str]:
-            try:
+            # Counted while the body is sent: a response never started holds nothing.
+            with streams.hold(user_id):
                 async for chunk in completions.stream(db, queue, changes, task_id, model, ending):
                     yield chunk
-            finally:
-                streams.release(user_id)
 
         return StreamingResponse(
             chunks(),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    try:
+    with streams.hold(user_id):
         return await completions.complete(db, queue, changes, task_id, model, ending)
-    finally:
-        streams.release(user_id)

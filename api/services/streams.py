@@ -25,12 +25,16 @@ class StreamSlots:
     def open(self) -> int:
         return sum(self._open.values())
 
-    def acquire(self, user_id: str) -> None:
-        """Count one more stream of `user_id`; TooManyStreams when over a cap."""
+    def check(self, user_id: str) -> None:
+        """TooManyStreams when one more stream of `user_id` would be over a cap."""
         if self._open[user_id] >= self.per_user:
             raise TooManyStreams(f"At most {self.per_user} open streams per person; close one first.")
         if self.open >= self.total:
             raise TooManyStreams("Too many open streams right now; please try again shortly.")
+
+    def acquire(self, user_id: str) -> None:
+        """Count one more stream of `user_id`; TooManyStreams when over a cap."""
+        self.check(user_id)
         self._open[user_id] += 1
 
     def release(self, user_id: str) -> None:
