@@ -29,6 +29,9 @@ _BULLET = re.compile(r"^(\s*)[-*+]\s+(?=\S)")
 # Inline Markdown by markdown-it-py: a CommonMark parser whose emphasis matching is linear in the
 # text, so no answer, however hostile, makes formatting slow (a regex of ours was cubic on one).
 _MARKDOWN = MarkdownIt("zero").enable(["emphasis", "backticks", "strikethrough", "link", "escape"])
+# Link targets as the model wrote them: percent-encoding would make the text longer than its source,
+# and the splitter counts on the source's length.
+_MARKDOWN.normalizeLink = lambda url: url  # type: ignore[method-assign]
 _WRAPPERS = {"strong": Bold, "em": Italic, "s": Strikethrough}
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.services.stream import TextDiff
 
 
+@settings(derandomize=True)
 @given(st.lists(st.text(max_size=30), max_size=20))
 def test_the_pieces_of_a_growing_text_add_up_to_it(additions: list[str]) -> None:
     diff, text, sent = TextDiff(), "", ""

@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot import formatting
@@ -143,8 +143,10 @@ MARKDOWN_PIECES = st.sampled_from(
 ANY_MARKDOWN = st.lists(st.one_of(MARKDOWN_PIECES, st.text(max_size=20)), max_size=400).map("".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(markdown=ANY_MARKDOWN, limit=st.integers(min_value=64, max_value=4096))
+# Found by a random run: a percent-encoded link target made the text longer than its source.
+@example(markdown="****[](0\x80\x80\u0800\U00010000\U00010000\U00010000)", limit=64)
 def test_formatted_parts_fit_and_entities_nest(markdown: str, limit: int) -> None:
     for text, entities in format_answer(markdown, limit):
         size = formatting.utf16_len(text)
@@ -158,7 +160,7 @@ def test_formatted_parts_fit_and_entities_nest(markdown: str, limit: int) -> Non
                 assert apart or nested
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(partial=st.text(alphabet=st.sampled_from("a я😀\n"), min_size=1, max_size=6000))
 def test_a_growing_answer_always_fits_one_message(partial: str) -> None:
     shown = progress_text({"status": "started", "partial_text": partial}, "en")

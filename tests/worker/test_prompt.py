@@ -12,7 +12,7 @@ from worker.prompt import PromptTooLong, build_prompt
 TURN = st.tuples(st.text(max_size=60), st.text(max_size=120))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     history=st.lists(TURN, max_size=30),
     message=st.text(min_size=1, max_size=200),
