@@ -7,6 +7,10 @@ the time from the first answer's start to the last one's end):
 - (a) one client asking for a status as fast as it can over one keep-alive connection (no `wait`);
 - (b) 50 clients posting messages as fast as they can (the queue is kept short: most get 503);
 - (c) 20 answers at once, each followed by its own long poll, as the bot follows answers.
+
+And the choice of `N_THREADS` on this box: llama.cpp's threads wait for each other at every step,
+so one taken by the gateway stalls the rest. Two stacks side by side, one with a thread per core
+and one leaving a core free, each calm and under (c), run by turns so that both meet the same drift.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import KEY, PROMPTS, Figure, ask, http_client, stack, wait_ready
+from bench.harness import KEY, PROMPTS, THREADS, Figure, ask, http_client, stack, wait_ready
 
 FLOOD_SECONDS = 4.0
 
@@ -152,6 +156,38 @@ def figures(workdir: Path, runs: int) -> list[Figure]:
         _figure("(a) one client polling a status as fast as it can", poll_a, calm_a, 0.8, extra=polls),
         _figure("(b) 50 clients posting messages as fast as they can", flood_b, calm_b, None),
         _figure("(c) 20 answers followed at once by long polls (the bot's way)", bot_c, calm_c, 0.8),
+    ]
+
+
+def thread_counts(workdir: Path, runs: int) -> list[Figure]:
+    """The worker's output with a thread per core against one core left free, calm and under (c)."""
+    cores = int(THREADS)
+    if cores < 2:
+        return []
+    calm: dict[int, list[float]] = {cores: [], cores - 1: []}
+    busy: dict[int, list[float]] = {cores: [], cores - 1: []}
+    with (
+        stack(workdir / "all-cores", PARALLEL="4", N_THREADS=str(cores)) as api_all,
+        stack(workdir / "one-free", PARALLEL="4", N_THREADS=str(cores - 1)) as api_free,
+    ):
+        apis = {cores: api_all, cores - 1: api_free}
+        for threads, api in apis.items():
+            _followed(api, 4, f"warm-up-{threads}")
+        for run in range(runs):
+            for threads, api in apis.items():
+                calm[threads].append(_output(_unfollowed(api, 4, f"calm-t{threads}-{run}")))
+                busy[threads].append(_output(_followed(api, 20, f"bot-t{threads}-{run}")))
+    return [
+        Figure(
+            f"Worker output with N_THREADS={cores - 1} (vs {cores}, all cores): {label}",
+            values[cores - 1],
+            values[cores],
+            "tokens/s",
+            "reported: the default (all cores) stays unless this is > 1",
+            f"{cores - 1} ÷ {cores} threads",
+            paired=True,
+        )
+        for label, values in (("calm, 4 answers", calm), ("20 answers followed by long polls", busy))
     ]
 
 

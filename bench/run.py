@@ -359,6 +359,7 @@ def main() -> None:
         figures.append(conversation_depth(workdir / "depth", runs))
         figures.append(neighbours.status_read_cost(workdir / "status-cost"))
         figures += neighbours.figures(workdir / "neighbours", runs)
+        figures += neighbours.thread_counts(workdir / "threads", runs)
         figures.append(memory())
     report(figures, args.out, runs)
     print(args.out.read_text())

@@ -24,9 +24,9 @@ def test_quick_benchmark_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     figures = report.split("## The compose deployment")[0]
     rows = [line for line in figures.splitlines() if line.startswith("| ") and "figure" not in line]
     # Crowds of 1 and 2 people (interleave, gain, a burst), then speed, overhead, first text, intake,
-    # depth, the CPU of a status read, three noisy neighbours and memory; llama.cpp's own tools are
-    # left out of the quick run.
-    assert len(rows) == 13
+    # depth, the CPU of a status read, three noisy neighbours, two thread counts and memory;
+    # llama.cpp's own tools are left out of the quick run.
+    assert len(rows) == 15
     for row in rows:
         assert re.search(r"\| [\d.]+ \(", row), row  # each figure has a measured median
     assert out.with_suffix(".png").stat().st_size > 1000

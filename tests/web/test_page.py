@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import API_KEY, ROOT, ServedGateway
+from tests.conftest import API_KEY, ServedGateway
+from tests.web.conftest import SCREENSHOTS, invite_link, send
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `apt-get install chromium` (make test installs it on CI)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield launched
-        launched.close()
-
-
-def _invite(served_gateway: ServedGateway, user_id: str) -> str:
-    """A personal one-time link, as `make invite` or the bot's /web hands out."""
-    response = httpx.post(f"{served_gateway.url}/api/users/{user_id}/invites", headers={"X-API-Key": API_KEY})
-    assert response.status_code == 201
-    return f"{served_gateway.url}/#invite={response.json()['invite']}"
-
-
-@pytest.fixture
-def page(browser: Browser, served_gateway: ServedGateway) -> Iterator[Page]:
-    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 800})
-    opened = context.new_page()
-    opened.goto(_invite(served_gateway, "web:alice"))
-    yield opened
-    context.close()
-
-
-def _send(page: Page, text: str) -> None:
-    # As a person would: the page takes one message at a time, once the last answer is complete
-    # (its text can be whole a moment before the answer's end arrives).
-    expect(page.locator("#send")).to_be_visible(timeout=10_000)
-    page.fill("#input", text)
-    page.keyboard.press("Enter")
 
 
 def test_chat_streams_stops_and_survives_a_reload(
@@ -73,13 +25,13 @@ def test_chat_streams_stops_and_survives_a_reload(
     assert page.evaluate("document.cookie") == ""
     assert page.evaluate("localStorage.length") == 0
 
-    _send(page, "hello page")
+    send(page, "hello page")
     answer = page.locator(".msg.assistant").last
     expect(answer).to_have_text("Answer 1 to 'hello page' (saw 0 answers)", timeout=30_000)
     expect(page.locator(".msg.user")).to_have_text(["hello page"])
 
     # A long answer: watch it grow, then stop it.
-    _send(page, "!long")
+    send(page, "!long")
     growing = page.locator(".msg.assistant").last
     expect(growing).to_contain_text("Part 1", timeout=30_000)
     first_length = len(growing.inner_text())
@@ -99,7 +51,7 @@ def test_chat_streams_stops_and_survives_a_reload(
     # New chat: an empty page, and the next answer sees no history.
     page.click("#new-chat")
     expect(page.locator(".msg")).to_have_count(0)
-    _send(page, "fresh")
+    send(page, "fresh")
     expect(page.locator(".msg.assistant").last).to_have_text(
         "Answer 1 to 'fresh' (saw 0 answers)", timeout=30_000
     )
@@ -108,7 +60,7 @@ def test_chat_streams_stops_and_survives_a_reload(
 def test_a_link_opens_once_and_signing_out_ends_the_session(
     browser: Browser, served_gateway: ServedGateway
 ) -> None:
-    link = _invite(served_gateway, "web:bob")
+    link = invite_link(served_gateway, "web:bob")
     first = browser.new_context(locale="ru-RU")
     page = first.new_page()
     page.goto(link)
@@ -148,12 +100,12 @@ def test_a_telegram_user_continues_their_conversation_on_the_page(
     assert sent.status_code == 202
     context = browser.new_context(locale="en-US")
     page = context.new_page()
-    page.goto(_invite(served_gateway, "tg:4242"))
+    page.goto(invite_link(served_gateway, "tg:4242"))
     expect(page.locator(".msg.user")).to_have_text(["asked in Telegram"], timeout=15_000)
     expect(page.locator(".msg.assistant").first).to_contain_text(
         "Answer 1 to 'asked in Telegram'", timeout=30_000
     )
-    _send(page, "and on the web")
+    send(page, "and on the web")
     expect(page.locator(".msg.assistant").last).to_have_text(
         "Answer 2 to 'and on the web' (saw 1 answers)", timeout=30_000
     )
