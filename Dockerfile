@@ -8,8 +8,8 @@ ENV CMAKE_ARGS="-DLLAVA_BUILD=OFF" \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+COPY requirements.lock /tmp/requirements.lock
+RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock
 
 # Runtime stage: the virtualenv and our code, no compiler. Every service runs without privileges:
 # the entrypoint starts as root only to make the mounted data directory writable, then drops to

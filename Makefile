@@ -7,23 +7,36 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run invite token test test-postgres deploy-check bench lint model migrate browser backup restore clean
+.PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model migrate browser backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt
+# Installs come from the lock files: every package, direct or not, at a pinned version whose
+# download must match a recorded SHA-256. requirements*.txt name what we chose; `make lock` resolves
+# the rest.
+$(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --require-hashes -r requirements.lock
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -r requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(PY) -m pip install --require-hashes -r requirements-dev.lock
 	touch $@
 
-model: $(VENV)/.installed ## Fetch the default model into data/models (if missing)
-	$(PY) -m stack.model
+LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --no-header
+
+lock: $(VENV)/.installed-dev ## Re-resolve requirements*.lock after changing requirements*.txt
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements-dev.txt --constraint requirements.lock -o requirements-dev.lock
+
+audit: $(VENV)/.installed-dev ## Check every locked package against known vulnerabilities (needs PyPI's API)
+	$(PY) -m deploy.audit requirements-dev.lock
+
+model: $(VENV)/.installed ## Fetch the model into data/models if missing (PRESET=list: other models)
+	$(PY) -m stack.model $(if $(PRESET),--preset "$(PRESET)")
 
 migrate: $(VENV)/.installed ## Apply database migrations
 	$(PY) -m shared.migrate
@@ -57,7 +70,6 @@ deploy-check: model ## As root: deploy with docker compose on a real Docker engi
 	$(PY) -m deploy.smoke
 
 bench: $(VENV)/.installed-dev model ## Benchmarks against baselines in the same run: bench/results.md and .png
-	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
 
 lint: $(VENV)/.installed-dev ## ruff (lint and format) and strict mypy, as CI runs them

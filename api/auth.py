@@ -302,3 +302,19 @@ def guard_of(request: Request) -> Guard:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 ServiceDep = Annotated[Caller, Depends(require_service)]
+
+
+def own_user(user_id: str, caller: CallerDep) -> str:
+    """The `{user_id}` of the path, once the caller may act for that user (403 otherwise)."""
+    caller.check_user(user_id)
+    return user_id
+
+
+def served_user(user_id: str, caller: ServiceDep) -> str:
+    """As `own_user`, for routes only the operator and the bot may call."""
+    caller.check_user(user_id)
+    return user_id
+
+
+OwnUserDep = Annotated[str, Depends(own_user)]
+ServedUserDep = Annotated[str, Depends(served_user)]

@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the resources opened in the lifespan, and task ownership.
+"""Request-scoped dependencies: the resources opened in the lifespan, and what the caller owns.
 
 They are coroutines although none of them waits on anything: FastAPI runs a plain function
 dependency in its thread pool, and a thread hop per dependency costs more than the work.
@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from rq import Queue
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CallerDep
-from api.services import NotFound, tasks
+from api.services import NotFound, conversations, tasks
 from api.services.changes import TaskChanges
 from api.services.streams import StreamSlots
-from shared.config import GatewaySettings, QueueSettings
+from shared.config import GatewaySettings, ModelSettings, QueueSettings
 from shared.db import Database
 
 
@@ -46,6 +46,11 @@ async def get_queue_settings(request: Request) -> QueueSettings:
     return settings
 
 
+async def get_model_settings(request: Request) -> ModelSettings:
+    settings: ModelSettings = request.state.model_settings
+    return settings
+
+
 async def get_streams(request: Request) -> StreamSlots:
     streams: StreamSlots = request.state.streams
     return streams
@@ -56,6 +61,7 @@ QueueDep = Annotated[Queue, Depends(get_queue)]
 ChangesDep = Annotated[TaskChanges, Depends(get_changes)]
 GatewaySettingsDep = Annotated[GatewaySettings, Depends(get_gateway_settings)]
 QueueSettingsDep = Annotated[QueueSettings, Depends(get_queue_settings)]
+ModelSettingsDep = Annotated[ModelSettings, Depends(get_model_settings)]
 StreamsDep = Annotated[StreamSlots, Depends(get_streams)]
 
 
@@ -79,3 +85,17 @@ async def owned_task(task_id: str, caller: CallerDep, db: DbDep, changes: Change
 
 
 OwnedTaskDep = Annotated[OwnedTask, Depends(owned_task)]
+
+
+ConversationId = Annotated[int, Path(ge=1, le=2**62, description="A conversation's id.")]
+
+
+async def owned_conversation(conversation_id: ConversationId, caller: CallerDep, db: DbDep) -> int:
+    """The conversation of the path, once the caller is known to own it (404 otherwise: no hints)."""
+    owner = await run_in_threadpool(conversations.owner_of, db, conversation_id)
+    if owner is None or not caller.may_act_for(owner):
+        raise NotFound("No conversation with this id.")
+    return conversation_id
+
+
+OwnedConversationDep = Annotated[int, Depends(owned_conversation)]

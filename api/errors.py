@@ -7,7 +7,9 @@ shape, `{"error": {"message", "type", "param", "code"}}`, so its client librarie
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +25,7 @@ from api.services import (
     NotFound,
     QueueFull,
     QueueUnavailable,
+    QuotaExceeded,
     RateLimited,
     TextTooLong,
     TooManyActive,
@@ -120,6 +123,19 @@ async def _too_many_active(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 429, str(exc), {"Retry-After": "10"}, code=ErrorCode.TOO_MANY_ACTIVE)
 
 
+async def _quota_exceeded(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QuotaExceeded)
+    wait = max(1, math.ceil((exc.resets_at - datetime.now(UTC)).total_seconds()))
+    return error_response(
+        request,
+        429,
+        f"{exc} It starts anew at {exc.resets_at:%Y-%m-%d %H:%M} UTC.",
+        {"Retry-After": str(wait)},
+        code=ErrorCode.QUOTA_EXCEEDED,
+        extra={"limit": exc.limit, "resets_at": exc.resets_at.isoformat(), "period": exc.period.value},
+    )
+
+
 async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TooManyStreams)
     return error_response(request, 429, str(exc), {"Retry-After": "5"}, code=ErrorCode.TOO_MANY_STREAMS)
@@ -184,6 +200,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(TooManyActive, _too_many_active)
     app.add_exception_handler(TooManyStreams, _too_many_streams)
+    app.add_exception_handler(QuotaExceeded, _quota_exceeded)
     app.add_exception_handler(TextTooLong, _text_too_long)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)

@@ -13,11 +13,11 @@ from fastapi.staticfiles import StaticFiles
 from api.auth import Guard
 from api.errors import RefuseNulInUrl, install_error_handlers
 from api.headers import SecurityHeaders
-from api.routes import access, chat, health, metrics, openai, session, system, users, web
+from api.routes import access, chat, conversations, health, metrics, openai, session, system, users, web
 from api.services.changes import TaskChanges
 from api.services.credentials import purge_expired
 from api.services.streams import StreamSlots
-from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
+from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings
 from shared.db import Database
 from shared.jobs import changes_channel, make_queue, make_redis
 from shared.recovery import Periodic, recovery_thread
@@ -30,11 +30,15 @@ def create_app(
     gateway_settings: GatewaySettings | None = None,
     database_settings: DatabaseSettings | None = None,
     queue_settings: QueueSettings | None = None,
+    model_settings: ModelSettings | None = None,
 ) -> FastAPI:
-    """Build the gateway; settings default to the environment and `.env`."""
+    """Build the gateway; settings default to the environment and `.env`.
+
+    The model's settings are the worker's: the gateway reads its limits (MAX_TOKENS, N_CTX) and name."""
     gateway_settings = gateway_settings or GatewaySettings()
     database_settings = database_settings or DatabaseSettings()
     queue_settings = queue_settings or QueueSettings()
+    model_settings = model_settings or ModelSettings()
     if gateway_settings.api_key is None:
         raise RuntimeError("API_KEY is not set: put one in .env (`make run` generates it).")
 
@@ -61,6 +65,7 @@ def create_app(
                 "changes": changes,
                 "gateway_settings": gateway_settings,
                 "queue_settings": queue_settings,
+                "model_settings": model_settings,
                 "streams": StreamSlots(
                     gateway_settings.max_streams_per_user,
                     gateway_settings.max_streams_total,
@@ -83,7 +88,7 @@ def create_app(
     app.add_middleware(Guard, settings=gateway_settings)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(SecurityHeaders)
-    for router in (chat, users, access, session, system, openai, metrics, health, web):
+    for router in (chat, users, conversations, access, session, system, openai, metrics, health, web):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app

@@ -36,7 +36,7 @@ def _part(process: psutil.Process) -> str | None:
 
 def measure(messages: int = 5) -> dict[str, float]:
     # The bot runs too, against a stand-in Telegram on loopback (no real bot token needed).
-    from tests.telegram_fake import FakeTelegram
+    from fakes.telegram import FakeTelegram
 
     telegram = FakeTelegram()
     telegram.start()

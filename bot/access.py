@@ -107,9 +107,10 @@ class AccessGate(BaseMiddleware):
         if known is not None and known[1] > self.clock():
             return known[0], False
         answer = await self.gateway.request_access(user_key(user.id), display_name(user))
-        status = AccessStatus(answer["access"])
+        # Filing a request always leaves the person with a status; none would be the gateway's bug.
+        status = answer.access or AccessStatus.REQUESTED
         self._known[user.id] = (status, self.clock() + REMEMBER_SECONDS)
-        return status, bool(answer.get("created"))
+        return status, answer.created
 
     def _remind(self, user_id: int) -> bool:
         now = self.clock()

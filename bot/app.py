@@ -12,12 +12,12 @@ from bot.access import AccessGate
 from bot.conversation import Conversations
 from bot.delivery import Deliverer
 from bot.gateway import GatewayClient
-from bot.handlers import admin, chat, commands, start
+from bot.handlers import admin, chat, chats, commands, start
 from bot.middlewares import LanguageMiddleware, RateLimitMiddleware
 from bot.texts import LANGUAGES, TEXTS
 from shared.config import BotSettings
 
-COMMANDS = ["new", "retry", "cancel", "mode", "stats", "web", "help"]
+COMMANDS = ["new", "chats", "export", "prompt", "retry", "cancel", "mode", "stats", "web", "help"]
 
 
 def build_bot(settings: BotSettings) -> Bot:
@@ -49,7 +49,11 @@ def build_dispatcher(settings: BotSettings, bot: Bot, gateway: GatewayClient) ->
     dispatcher.message.outer_middleware(rate_limit)
     dispatcher.callback_query.outer_middleware(rate_limit)
     dispatcher.include_routers(
-        start.build_router(), admin.build_router(), commands.build_router(), chat.build_router()
+        start.build_router(),
+        admin.build_router(),
+        commands.build_router(),
+        chats.build_router(),
+        chat.build_router(),
     )
     return dispatcher
 

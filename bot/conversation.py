@@ -5,19 +5,35 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiogram import Bot
 
 from bot.delivery import Deliverer, Target, retry_keyboard
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import t
-from shared.schemas import ErrorCode
+from shared.schemas import ErrorCode, QuotaPeriodName
 
 log = logging.getLogger(__name__)
 
 
 def user_key(user_id: int) -> str:
     return f"tg:{user_id}"
+
+
+def when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def refusal(exc: GatewayRejected, lang: str) -> str:
+    """Why the gateway would not take a message, in the person's words, by the error's code."""
+    error = exc.error
+    if error.code == ErrorCode.TEXT_TOO_LONG:
+        return t(lang, "too_long", limit=error.limit)
+    if error.code == ErrorCode.QUOTA_EXCEEDED and error.resets_at is not None:
+        period = t(lang, "period_monthly" if error.period == QuotaPeriodName.MONTH else "period_daily")
+        return t(lang, "quota_exceeded", period=period, limit=error.limit, when=when(error.resets_at))
+    return t(lang, "rejected", detail=exc.detail)
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ class Conversations:
         """Queue `text` for an answer in `target`; the same `key` twice is one task, one answer."""
         try:
             accepted, replayed = await self.gateway.chat(
-                user_key(user_id), text, str(target.chat), key, client_meta=target.meta()
+                user_key(user_id), text, target.place, key, client_meta=target.meta()
             )
         except GatewayUnavailable as exc:
             log.warning("chat=%s user=%s gateway unavailable: %s", target.chat, user_id, exc)
@@ -53,27 +69,24 @@ class Conversations:
                 t(target.lang, word),
                 reply_markup=retry_keyboard(target.lang, f"resend:{token}"),
                 reply_parameters=target.reply(),
+                message_thread_id=target.thread,
             )
             return
         except GatewayRejected as exc:
             log.info("chat=%s user=%s message refused: %s", target.chat, user_id, exc.detail)
-            text = (
-                t(target.lang, "too_long", limit=exc.error.limit)
-                if exc.error.code == ErrorCode.TEXT_TOO_LONG
-                else t(target.lang, "rejected", detail=exc.detail)
+            text = refusal(exc, target.lang)
+            await self.bot.send_message(
+                target.chat, text, reply_parameters=target.reply(), message_thread_id=target.thread
             )
-            await self.bot.send_message(target.chat, text, reply_parameters=target.reply())
             return
-        task_id = accepted["task_id"]
+        task_id = accepted.task_id
         if replayed:
             # Telegram sent this update again (e.g. after a restart): finish the earlier task, once.
             status = await self.gateway.status(task_id)
-            if not status.get("delivered") and status.get("client_meta"):
-                self.deliverer.follow(task_id, Target.from_meta(status["client_meta"]))
+            if not status.delivered and status.client_meta:
+                self.deliverer.follow(task_id, Target.from_meta(status.client_meta))
             return
-        log.info(
-            "chat=%s user=%s task=%s queued at %s", target.chat, user_id, task_id, accepted.get("position")
-        )
+        log.info("chat=%s user=%s task=%s queued at %s", target.chat, user_id, task_id, accepted.position)
         self.deliverer.follow(task_id, target)
 
     async def resend(self, token: str) -> bool:

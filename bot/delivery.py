@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from aiogram import Bot
-from aiogram.enums import ChatAction
+from aiogram.enums import ChatAction, ChatType
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import (
     InlineKeyboardButton,
@@ -31,10 +31,11 @@ from bot.formatting import LIMIT, format_guarded, utf16_len
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import duration, failure, t
 from shared.config import BotSettings
+from shared.enums import FINAL_STATUSES, TaskStatus
+from shared.schemas import TaskOut
 
 log = logging.getLogger(__name__)
 
-FINAL = {"finished", "failed", "canceled"}
 _TYPING_EVERY = 4.5  # Telegram shows "typing" for about five seconds
 _DRAFT_REFRESH = 20.0  # a draft vanishes after 30 s without news
 _GATEWAY_PATIENCE = 120.0  # how long an unreachable gateway is retried before the user is told
@@ -52,9 +53,26 @@ class Target:
     private: bool
     reply_to: int | None = None
     placeholder: int | None = None
+    thread: int | None = None  # the forum topic asked in, where answers go too
+
+    @classmethod
+    def of(cls, message: Message, lang: str) -> Target:
+        """Where an answer to `message` goes: its chat, its topic, as a reply to it."""
+        return cls(
+            chat=message.chat.id,
+            lang=lang,
+            private=message.chat.type == ChatType.PRIVATE,
+            reply_to=message.message_id,
+            thread=message.message_thread_id if message.is_topic_message else None,
+        )
+
+    @property
+    def place(self) -> str:
+        """The gateway's chat id: each chat, and each topic of a forum, keeps its own conversations."""
+        return place_of(self.chat, self.thread)
 
     def meta(self) -> dict[str, Any]:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
     def reply(self) -> ReplyParameters | None:
         """Answer as a reply to the user's message, or plainly if that message is gone."""
@@ -70,7 +88,17 @@ class Target:
             private=bool(meta.get("private", False)),
             reply_to=meta.get("reply_to"),
             placeholder=meta.get("placeholder"),
+            thread=meta.get("thread"),
         )
+
+
+def place_of(chat: int, thread: int | None) -> str:
+    return f"{chat}/{thread}" if thread else str(chat)
+
+
+def place(message: Message) -> str:
+    """The gateway's chat id for where `message` was written (a forum topic has its own)."""
+    return place_of(message.chat.id, message.message_thread_id if message.is_topic_message else None)
 
 
 def answer_keyboard(lang: str, task_id: str) -> InlineKeyboardMarkup:
@@ -90,14 +118,14 @@ def retry_keyboard(lang: str, callback_data: str) -> InlineKeyboardMarkup:
     )
 
 
-def progress_text(status: dict[str, Any], lang: str) -> str:
+def progress_text(status: TaskOut, lang: str) -> str:
     """What the user sees while waiting: the place in the queue, then the answer as it grows."""
-    if status["status"] == "queued":
-        position, eta = status.get("position") or 1, status.get("estimated_wait_seconds")
+    if status.status == TaskStatus.QUEUED:
+        position, eta = status.position or 1, status.estimated_wait_seconds
         if eta:
             return t(lang, "queued_eta", position=position, eta=duration(lang, eta))
         return t(lang, "queued", position=position)
-    partial = (status.get("partial_text") or "").strip()
+    partial = (status.partial_text or "").strip()
     if not partial:
         return t(lang, "thinking")
     # A long answer shows its newest part while it grows; the final one is sent whole.
@@ -150,9 +178,9 @@ class Deliverer:
         """Deliver what finished (or is still running) while this bot was away."""
         owed = await self.gateway.undelivered("tg:")
         for status in owed:
-            meta = status.get("client_meta") or {}
+            meta = status.client_meta or {}
             if "chat" in meta:
-                self.follow(status["task_id"], Target.from_meta(meta))
+                self.follow(status.task_id, Target.from_meta(meta))
         return len(owed)
 
     async def shutdown(self) -> None:
@@ -201,7 +229,7 @@ class _Follower:
         unreachable_since: float | None = None
         if self.draft_id:
             self.d.draft_started(self.target.chat, self.draft_id, self.task_id)
-        status: dict[str, Any] | None = None
+        status: TaskOut | None = None
         tag: str | None = None
         try:
             while True:
@@ -221,7 +249,7 @@ class _Follower:
                     return
                 status = fresh or status
                 assert status is not None  # the first answer always has the status (no tag yet)
-                if status["status"] in FINAL:
+                if status.status in FINAL_STATUSES:
                     await self._finish(status)
                     return
                 await self._progress(status)
@@ -229,7 +257,7 @@ class _Follower:
             if self.draft_id:
                 self.d.draft_ended(self.target.chat, self.draft_id)
 
-    def _patience(self, status: dict[str, Any] | None) -> float:
+    def _patience(self, status: TaskOut | None) -> float:
         """How long to wait for news before acting anyway: a typing notice, a held-back update."""
         if status is None:
             return 0.0
@@ -241,12 +269,14 @@ class _Follower:
         shortest = self.settings.bot_poll_interval_seconds
         return min(max(due - time.monotonic(), shortest), _LONGEST_WAIT)
 
-    async def _progress(self, status: dict[str, Any]) -> None:
+    async def _progress(self, status: TaskOut) -> None:
         now = time.monotonic()
         if now >= self.next_typing:
             self.next_typing = now + _TYPING_EVERY
             with contextlib.suppress(TelegramAPIError):
-                await self.bot.send_chat_action(self.target.chat, ChatAction.TYPING)
+                await self.bot.send_chat_action(
+                    self.target.chat, ChatAction.TYPING, message_thread_id=self.target.thread
+                )
         text = progress_text(status, self.target.lang)
         stale_draft = self.draft_id is not None and now - self.shown_at > _DRAFT_REFRESH
         if now < self.next_update or (text == self.shown and not stale_draft):
@@ -275,7 +305,10 @@ class _Follower:
                 self.draft_id = None
         if self.target.placeholder is None:
             message = await self.bot.send_message(
-                self.target.chat, text, reply_parameters=self.target.reply()
+                self.target.chat,
+                text,
+                reply_parameters=self.target.reply(),
+                message_thread_id=self.target.thread,
             )
             self.target.placeholder = message.message_id
             with contextlib.suppress(GatewayUnavailable, GatewayRejected):
@@ -289,16 +322,16 @@ class _Follower:
             if not _not_modified(exc):
                 raise
 
-    async def _finish(self, status: dict[str, Any]) -> None:
+    async def _finish(self, status: TaskOut) -> None:
         lang = self.target.lang
-        state = status["status"]
-        answer = status.get("answer") or ""
+        state = status.status
+        answer = status.answer or ""
         parts: list[tuple[str, list[MessageEntity]]]
-        if state == "failed":
-            parts = [(failure(lang, status.get("finish_reason")), [])]
+        if state == TaskStatus.FAILED:
+            parts = [(failure(lang, status.finish_reason), [])]
             keyboard = retry_keyboard(lang, f"regen:{self.task_id}")
         else:
-            if state == "canceled":
+            if state == TaskStatus.CANCELED:
                 answer = f"{answer}\n\n{t(lang, 'stopped')}" if answer.strip() else t(lang, "stopped")
             parts = await format_guarded(answer) if answer.strip() else []
             parts = parts or [(t(lang, "empty_answer"), [])]
@@ -338,6 +371,7 @@ class _Follower:
                 entities=entities,
                 reply_markup=markup,
                 reply_parameters=self.target.reply(),
+                message_thread_id=self.target.thread,
             )
         except TelegramBadRequest as exc:
             if edit and _not_modified(exc):

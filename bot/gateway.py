@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from types import GenericAlias
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.schemas import ErrorCode, ErrorOut
+from shared.account_schemas import ConversationSummary, Quota
+from shared.enums import AccessStatus
+from shared.schemas import (
+    AccessOut,
+    ChatAccepted,
+    ErrorCode,
+    ErrorOut,
+    InviteOut,
+    PersonaOut,
+    SystemStatus,
+    TaskOut,
+    UserSettingsOut,
+    UserStats,
+)
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
 
 
 class GatewayUnavailable(Exception):
@@ -68,12 +84,18 @@ class GatewayClient:
             raise GatewayRejected(response.status_code, _error(response))
         return response
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return (await self._request(method, path, **kwargs)).json()
+    async def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """A request whose answer is parsed into the shared schema the gateway answers with."""
+        response = await self._request(method, path, **kwargs)
+        return _parse(model, response)
+
+    async def _call_list(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
+        response = await self._request(method, path, **kwargs)
+        return _parse_list(model, response)
 
     async def chat(
         self, user_id: str, text: str, chat_id: str, idempotency_key: str, client_meta: Json
-    ) -> tuple[Json, bool]:
+    ) -> tuple[ChatAccepted, bool]:
         """Send a message; returns the accepted task and whether it was an earlier twin."""
         response = await self._request(
             "POST",
@@ -86,13 +108,12 @@ class GatewayClient:
                 "client_meta": client_meta,
             },
         )
-        return response.json(), response.headers.get("Idempotent-Replayed") == "true"
+        return _parse(ChatAccepted, response), response.headers.get("Idempotent-Replayed") == "true"
 
-    async def status(self, task_id: str) -> Json:
-        result: Json = await self._call("GET", f"/api/status/{task_id}")
-        return result
+    async def status(self, task_id: str) -> TaskOut:
+        return await self._call(TaskOut, "GET", f"/api/status/{task_id}")
 
-    async def watch(self, task_id: str, tag: str | None, wait: float) -> tuple[Json | None, str | None]:
+    async def watch(self, task_id: str, tag: str | None, wait: float) -> tuple[TaskOut | None, str | None]:
         """The task's status and ETag once it differs from `tag`, waiting up to `wait` seconds.
 
         A long poll: the gateway answers as soon as the task changes. (None, tag) when it has not.
@@ -106,92 +127,153 @@ class GatewayClient:
         )
         if response.status_code == 304:
             return None, tag
-        status: Json = response.json()
-        return status, response.headers.get("ETag")
+        return _parse(TaskOut, response), response.headers.get("ETag")
 
-    async def cancel(self, task_id: str, acting_for: str | None = None) -> Json:
-        result: Json = await self._call(
-            "POST", f"/api/tasks/{task_id}/cancel", headers=_acting_for(acting_for)
+    async def cancel(self, task_id: str, acting_for: str | None = None) -> TaskOut:
+        return await self._call(
+            TaskOut, "POST", f"/api/tasks/{task_id}/cancel", headers=_acting_for(acting_for)
         )
-        return result
 
-    async def regenerate(self, task_id: str, acting_for: str | None = None) -> Json:
+    async def regenerate(self, task_id: str, acting_for: str | None = None) -> ChatAccepted:
         """Answer again; with `acting_for`, only if the task is that person's (404 otherwise)."""
-        result: Json = await self._call(
-            "POST", f"/api/tasks/{task_id}/regenerate", headers=_acting_for(acting_for)
+        return await self._call(
+            ChatAccepted, "POST", f"/api/tasks/{task_id}/regenerate", headers=_acting_for(acting_for)
         )
-        return result
 
-    async def note(self, task_id: str, client_meta: Json | None = None, delivered: bool = False) -> Json:
+    async def note(self, task_id: str, client_meta: Json | None = None, delivered: bool = False) -> TaskOut:
         body: Json = {"delivered": delivered}
         if client_meta is not None:
             body["client_meta"] = client_meta
-        result: Json = await self._call("PATCH", f"/api/tasks/{task_id}", json=body)
-        return result
+        return await self._call(TaskOut, "PATCH", f"/api/tasks/{task_id}", json=body)
 
-    async def undelivered(self, user_prefix: str) -> list[Json]:
-        result: list[Json] = await self._call(
-            "GET", "/api/tasks/undelivered", params={"user_prefix": user_prefix}
+    async def undelivered(self, user_prefix: str) -> list[TaskOut]:
+        return await self._call_list(
+            TaskOut, "GET", "/api/tasks/undelivered", params={"user_prefix": user_prefix}
         )
-        return result
 
     async def new_conversation(self, user_id: str, chat_id: str) -> None:
-        await self._call("POST", "/api/conversations", json={"user_id": user_id, "chat_id": chat_id})
+        await self._request("POST", "/api/conversations", json={"user_id": user_id, "chat_id": chat_id})
 
-    async def latest_task(self, user_id: str, chat_id: str) -> Json | None:
+    async def latest_task(self, user_id: str, chat_id: str) -> TaskOut | None:
         try:
-            result: Json = await self._call(
-                "GET", f"/api/users/{user_id}/latest-task", params={"chat_id": chat_id}
+            return await self._call(
+                TaskOut, "GET", f"/api/users/{user_id}/latest-task", params={"chat_id": chat_id}
             )
         except GatewayRejected as exc:
             if exc.status == 404:
                 return None
             raise
-        return result
 
-    async def stats(self, user_id: str) -> Json:
-        result: Json = await self._call("GET", f"/api/users/{user_id}/stats")
-        return result
+    async def stats(self, user_id: str) -> UserStats:
+        return await self._call(UserStats, "GET", f"/api/users/{user_id}/stats")
 
-    async def personas(self) -> list[Json]:
-        result: list[Json] = await self._call("GET", "/api/personas")
-        return result
+    async def personas(self) -> list[PersonaOut]:
+        return await self._call_list(PersonaOut, "GET", "/api/personas")
 
     async def persona(self, user_id: str) -> str:
-        result: Json = await self._call("GET", f"/api/users/{user_id}/settings")
-        return str(result["persona"])
+        return (await self.settings(user_id)).persona
 
     async def set_persona(self, user_id: str, persona: str) -> None:
-        await self._call("PUT", f"/api/users/{user_id}/persona", json={"persona": persona})
+        await self._request("PUT", f"/api/users/{user_id}/persona", json={"persona": persona})
 
-    async def request_access(self, user_id: str, display_name: str | None) -> Json:
+    async def request_access(self, user_id: str, display_name: str | None) -> AccessOut:
         """File an access request (once); the answer says where the person stands."""
-        result: Json = await self._call(
-            "POST", f"/api/users/{user_id}/access-request", json={"display_name": display_name}
+        return await self._call(
+            AccessOut, "POST", f"/api/users/{user_id}/access-request", json={"display_name": display_name}
         )
-        return result
 
-    async def set_access(self, user_id: str, access: str) -> Json:
-        result: Json = await self._call("PUT", f"/api/users/{user_id}/access", json={"access": access})
-        return result
+    async def set_access(self, user_id: str, access: AccessStatus) -> AccessOut:
+        return await self._call(AccessOut, "PUT", f"/api/users/{user_id}/access", json={"access": access})
 
-    async def access_list(self, status: str | None = None) -> list[Json]:
-        params = {"status": status} if status else {}
-        result: list[Json] = await self._call("GET", "/api/access", params=params)
-        return result
+    async def access_list(self, status: AccessStatus | None = None) -> list[AccessOut]:
+        params = {"status": status.value} if status else {}
+        return await self._call_list(AccessOut, "GET", "/api/access", params=params)
 
-    async def invite(self, user_id: str) -> Json:
+    async def invite(self, user_id: str) -> InviteOut:
         """A one-time personal link to the web page for this user."""
-        result: Json = await self._call("POST", f"/api/users/{user_id}/invites")
-        return result
+        return await self._call(InviteOut, "POST", f"/api/users/{user_id}/invites")
 
-    async def system(self) -> Json:
-        result: Json = await self._call("GET", "/api/system")
-        return result
+    async def conversations(self, user_id: str, chat_id: str, limit: int = 10) -> list[ConversationSummary]:
+        return await self._call_list(
+            ConversationSummary,
+            "GET",
+            f"/api/users/{user_id}/conversations",
+            params={"chat_id": chat_id, "limit": limit},
+        )
+
+    async def activate(self, conversation_id: int, acting_for: str) -> None:
+        """Switch back to a conversation; only one of `acting_for`'s (404 otherwise)."""
+        await self._request(
+            "POST", f"/api/conversations/{conversation_id}/activate", headers=_acting_for(acting_for)
+        )
+
+    async def delete_conversation(self, conversation_id: int, acting_for: str) -> None:
+        await self._request(
+            "DELETE", f"/api/conversations/{conversation_id}", headers=_acting_for(acting_for)
+        )
+
+    async def export(self, conversation_id: int, lang: str, acting_for: str) -> bytes:
+        """The conversation as a Markdown file, in the reader's language."""
+        response = await self._request(
+            "GET",
+            f"/api/conversations/{conversation_id}/export",
+            params={"format": "md", "lang": lang},
+            headers=_acting_for(acting_for),
+        )
+        return response.content
+
+    async def export_user(self, user_id: str) -> bytes:
+        """Everything kept about the person, as the gateway's JSON."""
+        return (await self._request("GET", f"/api/users/{user_id}/export")).content
+
+    async def settings(self, user_id: str) -> UserSettingsOut:
+        return await self._call(UserSettingsOut, "GET", f"/api/users/{user_id}/settings")
+
+    async def set_instructions(self, user_id: str, instructions: str | None) -> UserSettingsOut:
+        return await self._call(
+            UserSettingsOut, "PUT", f"/api/users/{user_id}/instructions", json={"instructions": instructions}
+        )
+
+    async def quota(self, user_id: str) -> Quota:
+        return await self._call(Quota, "GET", f"/api/users/{user_id}/quota")
+
+    async def set_quota(self, user_id: str, per_day: int | None, per_month: int | None) -> Quota:
+        body = {"per_day": per_day, "per_month": per_month}
+        return await self._call(Quota, "PUT", f"/api/users/{user_id}/quota", json=body)
+
+    async def system(self) -> SystemStatus:
+        return await self._call(SystemStatus, "GET", "/api/system")
 
 
 def _acting_for(user_id: str | None) -> dict[str, str]:
     return {"X-Acting-For": user_id} if user_id else {}
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    """The body in its shared schema; one that does not fit is the gateway's fault, not the user's."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise _unexpected(response, exc) from exc
+
+
+_LISTS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+def _parse_list(model: type[M], response: httpx.Response) -> list[M]:
+    adapter = _LISTS.get(model)
+    if adapter is None:
+        adapter = _LISTS[model] = TypeAdapter(GenericAlias(list, (model,)))
+    try:
+        items: list[M] = adapter.validate_json(response.content)
+    except ValidationError as exc:
+        raise _unexpected(response, exc) from exc
+    return items
+
+
+def _unexpected(response: httpx.Response, exc: ValidationError) -> GatewayUnavailable:
+    request = response.request
+    return GatewayUnavailable(f"{request.method} {request.url.path}: unexpected answer: {exc}")
 
 
 def _error(response: httpx.Response) -> ErrorOut:

@@ -12,6 +12,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "help": (
             "Commands:\n"
             "/new: start a new conversation\n"
+            "/chats: your conversations: switch back to one, or delete it\n"
+            "/export: the current conversation as a file (/export all: everything kept about you)\n"
+            "/prompt: your own standing instructions\n"
             "/retry: write the last answer again\n"
             "/cancel: stop the answer being written\n"
             "/mode: choose how I answer\n"
@@ -22,7 +25,8 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "help_admin": (
             "\n\nAdmins: /status shows the queue, workers and model; /users lists who asked for "
-            "access; /allow and /block with a user id let someone in or keep them out."
+            "access; /allow and /block with a user id let someone in or keep them out; /quota sets "
+            "one person's token quotas."
         ),
         "queued": "⏳ In the queue: {position}",
         "queued_eta": "⏳ In the queue: {position}, about {eta}",
@@ -86,6 +90,40 @@ TEXTS: dict[str, dict[str, str]] = {
         "web_unavailable": "The web chat is not set up on this server (PUBLIC_URL is not set).",
         "web_private_only": "Send /web to me in a private chat: the link is personal.",
         "error": "⚠️ Something went wrong on my side. Please try again.",
+        "chats_header": "💬 Your conversations here (▶ is the current one). Tap one to continue it:",
+        "chats_empty": "No conversations here yet. Just write to start one.",
+        "chat_switched": "↩️ Back to “{title}”. Your next message continues it.",
+        "chat_deleted": "🗑 Deleted “{title}”.",
+        "chat_busy": "An answer in that conversation is still being written; try again when it is done.",
+        "chat_gone": "That conversation no longer exists.",
+        "untitled": "Untitled",
+        "button_delete": "🗑",
+        "export_caption": "📄 “{title}”",
+        "export_all_caption": "📦 Everything kept about you. To have it deleted, ask an admin.",
+        "export_empty": "This conversation is empty: nothing to export yet.",
+        "prompt_show": (
+            "📝 Your instructions (added after the owner's):\n\n{text}\n\n/prompt off removes them."
+        ),
+        "prompt_none": (
+            "You have no instructions of your own. /prompt <text> adds some, for example "
+            "“/prompt Answer in short sentences.” (at most {limit} characters); they are added after "
+            "the owner's and apply from your next message."
+        ),
+        "prompt_set": "✅ Saved. They apply from your next message.",
+        "prompt_off": "✅ Your instructions are removed.",
+        "prompt_too_long": "⚠️ At most {limit} characters, please.",
+        "quota_exceeded": "⏳ You have used your {period} quota of {limit} tokens. It starts anew at {when}.",
+        "period_daily": "daily",
+        "period_monthly": "monthly",
+        "quota_line_day": "Today: {used} tokens of {limit}",
+        "quota_line_month": "This month: {used} tokens of {limit}",
+        "quota_no_limit": "no limit",
+        "quota_resets": "(starts anew at {when})",
+        "quota_usage": (
+            "Usage: /quota <Telegram user id> <tokens a day> [<tokens a month>]; “-” is the default."
+        ),
+        "quota_set": "✅ Quotas of {id}: {day} a day, {month} a month.",
+        "default_quota": "the default",
     },
     "ru": {
         "start": (
@@ -96,6 +134,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "help": (
             "Команды:\n"
             "/new — начать новый разговор\n"
+            "/chats — ваши разговоры: вернуться к одному или удалить\n"
+            "/export — текущий разговор файлом (/export all — всё, что хранится о вас)\n"
+            "/prompt — ваши постоянные инструкции\n"
             "/retry — написать последний ответ заново\n"
             "/cancel — остановить ответ\n"
             "/mode — выбрать стиль ответов\n"
@@ -106,7 +147,7 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "help_admin": (
             "\n\nДля админов: /status — очередь, воркеры и модель; /users — кто просил доступ; "
-            "/allow и /block с id пользователя — впустить или не пускать."
+            "/allow и /block с id пользователя — впустить или не пускать; /quota — лимиты токенов человека."
         ),
         "queued": "⏳ В очереди: {position}",
         "queued_eta": "⏳ В очереди: {position}, примерно {eta}",
@@ -169,6 +210,41 @@ TEXTS: dict[str, dict[str, str]] = {
         "web_unavailable": "Веб-чат на этом сервере не настроен (не задан PUBLIC_URL).",
         "web_private_only": "Пришлите /web мне в личном чате: ссылка личная.",
         "error": "⚠️ У меня что-то пошло не так. Попробуйте ещё раз.",
+        "chats_header": "💬 Ваши разговоры здесь (▶ — текущий). Нажмите, чтобы продолжить:",
+        "chats_empty": "Здесь пока нет разговоров. Просто напишите, чтобы начать.",
+        "chat_switched": "↩️ Вернулись к «{title}». Следующее сообщение продолжит его.",
+        "chat_deleted": "🗑 «{title}» удалён.",
+        "chat_busy": "В том разговоре ещё пишется ответ; попробуйте, когда он закончится.",
+        "chat_gone": "Этого разговора больше нет.",
+        "untitled": "Без названия",
+        "button_delete": "🗑",
+        "export_caption": "📄 «{title}»",
+        "export_all_caption": "📦 Всё, что хранится о вас. Чтобы удалить это, обратитесь к администратору.",
+        "export_empty": "Разговор пуст: выгружать пока нечего.",
+        "prompt_show": (
+            "📝 Ваши инструкции (добавляются после инструкций владельца):\n\n{text}\n\n/prompt off — убрать."
+        ),
+        "prompt_none": (
+            "Своих инструкций у вас нет. /prompt <текст> добавит их, например "
+            "«/prompt Отвечай короткими фразами.» (не больше {limit} символов); они добавляются после "
+            "инструкций владельца и действуют со следующего сообщения."
+        ),
+        "prompt_set": "✅ Сохранено. Действует со следующего сообщения.",
+        "prompt_off": "✅ Ваши инструкции убраны.",
+        "prompt_too_long": "⚠️ Не больше {limit} символов, пожалуйста.",
+        "quota_exceeded": "⏳ Вы израсходовали {period} лимит в {limit} токенов. Он обновится {when}.",
+        "period_daily": "дневной",
+        "period_monthly": "месячный",
+        "quota_line_day": "Сегодня: {used} токенов из {limit}",
+        "quota_line_month": "В этом месяце: {used} токенов из {limit}",
+        "quota_no_limit": "без лимита",
+        "quota_resets": "(обновится {when})",
+        "quota_usage": (
+            "Как писать: /quota <id пользователя Telegram> <токенов в день> [<токенов в месяц>]; "
+            "«-» — по умолчанию."
+        ),
+        "quota_set": "✅ Лимиты {id}: {day} в день, {month} в месяц.",
+        "default_quota": "по умолчанию",
     },
 }
 

@@ -126,7 +126,7 @@ def _clone(target: Path, rev: str) -> Path:
 
 
 def _build(clone: Path, rev: str, tag: str) -> None:
-    """Build `rev`'s image (the build stage of an unchanged requirements.txt comes from the cache)."""
+    """Build `rev`'s image (the build stage of an unchanged lock file comes from the cache)."""
     log.info("building %s from %s", tag, rev)
     with tempfile.TemporaryDirectory(dir="/var/tmp") as context:
         run(["git", "-C", str(clone), "worktree", "add", "--detach", "--force", context, rev])
@@ -218,8 +218,8 @@ def _fresh_clone(
         "  fake-telegram:\n"
         "    image: ai-assistant:latest\n"
         "    profiles: [telegram]\n"
-        '    command: ["python", "-m", "tests.telegram_fake", "0.0.0.0", "8081"]\n'
-        "    volumes: [./tests:/app/tests:ro]\n"
+        '    command: ["python", "-m", "fakes.telegram", "0.0.0.0", "8081"]\n'
+        "    volumes: [./fakes:/app/fakes:ro]\n"
         f'    ports: ["127.0.0.1:{fake_port}:8081"]\n'
     )
     stack = Deployment(compose, directory, "aifresh", env, extra_files=[override])

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.presets import PRESETS
+
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -80,6 +82,15 @@ class GatewaySettings(_EnvSettings):
     max_active_per_user: int = Field(
         3, ge=1, description="Answers one person may have queued or in progress at once; more get 429."
     )
+    quota_tokens_per_day: int | None = Field(
+        None,
+        ge=0,
+        description="Tokens (prompt and answer) one person may use per UTC day; unset: no quota. "
+        "An admin may set another for one person.",
+    )
+    quota_tokens_per_month: int | None = Field(
+        None, ge=0, description="Tokens one person may use per calendar month (UTC); unset: no quota."
+    )
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body; larger ones get 413 before being read."
     )
@@ -143,6 +154,11 @@ class ModelSettings(_EnvSettings):
         None, description="Hugging Face repo to download MODEL_FILE from when it is not on disk."
     )
     model_file: str = Field(DEFAULT_MODEL_FILE, description="GGUF file name (in data/models or the repo).")
+    model_preset: str | None = Field(
+        None,
+        description="A model from the catalogue by name (`make model PRESET=list` shows it): its "
+        "repository and file, downloaded on first use. MODEL_PATH still wins.",
+    )
     models_dir: Path = Field(Path("data/models"), description="Where model files are kept.")
     n_ctx: int = Field(2048, ge=256, description="Context window in tokens (history + reply).")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for generation; default all cores.")
@@ -176,6 +192,20 @@ class ModelSettings(_EnvSettings):
         description="System message put before every conversation (empty for none).",
     )
 
+    @field_validator("model_preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; choose one of: {', '.join(PRESETS)}")
+        return value
+
+    def source(self) -> tuple[str | None, str]:
+        """Where the model comes from: (hub repository or None, file name)."""
+        if self.model_preset is not None:
+            preset = PRESETS[self.model_preset]
+            return preset.repo, preset.file
+        return self.model_repo, self.model_file
+
     def display_name(self) -> str:
         """How the model is named to clients: the remote model, or the GGUF file name without extension."""
         if self.llm_backend == "openai":
@@ -184,7 +214,7 @@ class ModelSettings(_EnvSettings):
 
     def resolved_path(self) -> Path:
         """The file the worker loads: MODEL_PATH, or MODEL_FILE inside MODELS_DIR."""
-        return self.model_path or self.models_dir / self.model_file
+        return self.model_path or self.models_dir / self.source()[1]
 
 
 class WorkerSettings(_EnvSettings):

@@ -86,6 +86,11 @@ class User(Base):
     access_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # How the person is shown to admins (a Telegram name); informational only.
     display_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # The person's own standing instructions (/prompt), added after the operator's SYSTEM_PROMPT.
+    instructions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Token quotas set for this person by an admin; None: the operator's defaults.
+    quota_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -105,13 +110,20 @@ class Credential(Base):
 
 class Conversation(Base):
     __tablename__ = "conversation"
-    __table_args__ = (Index("ix_conversation_user_chat", "user_id", "chat_id", "id"),)
+    __table_args__ = (
+        Index("ix_conversation_user_chat", "user_id", "chat_id", "id"),
+        Index("ix_conversation_user_chat_active", "user_id", "chat_id", "active_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
-    # A user may talk to us from several places (a private chat, a group): one thread each.
+    # A user may talk to us from several places (a private chat, a group, a topic): their own list each.
     chat_id: Mapped[str] = mapped_column(String(128), default="")
+    # Made from the first message; the person may rename it.
+    title: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The current conversation of a chat is the one most recently started, written in or switched to.
+    active_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True
@@ -139,6 +151,7 @@ class Task(Base):
         UniqueConstraint("user_id", "idempotency_key", name="uq_task_user_idempotency_key"),
         Index("ix_task_status_order", "status", "request_message_id"),
         Index("ix_task_conversation_order", "conversation_id", "request_message_id"),
+        Index("ix_task_user_created", "user_id", "created_at"),
     )
 
     # Random and unguessable: the id is the only handle a client needs.

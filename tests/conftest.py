@@ -151,8 +151,18 @@ def gateway_settings() -> GatewaySettings:
     )
 
 
-def make_client(gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings) -> TestClient:
-    app = create_app(gateway_settings, DatabaseSettings(_env_file=None, database_url=db_url), queue_settings)
+def make_client(
+    gateway_settings: GatewaySettings,
+    db_url: str,
+    queue_settings: QueueSettings,
+    model_settings: ModelSettings | None = None,
+) -> TestClient:
+    app = create_app(
+        gateway_settings,
+        DatabaseSettings(_env_file=None, database_url=db_url),
+        queue_settings,
+        model_settings or ModelSettings(_env_file=None),
+    )
     return TestClient(app, headers={"X-API-Key": API_KEY})
 
 
@@ -304,7 +314,10 @@ class ServedGateway:
     ) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            create_app(gateway, database, queue), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(gateway, database, queue, ModelSettings(_env_file=None)),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -63,6 +63,8 @@ class FakeChatModel:
     def reply_for(self, messages: list[ChatMessage]) -> str:
         seen = sum(1 for m in messages if m["role"] == "assistant")
         question = messages[-1]["content"]
+        if question == "!system":  # what the worker put first: the system message it built
+            return f"System: {messages[0]['content']}" if messages[0]["role"] == "system" else "System: none"
         if question in SCRIPTED:
             return SCRIPTED[question]
         return f"Answer {seen + 1} to '{question[:40]}' (saw {seen} answers)"

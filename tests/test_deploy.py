@@ -155,9 +155,9 @@ def test_every_long_running_command_starts(
 
     import httpx
 
+    from fakes.telegram import FakeTelegram
     from stack.redis_server import free_port
     from tests.conftest import API_KEY, DEFAULT_MODEL
-    from tests.telegram_fake import FakeTelegram
 
     telegram = FakeTelegram()
     telegram.start()

@@ -1,13 +1,24 @@
-"""Finding the GGUF file to load: on disk, or downloaded from the Hugging Face Hub."""
+"""Finding the GGUF file to load: on disk, or downloaded from the Hugging Face Hub.
+
+A download shows its progress, resumes where a broken transfer stopped (the hub client keeps the
+partial file), checks the size and the GGUF header, and compares the file's SHA-256 with the hub's
+record of it; the hash is kept beside the file, so a file changed on disk later is refused rather
+than loaded (see `shared.model_files`). HF_ENDPOINT points the downloads at another hub or mirror.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from pathlib import Path
 
 from shared.config import ModelSettings
+from shared.model_files import ModelFileRefused, record, record_path, verify
 
 log = logging.getLogger(__name__)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ModelUnavailable(Exception):
@@ -15,33 +26,55 @@ class ModelUnavailable(Exception):
 
 
 def resolve_model_path(settings: ModelSettings) -> Path:
-    """MODEL_PATH if set; else MODELS_DIR/MODEL_FILE, downloaded from MODEL_REPO when missing."""
+    """MODEL_PATH if set; else the preset's or MODEL_FILE in MODELS_DIR, downloaded when missing."""
     if settings.model_path is not None:
         if not settings.model_path.is_file():
             raise ModelUnavailable(f"MODEL_PATH {settings.model_path} does not exist or is not a file.")
-        return settings.model_path
-    local = settings.models_dir / settings.model_file
+        return _checked(settings.model_path)
+    repo, filename = settings.source()
+    local = settings.models_dir / filename
     if local.is_file():
-        return local
-    if settings.model_repo:
-        return download_from_hub(settings.model_repo, settings.model_file, settings.models_dir)
+        return _checked(local)
+    if repo:
+        return download_from_hub(repo, filename, settings.models_dir)
     raise ModelUnavailable(
-        f"Model file {local} not found. Run `make model` to fetch the default model, "
-        "set MODEL_PATH to a GGUF file, or set MODEL_REPO (and MODEL_FILE) to download one."
+        f"Model file {local} not found. Run `make model` to fetch the default model (or "
+        "`make model PRESET=…` for another), set MODEL_PATH to a GGUF file, or set MODEL_REPO (and "
+        "MODEL_FILE) to download one."
     )
 
 
+def _checked(path: Path) -> Path:
+    try:
+        verify(path)
+    except ModelFileRefused as exc:
+        raise ModelUnavailable(str(exc)) from None
+    return path
+
+
 def download_from_hub(repo: str, filename: str, models_dir: Path) -> Path:
-    """Download one GGUF file from a Hub repository into `models_dir`."""
-    from huggingface_hub import hf_hub_download
+    """Download one GGUF file from a Hub repository into `models_dir`, checked and recorded."""
+    import httpx2  # the hub client's own HTTP library: its connection errors are not OSErrors
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    # Read now, not when the hub client was imported: tests and operators may set it late.
+    endpoint = os.environ.get("HF_ENDPOINT") or None
     log.info("downloading %s from %s into %s", filename, repo, models_dir)
     try:
-        path = hf_hub_download(repo_id=repo, filename=filename, local_dir=models_dir)
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        announced = get_hf_file_metadata(hf_hub_url(repo, filename, endpoint=endpoint)).etag
+        path = Path(hf_hub_download(repo_id=repo, filename=filename, local_dir=models_dir, endpoint=endpoint))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, httpx2.HTTPError) as exc:
         raise ModelUnavailable(
             f"Could not download {filename} from the Hugging Face Hub repository {repo}: {exc}. "
             "Check this machine's internet access and the names, or copy the file here and set MODEL_PATH."
         ) from exc
-    return Path(path)
+    # For a file kept in Git LFS (every model file) the hub's ETag is the file's SHA-256.
+    expected = announced if announced and _SHA256.match(announced) else None
+    try:
+        record(path, expected)
+    except ModelFileRefused as exc:
+        path.unlink(missing_ok=True)
+        record_path(path).unlink(missing_ok=True)
+        raise ModelUnavailable(str(exc)) from None
+    return path

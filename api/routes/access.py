@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.auth import TELEGRAM_PREFIX, CallerRole, ServiceDep
+from api.auth import TELEGRAM_PREFIX, CallerRole, ServedUserDep, ServiceDep
 from api.deps import DbDep
 from api.services import access
 from shared.models import AccessStatus
@@ -16,22 +16,19 @@ router = APIRouter(prefix="/api", tags=["access"])
 
 
 @router.post("/users/{user_id:path}/access-request", response_model=AccessOut)
-def request_access(user_id: str, body: AccessRequest, caller: ServiceDep, db: DbDep) -> AccessOut:
+def request_access(user_id: ServedUserDep, body: AccessRequest, db: DbDep) -> AccessOut:
     """Ask for access (once): `created` is true only for the call that filed the request."""
-    caller.check_user(user_id)
     return access.request_access(db, user_id, body.display_name)
 
 
 @router.get("/users/{user_id:path}/access", response_model=AccessOut)
-def get_access(user_id: str, caller: ServiceDep, db: DbDep) -> AccessOut:
-    caller.check_user(user_id)
+def get_access(user_id: ServedUserDep, db: DbDep) -> AccessOut:
     return access.current(db, user_id)
 
 
 @router.put("/users/{user_id:path}/access", response_model=AccessOut)
-def put_access(user_id: str, body: AccessDecision, caller: ServiceDep, db: DbDep) -> AccessOut:
+def put_access(user_id: ServedUserDep, body: AccessDecision, db: DbDep) -> AccessOut:
     """Allow or block a person (or put them back to waiting), from now on, with no restart."""
-    caller.check_user(user_id)
     return access.decide(db, user_id, body.access)
 
 

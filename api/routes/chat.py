@@ -121,7 +121,9 @@ def regenerate_task(
 ) -> ChatAccepted:
     """Answer the same message again as a new task; the old answer leaves the history."""
     limits = tasks.Limits.of(gateway)
-    return _accepted(db, tasks.regenerate(db, queue, task.id, queue_settings.max_queue_length, limits))
+    return _accepted(
+        db, tasks.regenerate(db, queue, task.id, task.owner, queue_settings.max_queue_length, limits)
+    )
 
 
 @router.get(

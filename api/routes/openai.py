@@ -9,24 +9,27 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CallerDep, CallerRole
-from api.deps import ChangesDep, DbDep, GatewaySettingsDep, QueueDep, QueueSettingsDep, StreamsDep
+from api.deps import (
+    ChangesDep,
+    DbDep,
+    GatewaySettingsDep,
+    ModelSettingsDep,
+    QueueDep,
+    QueueSettingsDep,
+    StreamsDep,
+)
 from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
 from api.services import completions
 from api.services.tasks import Limits
-from shared.config import ModelSettings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
-def served_model() -> str:
-    """The name under which the worker's model is listed."""
-    return ModelSettings().display_name()
-
-
 @router.get("/models", response_model=ModelList)
-def models(_caller: CallerDep) -> ModelList:
-    return ModelList(data=[ModelCard(id=served_model(), created=0)])
+def models(_caller: CallerDep, model_settings: ModelSettingsDep) -> ModelList:
+    """The worker's model, under its display name."""
+    return ModelList(data=[ModelCard(id=model_settings.display_name(), created=0)])
 
 
 @router.post(
@@ -44,6 +47,7 @@ async def chat_completions(
     changes: ChangesDep,
     gateway: GatewaySettingsDep,
     queue_settings: QueueSettingsDep,
+    model_settings: ModelSettingsDep,
 ) -> ChatCompletion | StreamingResponse:
     """Answer a conversation; with `stream: true`, as OpenAI's server-sent chunks.
 
@@ -55,7 +59,6 @@ async def chat_completions(
         raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
     user_id = caller.user_id if caller.role == CallerRole.PERSON else completions.operator_user(body)
     assert user_id is not None
-    model_settings = ModelSettings()
     streams.check(user_id)  # a /v1 request waits for its answer: it holds a stream either way
     task_id = await run_in_threadpool(
         completions.submit,
@@ -71,7 +74,7 @@ async def chat_completions(
         ),
         Limits.of(gateway),
     )
-    model = body.model or served_model()
+    model = body.model or model_settings.display_name()
     ending = streams.ending(request.is_disconnected)
     if body.stream:
 

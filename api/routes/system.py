@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.auth import CallerDep, ServiceDep
-from api.deps import DbDep, QueueDep
+from api.deps import DbDep, ModelSettingsDep, QueueDep
 from api.services.system import system_status
 from shared.personas import PERSONAS
 from shared.schemas import PersonaOut, SystemStatus
@@ -19,7 +19,7 @@ def personas(_caller: CallerDep) -> list[PersonaOut]:
 
 
 @router.get("/system", response_model=SystemStatus)
-def system(_caller: ServiceDep, db: DbDep, queue: QueueDep) -> SystemStatus:
+def system(_caller: ServiceDep, db: DbDep, queue: QueueDep, model: ModelSettingsDep) -> SystemStatus:
     """Queue length, answers in progress, live workers, the model and its recent speed (the
     operator's view; the bot shows it to its admins)."""
-    return system_status(db, queue)
+    return system_status(db, queue, model)

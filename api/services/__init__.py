@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from shared.schemas import QuotaPeriodName
+
 
 class QueueUnavailable(Exception):
     """Redis cannot be reached; nothing was queued."""
@@ -41,3 +45,14 @@ class TextTooLong(Exception):
     def __init__(self, limit: int, got: int) -> None:
         super().__init__(f"text: must be at most {limit} characters (got {got})")
         self.limit = limit
+
+
+class QuotaExceeded(Exception):
+    """The person used their token quota for the day or the month; `resets_at` is when it starts anew."""
+
+    def __init__(self, period: QuotaPeriodName, limit: int, resets_at: datetime) -> None:
+        word = "daily" if period == QuotaPeriodName.DAY else "monthly"
+        super().__init__(f"You have used your {word} quota of {limit} tokens.")
+        self.period = period
+        self.limit = limit
+        self.resets_at = resets_at

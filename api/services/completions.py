@@ -20,6 +20,7 @@ from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Usage
 from api.services import rate_limit
 from api.services.changes import TaskChanges
+from api.services.conversations import title_from
 from api.services.stream import TextDiff, follow
 from api.services.tasks import (
     Limits,
@@ -31,12 +32,11 @@ from api.services.tasks import (
     ensure_room,
     new_task,
 )
-from api.services.users import get_or_create_user
+from api.services.users import OPENAI_CHAT, get_or_create_user
 from shared.db import Database
 from shared.models import Conversation, FinishReason, TaskStatus, utcnow
 from shared.schemas import TaskOut
 
-OPENAI_CHAT = "openai"
 # The worker's finish reasons, as OpenAI names them.
 _FINISH: dict[str, str] = {
     FinishReason.STOP: "stop",
@@ -101,7 +101,7 @@ def submit(
         ensure_room(session, bounds.max_queue)
         user = get_or_create_user(session, user_id)
         ensure_not_too_busy(session, user, limits)
-        conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT)
+        conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT, title=title_from(texts[-1][1]))
         session.add(conversation)
         session.flush()
         asked: list[str] = []
@@ -119,7 +119,8 @@ def submit(
             conversation.id,
             "\n\n".join([*asked, texts[-1][1]]),
             persona=None,
-            system_prompt=system or None,
+            # The person's own instructions, then the request's system messages.
+            system_prompt="\n\n".join(part for part in (user.instructions, system) if part) or None,
             max_tokens=reply_limit,
             temperature=request.temperature,
             top_p=request.top_p,

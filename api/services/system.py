@@ -7,13 +7,16 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from api.services.status import RECENT
+from shared.config import ModelSettings
 from shared.db import Database
 from shared.jobs import count_worker_processes
 from shared.models import Task, TaskStatus
 from shared.schemas import SystemStatus
 
 
-def system_status(db: Database, queue: Queue) -> SystemStatus:
+def system_status(db: Database, queue: Queue, model: ModelSettings) -> SystemStatus:
+    """The queue, the workers, and the model: the one that wrote the latest answers, else the one
+    configured (the workers read the same settings)."""
     with db.reading() as session:
         counts = dict(
             session.execute(
@@ -38,6 +41,7 @@ def system_status(db: Database, queue: Queue) -> SystemStatus:
         queued=counts.get(TaskStatus.QUEUED, 0),
         generating=counts.get(TaskStatus.STARTED, 0),
         workers=workers,
-        model=recent[0].model_name if recent else None,
+        model=recent[0].model_name if recent else model.display_name(),
+        preset=model.model_preset,
         recent_tokens_per_second=round(tokens / seconds, 2) if seconds else None,
     )

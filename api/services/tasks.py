@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +17,23 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, TooManyActive, rate_limit
+from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, TooManyActive, quotas, rate_limit
 from api.services.status import describe
-from api.services.users import current_conversation, get_or_create_user
+from api.services.users import OPENAI_CHAT, current_conversation, get_or_create_user
 from shared.config import GatewaySettings
 from shared.db import Database
 from shared.jobs import announce_change, enqueue_reply
-from shared.models import FINAL_STATUSES, Message, Role, Task, TaskStatus, User, task_table, utcnow
+from shared.models import (
+    FINAL_STATUSES,
+    Conversation,
+    Message,
+    Role,
+    Task,
+    TaskStatus,
+    User,
+    task_table,
+    utcnow,
+)
 from shared.schemas import ChatRequest, TaskOut, TaskUpdate
 
 log = logging.getLogger(__name__)
@@ -63,18 +73,21 @@ _IN_FLIGHT_IN_CONVERSATION = (
 
 @dataclass(frozen=True)
 class Limits:
-    """What one person may ask of the box: requests a minute, answers in flight at once."""
+    """What one person may ask of the box: requests a minute, answers in flight, tokens a day/month."""
 
     per_minute: int = 0
     max_active: int = 0
+    quota: quotas.Defaults = field(default_factory=quotas.Defaults)
 
     @classmethod
     def of(cls, settings: GatewaySettings) -> Limits:
-        return cls(settings.rate_limit_per_minute, settings.max_active_per_user)
+        quota = quotas.Defaults(settings.quota_tokens_per_day, settings.quota_tokens_per_month)
+        return cls(settings.rate_limit_per_minute, settings.max_active_per_user, quota)
 
 
 def ensure_not_too_busy(session: Session, user: User, limits: Limits) -> None:
-    """Refuse a new answer while the person has `max_active` queued or in progress."""
+    """Refuse a new answer while the person has `max_active` queued or in progress, or is over quota."""
+    quotas.check(session, user, limits.quota)
     if (
         limits.max_active
         and (session.scalar(_ACTIVE_OF_USER, {"user_id": user.id}) or 0) >= limits.max_active
@@ -212,7 +225,7 @@ def _record(db: Database, request: ChatRequest, max_queue: int, limits: Limits) 
                 return existing, True
         ensure_room(session, max_queue)
         ensure_not_too_busy(session, user, limits)
-        conversation = current_conversation(session, user, request.chat_id or "")
+        conversation = current_conversation(session, user, request.chat_id or "", request.text)
         task = new_task(
             session,
             user,
@@ -220,21 +233,22 @@ def _record(db: Database, request: ChatRequest, max_queue: int, limits: Limits) 
             request.text,
             idempotency_key=request.idempotency_key,
             client_meta=json.dumps(request.client_meta) if request.client_meta is not None else None,
+            # The person's own instructions as they were when they asked (the worker adds them after
+            # the operator's).
+            system_prompt=user.instructions,
         )
     return task, False
 
 
 def regenerate(
-    db: Database, queue: Queue, task_id: str, max_queue: int, limits: Limits | None = None
+    db: Database, queue: Queue, task_id: str, owner: str, max_queue: int, limits: Limits | None = None
 ) -> Task:
     """Answer a finished (or failed, or canceled) task's message again, as a new task.
 
     The old exchange leaves the conversation's history, so the new answer does not see it.
+    `owner` is the task's user, as the caller already looked it up.
     """
     limits = limits or Limits()
-    owner = owner_of(db, task_id)
-    if owner is None:
-        raise NotFound("No task with this id.")
     rate_limit.check(queue.connection, owner, limits.per_minute)
     check_redis(queue)
     with db.writing() as session:
@@ -251,10 +265,23 @@ def regenerate(
         ensure_room(session, max_queue)
         user = session.get(User, old.user_id)
         text = session.scalar(select(Message.content).where(Message.id == old.request_message_id))
+        chat = session.scalar(select(Conversation.chat_id).where(Conversation.id == old.conversation_id))
         assert user is not None and text is not None
         ensure_not_too_busy(session, user, limits)
         old.superseded = True
-        task = new_task(session, user, old.conversation_id, text, client_meta=old.client_meta)
+        task = new_task(
+            session,
+            user,
+            old.conversation_id,
+            text,
+            client_meta=old.client_meta,
+            # A /v1 request's own instructions and sampling stay; our clients' follow /prompt now.
+            system_prompt=old.system_prompt if chat == OPENAI_CHAT else user.instructions,
+            max_tokens=old.max_tokens,
+            temperature=old.temperature,
+            top_p=old.top_p,
+            seed=old.seed,
+        )
     try:
         enqueue_or_undo(db, queue, task)
     except QueueUnavailable:

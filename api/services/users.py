@@ -6,17 +6,20 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.services import NotFound
+from api.services.conversations import title_from
 from api.services.status import describe
 from shared.db import Database
-from shared.models import Conversation, Message, Task, TaskStatus, User
-from shared.personas import PERSONAS
-from shared.schemas import Exchange, TaskOut, UserStats
+from shared.models import Conversation, Message, Task, TaskStatus, User, utcnow
+from shared.personas import DEFAULT, PERSONAS
+from shared.schemas import Exchange, TaskOut, UserSettingsOut, UserStats
 
+# The "chat" of conversations that came through /v1 (one per request: the client sends the history).
+OPENAI_CHAT = "openai"
 _USER = select(User).where(User.external_id == bindparam("external_id"))
 _LATEST_CONVERSATION = (
     select(Conversation)
     .where(Conversation.user_id == bindparam("user_id"), Conversation.chat_id == bindparam("chat_id"))
-    .order_by(Conversation.id.desc())
+    .order_by(Conversation.active_at.desc(), Conversation.id.desc())
     .limit(1)
 )
 
@@ -34,12 +37,16 @@ def _latest_conversation(session: Session, user_id: int, chat_id: str) -> Conver
     return session.scalar(_LATEST_CONVERSATION, {"user_id": user_id, "chat_id": chat_id})
 
 
-def current_conversation(session: Session, user: User, chat_id: str) -> Conversation:
+def current_conversation(session: Session, user: User, chat_id: str, text: str) -> Conversation:
+    """The conversation a new message `text` goes to (made if there is none); it stays the current one."""
     conversation = _latest_conversation(session, user.id, chat_id)
     if conversation is None:
         conversation = Conversation(user_id=user.id, chat_id=chat_id)
         session.add(conversation)
-        session.flush()
+    conversation.active_at = utcnow()
+    if conversation.title is None:
+        conversation.title = title_from(text)
+    session.flush()
     return conversation
 
 
@@ -60,9 +67,19 @@ def set_persona(db: Database, user_id: str, persona: str) -> None:
         get_or_create_user(session, user_id).persona = persona
 
 
-def get_persona(db: Database, user_id: str) -> str | None:
+def settings(db: Database, user_id: str) -> UserSettingsOut:
     with db.reading() as session:
-        return session.scalar(select(User.persona).where(User.external_id == user_id))
+        row = session.execute(
+            select(User.persona, User.instructions).where(User.external_id == user_id)
+        ).one_or_none()
+    persona, instructions = row if row else (None, None)
+    return UserSettingsOut(persona=persona or DEFAULT, instructions=instructions)
+
+
+def set_instructions(db: Database, user_id: str, instructions: str | None) -> None:
+    """The person's standing instructions for their next answers (None or empty: none)."""
+    with db.writing() as session:
+        get_or_create_user(session, user_id).instructions = instructions or None
 
 
 def latest_task(db: Database, user_id: str, chat_id: str | None) -> TaskOut:

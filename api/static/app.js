@@ -12,6 +12,12 @@ const TEXTS = {
     thinking: "Thinking…", stopped: "Stopped.", failed: "Something went wrong.",
     unavailable: "The assistant is unavailable right now. Please try again shortly.",
     empty: "(no answer)",
+    chats: "Chats", untitled: "Untitled", export: "Download as Markdown", remove: "Delete",
+    rename: "Rename", renamePrompt: "New title:", confirmRemove: (t) => `Delete “${t}” and all its messages?`,
+    busyRemove: "An answer in this conversation is still being written; try again when it is done.",
+    instructions: "Your instructions", save: "Save", saved: "Saved.",
+    instructionsHelp: "Added after the owner's instructions, from your next message (at most 1000 characters).",
+    exportAll: "Download everything kept about me",
   },
   ru: {
     title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", signOut: "Выйти",
@@ -23,6 +29,12 @@ const TEXTS = {
     thinking: "Думаю…", stopped: "Остановлено.", failed: "Что-то пошло не так.",
     unavailable: "Ассистент сейчас недоступен. Попробуйте чуть позже.",
     empty: "(нет ответа)",
+    chats: "Чаты", untitled: "Без названия", export: "Скачать в Markdown", remove: "Удалить",
+    rename: "Переименовать", renamePrompt: "Новое название:", confirmRemove: (t) => `Удалить «${t}» со всеми сообщениями?`,
+    busyRemove: "В этом разговоре ещё пишется ответ; попробуйте, когда он закончится.",
+    instructions: "Ваши инструкции", save: "Сохранить", saved: "Сохранено.",
+    instructionsHelp: "Добавляются после инструкций владельца, со следующего сообщения (не больше 1000 символов).",
+    exportAll: "Скачать всё, что хранится обо мне",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
@@ -34,6 +46,11 @@ const input = document.getElementById("input");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const signOutButton = document.getElementById("sign-out");
+const sidebar = document.getElementById("sidebar");
+const chatList = document.getElementById("chats");
+const menuButton = document.getElementById("menu");
+const instructionsBox = document.getElementById("instructions");
+const exportAll = document.getElementById("export-all");
 
 // Who we are comes from the session cookie (HttpOnly: this script never sees it) via /api/me.
 let me = null; // {user_id, chat_id}
@@ -61,6 +78,8 @@ function signedOut(reason) {
   me = null;
   composer.hidden = true;
   signOutButton.hidden = true;
+  sidebar.hidden = true;
+  menuButton.hidden = true;
   log.replaceChildren();
   if (reason) note(reason, true);
 }
@@ -205,6 +224,7 @@ async function send(text) {
       renderInto(el, response.status >= 500 ? T.unavailable : String(body.detail || T.failed));
       return;
     }
+    loadChats(); // a first message names a new conversation
     await follow(body.task_id, el);
   } catch (error) {
     if (error.message !== "unauthorized") {
@@ -265,7 +285,98 @@ document.getElementById("new-chat").addEventListener("click", async () => {
   if (current) current.controller.abort();
   await api("/api/conversations", {method: "POST", body: chatBody({})});
   log.replaceChildren();
+  await loadChats();
   input.focus();
+});
+
+// The sidebar: the person's conversations in this chat, the current one first.
+function userPath(suffix) {
+  return `/api/users/${encodeURIComponent(me.user_id)}${suffix}`;
+}
+
+async function loadChats() {
+  const query = me.chat_id ? `?chat_id=${encodeURIComponent(me.chat_id)}` : "";
+  const response = await api(userPath(`/conversations${query}`));
+  if (!response.ok) return;
+  chatList.replaceChildren();
+  for (const conversation of await response.json()) chatList.append(chatItem(conversation));
+}
+
+function chatItem(conversation) {
+  const id = conversation.conversation_id;
+  const title = conversation.title || T.untitled;
+  const item = document.createElement("li");
+  item.dataset.id = String(id);
+  if (conversation.current) item.classList.add("current");
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "open";
+  open.textContent = title;
+  open.title = title;
+  open.addEventListener("click", () => switchTo(id));
+  const rename = tool("✎", T.rename, async () => {
+    const name = window.prompt(T.renamePrompt, title);
+    if (!name || !name.trim()) return;
+    await api(`/api/conversations/${id}`, {method: "PATCH", body: JSON.stringify({title: name.trim().slice(0, 100)})});
+    await loadChats();
+  });
+  const download = document.createElement("a");
+  download.href = `/api/conversations/${id}/export?format=md&lang=${LANG}`;
+  download.download = `conversation-${id}.md`;
+  download.textContent = "⤓";
+  download.title = T.export;
+  download.className = "export";
+  const remove = tool("🗑", T.remove, async () => {
+    if (!window.confirm(T.confirmRemove(title))) return;
+    const response = await api(`/api/conversations/${id}`, {method: "DELETE"});
+    if (response.status === 409) {
+      window.alert(T.busyRemove);
+      return;
+    }
+    await loadChats();
+    if (conversation.current) await loadHistory();
+  });
+  remove.classList.add("remove");
+  item.append(open, rename, download, remove);
+  return item;
+}
+
+function tool(symbol, label, action) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "tool";
+  button.textContent = symbol;
+  button.title = label;
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", action);
+  return button;
+}
+
+async function switchTo(id) {
+  if (current) current.controller.abort();
+  await api(`/api/conversations/${id}/activate`, {method: "POST"});
+  document.body.classList.remove("menu-open");
+  menuButton.setAttribute("aria-expanded", "false");
+  await Promise.all([loadChats(), loadHistory()]);
+}
+
+menuButton.addEventListener("click", () => {
+  const open = document.body.classList.toggle("menu-open");
+  menuButton.setAttribute("aria-expanded", String(open));
+});
+
+async function loadSettings() {
+  const response = await api(userPath("/settings"));
+  if (response.ok) instructionsBox.value = (await response.json()).instructions || "";
+}
+
+document.getElementById("save-instructions").addEventListener("click", async () => {
+  const text = instructionsBox.value.trim();
+  const response = await api(userPath("/instructions"), {
+    method: "PUT",
+    body: JSON.stringify({instructions: text || null}),
+  });
+  document.getElementById("instructions-saved").hidden = !response.ok;
 });
 
 signOutButton.addEventListener("click", async () => {
@@ -297,7 +408,12 @@ async function start() {
   me = await response.json();
   composer.hidden = false;
   signOutButton.hidden = false;
-  await loadHistory();
+  sidebar.hidden = false;
+  menuButton.hidden = false;
+  exportAll.href = userPath("/export");
+  exportAll.download = "ai-assistant-export.json";
+  exportAll.hidden = false;
+  await Promise.all([loadHistory(), loadChats(), loadSettings()]);
 }
 
 start().catch(() => {});

@@ -34,7 +34,7 @@ async def _decide(
             await bot.send_message(user_id, t(gate.languages.pop(user_id, "en"), "access_granted"))
         except Exception as exc:  # noqa: BLE001 - they may have blocked the bot meanwhile
             log.info("could not tell user=%s they were let in: %r", user_id, exc)
-    return str(result.get("display_name") or user_id)
+    return result.display_name or str(user_id)
 
 
 async def decision_button(
@@ -77,6 +77,42 @@ async def allow_or_block(
     await message.answer(t(lang, "access_allowed" if allow else "access_blocked", name=name))
 
 
+def _quota_value(raw: str) -> int | None:
+    if raw in {"-", "default"}:
+        return None
+    if not raw.isdigit():
+        raise ValueError(raw)
+    return int(raw)
+
+
+async def quota(
+    message: Message, command: CommandObject, lang: str, gateway: GatewayClient, access_gate: AccessGate
+) -> None:
+    """/quota <id> <per day> [<per month>]: one person's token quotas ("-": the operator's default)."""
+    if await refused_unless_admin(message, lang, access_gate.admins):
+        return
+    parts = (command.args or "").split()
+    try:
+        if len(parts) not in (2, 3) or not parts[0].isdigit():
+            raise ValueError(parts)
+        per_day = _quota_value(parts[1])
+        per_month = _quota_value(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        await message.answer(t(lang, "quota_usage"))
+        return
+    await gateway.set_quota(user_key(int(parts[0])), per_day, per_month)
+    default = t(lang, "default_quota")
+    await message.answer(
+        t(
+            lang,
+            "quota_set",
+            id=parts[0],
+            day=per_day if per_day is not None else default,
+            month=per_month if per_month is not None else default,
+        )
+    )
+
+
 async def users(message: Message, lang: str, gateway: GatewayClient, access_gate: AccessGate) -> None:
     if await refused_unless_admin(message, lang, access_gate.admins):
         return
@@ -88,9 +124,9 @@ async def users(message: Message, lang: str, gateway: GatewayClient, access_gate
         t(
             lang,
             "users_line",
-            mark=_MARKS.get(AccessStatus(p["access"]), "?"),
-            name=p.get("display_name") or "—",
-            id=str(p["user_id"]).removeprefix("tg:"),
+            mark=_MARKS.get(p.access, "?") if p.access else "?",
+            name=p.display_name or "—",
+            id=p.user_id.removeprefix("tg:"),
         )
         for p in people[:50]
     ]
@@ -107,8 +143,9 @@ async def web(message: Message, lang: str, gateway: GatewayClient, settings: Bot
         await message.answer(t(lang, "web_unavailable"))
         return
     invite = await gateway.invite(user_key(message.from_user.id))
-    link = f"{settings.public_url.rstrip('/')}/#invite={invite['invite']}"
-    expires = datetime.fromisoformat(str(invite["expires_at"]))
+    # The gateway's own link when it knows its address; the bot's setting otherwise.
+    link = invite.link or f"{settings.public_url.rstrip('/')}/#invite={invite.invite}"
+    expires = invite.expires_at or datetime.now(UTC)
     hours = max(1, round((expires - datetime.now(UTC)).total_seconds() / 3600))
     await message.answer(t(lang, "web_link", link=link, hours=hours))
 
@@ -118,5 +155,6 @@ def build_router() -> Router:
     router.callback_query.register(decision_button, F.data.startswith("access:"))
     router.message.register(allow_or_block, Command("allow", "block"))
     router.message.register(users, Command("users"))
+    router.message.register(quota, Command("quota"))
     router.message.register(web, Command("web"))
     return router

@@ -44,12 +44,7 @@ async def on_text(message: Message, bot: Bot, lang: str, conversations: Conversa
     if not text:
         await message.answer(t(lang, "help"))
         return
-    target = Target(
-        chat=message.chat.id,
-        lang=lang,
-        private=message.chat.type == ChatType.PRIVATE,
-        reply_to=message.message_id,
-    )
+    target = Target.of(message, lang)
     await conversations.ask(message.from_user.id, text, f"tg:{message.chat.id}:{message.message_id}", target)
 
 

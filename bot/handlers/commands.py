@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from aiogram import F, Router
-from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.types import (
     CallbackQuery,
@@ -17,27 +16,20 @@ from aiogram.types import (
 )
 
 from bot.access import refused_unless_admin
-from bot.conversation import Conversations, user_key
-from bot.delivery import Deliverer, Target
+from bot.conversation import Conversations, user_key, when
+from bot.delivery import Deliverer, Target, place
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import language_of, t
 from shared.config import BotSettings
+from shared.enums import FINAL_STATUSES
+from shared.schemas import PersonaOut
 
 log = logging.getLogger(__name__)
 
 
-def _target(message: Message, lang: str) -> Target:
-    return Target(
-        chat=message.chat.id,
-        lang=lang,
-        private=message.chat.type == ChatType.PRIVATE,
-        reply_to=message.message_id,
-    )
-
-
 async def new_conversation(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    await gateway.new_conversation(user_key(message.from_user.id), str(message.chat.id))
+    await gateway.new_conversation(user_key(message.from_user.id), place(message))
     await message.answer(t(lang, "new_done"))
 
 
@@ -46,26 +38,26 @@ async def _regenerate(
 ) -> None:
     # Narrowed to the person asking: a button under someone else's answer (in a group) does nothing.
     accepted = await gateway.regenerate(task_id, acting_for=user_key(user_id))
-    await gateway.note(accepted["task_id"], client_meta=target.meta())
-    deliverer.follow(accepted["task_id"], target)
+    await gateway.note(accepted.task_id, client_meta=target.meta())
+    deliverer.follow(accepted.task_id, target)
 
 
 async def retry(message: Message, lang: str, gateway: GatewayClient, deliverer: Deliverer) -> None:
     assert message.from_user is not None
-    latest = await gateway.latest_task(user_key(message.from_user.id), str(message.chat.id))
-    if latest is None or latest["status"] not in ("finished", "failed", "canceled"):
+    latest = await gateway.latest_task(user_key(message.from_user.id), place(message))
+    if latest is None or latest.status not in FINAL_STATUSES:
         await message.answer(t(lang, "nothing_to_retry"))
         return
-    await _regenerate(latest["task_id"], _target(message, lang), gateway, deliverer, message.from_user.id)
+    await _regenerate(latest.task_id, Target.of(message, lang), gateway, deliverer, message.from_user.id)
 
 
 async def cancel(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    latest = await gateway.latest_task(user_key(message.from_user.id), str(message.chat.id))
-    if latest is None or latest["status"] not in ("queued", "started"):
+    latest = await gateway.latest_task(user_key(message.from_user.id), place(message))
+    if latest is None or latest.status in FINAL_STATUSES:
         await message.answer(t(lang, "nothing_to_cancel"))
         return
-    await gateway.cancel(latest["task_id"])
+    await gateway.cancel(latest.task_id)
     await message.answer(t(lang, "canceling"))
 
 
@@ -79,18 +71,15 @@ async def draft_stopped(
         await gateway.cancel(task_id)
 
 
-def _persona_keyboard(personas: list[dict[str, object]], lang: str) -> InlineKeyboardMarkup:
-    rows = []
-    for persona in personas:
-        names = persona["names"]
-        assert isinstance(names, dict)
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    text=str(names.get(lang, names["en"])), callback_data=f"mode:{persona['key']}"
-                )
-            ]
-        )
+def _name(persona: PersonaOut, lang: str) -> str:
+    return persona.names.get(lang) or persona.names.get("en") or persona.key
+
+
+def _persona_keyboard(personas: list[PersonaOut], lang: str) -> InlineKeyboardMarkup:
+    rows = [
+        [InlineKeyboardButton(text=_name(persona, lang), callback_data=f"mode:{persona.key}")]
+        for persona in personas
+    ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -98,7 +87,7 @@ async def mode(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
     personas = await gateway.personas()
     current = await gateway.persona(user_key(message.from_user.id))
-    names = {p["key"]: p["names"].get(lang, p["names"]["en"]) for p in personas}
+    names = {p.key: _name(p, lang) for p in personas}
     await message.answer(
         t(lang, "mode_pick", current=names.get(current, current)),
         reply_markup=_persona_keyboard(personas, lang),
@@ -108,7 +97,7 @@ async def mode(message: Message, lang: str, gateway: GatewayClient) -> None:
 async def mode_chosen(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
     key = (callback.data or "").removeprefix("mode:")
     await gateway.set_persona(user_key(callback.from_user.id), key)
-    personas = {p["key"]: p["names"].get(lang, p["names"]["en"]) for p in await gateway.personas()}
+    personas = {p.key: _name(p, lang) for p in await gateway.personas()}
     await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(t(lang, "mode_set", name=personas.get(key, key)))
@@ -116,15 +105,20 @@ async def mode_chosen(callback: CallbackQuery, lang: str, gateway: GatewayClient
 
 async def stats(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    s = await gateway.stats(user_key(message.from_user.id))
+    user = user_key(message.from_user.id)
+    s = await gateway.stats(user)
     speed = (
-        t(lang, "tokens_per_second", value=s["tokens_per_second"])
-        if s["tokens_per_second"]
-        else t(lang, "unknown")
+        t(lang, "tokens_per_second", value=s.tokens_per_second) if s.tokens_per_second else t(lang, "unknown")
     )
-    await message.answer(
-        t(lang, "stats", speed=speed, **{k: v for k, v in s.items() if k != "tokens_per_second"})
-    )
+    lines = [t(lang, "stats", speed=speed, **s.model_dump(exclude={"tokens_per_second"}))]
+    quota = await gateway.quota(user)
+    for key, period in (("quota_line_day", quota.day), ("quota_line_month", quota.month)):
+        limit = f"{period.limit}" if period.limit is not None else t(lang, "quota_no_limit")
+        line = t(lang, key, used=period.used, limit=limit)
+        if period.limit is not None:
+            line += " " + t(lang, "quota_resets", when=when(period.resets_at))
+        lines.append(line)
+    await message.answer("\n".join(lines))
 
 
 async def status(message: Message, lang: str, gateway: GatewayClient, settings: BotSettings) -> None:
@@ -132,15 +126,15 @@ async def status(message: Message, lang: str, gateway: GatewayClient, settings: 
         return
     s = await gateway.system()
     unknown = t(lang, "unknown")
-    speed = s["recent_tokens_per_second"]
+    speed = s.recent_tokens_per_second
     await message.answer(
         t(
             lang,
             "status",
-            queued=s["queued"],
-            generating=s["generating"],
-            workers=s["workers"] if s["workers"] is not None else unknown,
-            model=s["model"] or unknown,
+            queued=s.queued,
+            generating=s.generating,
+            workers=s.workers if s.workers is not None else unknown,
+            model=f"{s.model} ({s.preset})" if s.model and s.preset else s.model or unknown,
             speed=t(lang, "tokens_per_second", value=speed) if speed else unknown,
         )
     )
@@ -154,7 +148,9 @@ async def regenerate_button(
         await callback.answer()
         return
     try:
-        await _regenerate(task_id, _target(callback.message, lang), gateway, deliverer, callback.from_user.id)
+        await _regenerate(
+            task_id, Target.of(callback.message, lang), gateway, deliverer, callback.from_user.id
+        )
     except GatewayRejected as exc:
         await callback.answer(t(lang, "not_yours") if exc.status == 404 else exc.detail, show_alert=True)
         return
@@ -162,8 +158,8 @@ async def regenerate_button(
 
 
 async def new_button(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
-    chat = callback.message.chat.id if callback.message else callback.from_user.id
-    await gateway.new_conversation(user_key(callback.from_user.id), str(chat))
+    where = place(callback.message) if isinstance(callback.message, Message) else str(callback.from_user.id)
+    await gateway.new_conversation(user_key(callback.from_user.id), where)
     await callback.answer(t(lang, "new_done"))
     if isinstance(callback.message, Message):
         await callback.message.answer(t(lang, "new_done"))

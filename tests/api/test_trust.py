@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.services import credentials
-from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
+from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings
 from shared.db import Database
 from shared.models import Credential, CredentialKind, Task
 from tests.conftest import API_KEY, BOT_API_KEY, ServedGateway, make_client
@@ -213,10 +213,14 @@ def test_regenerate_is_refused_while_the_conversation_has_an_answer_in_flight(
 
 
 def test_v1_clamps_max_tokens_and_refuses_what_cannot_fit(
-    client: TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
 ) -> None:
-    monkeypatch.setenv("MAX_TOKENS", "100")
-    monkeypatch.setenv("N_CTX", "512")
+    limits = ModelSettings(_env_file=None, max_tokens=100, n_ctx=512)
+    with _bare(make_client(gateway_settings, db_url, queue_settings, limits)) as client:
+        _clamps_and_refuses(client, db)
+
+
+def _clamps_and_refuses(client: TestClient, db: Database) -> None:
     person = _token(db, "web:frank")
     question = {"role": "user", "content": "hi"}
     body = {"model": "m", "max_tokens": 32768, "messages": [question], "user": "x"}

@@ -11,9 +11,9 @@ import pytest
 from aiogram import Bot, Dispatcher
 
 from bot.__main__ import run
+from fakes.telegram import FakeTelegram
 from shared.config import BotSettings
 from tests.conftest import BOT_API_KEY, ServedGateway
-from tests.telegram_fake import FakeTelegram
 
 
 class BotRunner:

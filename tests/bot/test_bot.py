@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from fakes.telegram import BOT_USER, ChatMessage, FakeTelegram
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from stack.redis_server import free_port
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, ServedGateway
-from tests.telegram_fake import BOT_USER, ChatMessage, FakeTelegram
 
 pytestmark = pytest.mark.slow
 USER = 1001

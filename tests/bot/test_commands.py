@@ -9,11 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from fakes.telegram import FakeTelegram
 from shared.db import Database
 from shared.models import Task
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, ServedGateway
-from tests.telegram_fake import FakeTelegram
 
 pytestmark = pytest.mark.slow
 USER = 1001
@@ -122,7 +122,7 @@ def test_mode_picks_a_persona(
 
     assert telegram.last_with(USER, "Режим: Учитель").message_id == menu.message_id
     settings = httpx.get(f"{served_gateway.url}/api/users/tg:{USER}/settings", headers={"X-API-Key": API_KEY})
-    assert settings.json() == {"persona": "teacher"}
+    assert settings.json() == {"persona": "teacher", "instructions": None}
 
 
 def test_stats_and_admin_status(

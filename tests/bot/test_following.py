@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from fakes.telegram import FakeTelegram
 from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from tests.bot.conftest import BotRunner
 from tests.conftest import ServedGateway
-from tests.telegram_fake import FakeTelegram
 
 pytestmark = pytest.mark.slow
 USER = 1001

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import example, given, settings
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from bot import formatting
 from bot.delivery import progress_text
 from bot.formatting import format_answer, format_guarded
+from shared.enums import TaskStatus
+from shared.schemas import TaskOut, Usage
 
 
 def _one(markdown: str) -> tuple[str, list[tuple[str, str]]]:
@@ -160,13 +163,24 @@ def test_formatted_parts_fit_and_entities_nest(markdown: str, limit: int) -> Non
                 assert apart or nested
 
 
+def _started(partial: str) -> TaskOut:
+    return TaskOut(
+        task_id="t1",
+        status=TaskStatus.STARTED,
+        partial_text=partial,
+        conversation_id=1,
+        created_at=datetime.now(UTC),
+        usage=Usage(),
+    )
+
+
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(partial=st.text(alphabet=st.sampled_from("a я😀\n"), min_size=1, max_size=6000))
 def test_a_growing_answer_always_fits_one_message(partial: str) -> None:
-    shown = progress_text({"status": "started", "partial_text": partial}, "en")
+    shown = progress_text(_started(partial), "en")
     assert formatting.utf16_len(shown) <= formatting.LIMIT
 
 
 def test_an_emoji_heavy_growing_answer_fits() -> None:
-    shown = progress_text({"status": "started", "partial_text": "😀" * 3000}, "en")
+    shown = progress_text(_started("😀" * 3000), "en")
     assert formatting.utf16_len(shown) <= formatting.LIMIT and shown.endswith("😀 ▌")

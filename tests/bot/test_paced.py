@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from fakes.telegram import FakeTelegram
 from shared.config import GatewaySettings
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, BOT_API_KEY, ServedGateway
-from tests.telegram_fake import FakeTelegram
 
 pytestmark = pytest.mark.slow
 

@@ -181,7 +181,7 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
 
 
 def test_make_run_starts_the_bot_once_a_token_is_set(stack: Stack) -> None:
-    from tests.telegram_fake import FakeTelegram
+    from fakes.telegram import FakeTelegram
 
     telegram = FakeTelegram()
     telegram.start()

@@ -124,3 +124,44 @@ def test_the_page_is_served_with_a_strict_policy(served_gateway: ServedGateway) 
         assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
     # No /docs: its page would load scripts from a CDN on the origin that holds sessions.
     assert httpx.get(served_gateway.url + "/docs", headers={"X-API-Key": API_KEY}).status_code == 404
+
+
+def test_conversations_in_the_menu_switch_and_export(
+    page: Page, fake_workers: Callable[..., Any], served_gateway: ServedGateway
+) -> None:
+    fake_workers()
+    expect(page.locator("#sign-out")).to_be_visible(timeout=10_000)
+    send(page, "about volcanoes")
+    expect(page.locator(".msg.assistant").last).to_have_text(
+        "Answer 1 to 'about volcanoes' (saw 0 answers)", timeout=30_000
+    )
+    page.click("#new-chat")
+    send(page, "about the sea")
+    expect(page.locator(".msg.assistant").last).to_contain_text("'about the sea'", timeout=30_000)
+
+    # On a phone the list is a menu: closed until asked for.
+    expect(page.locator("#sidebar")).to_be_hidden()
+    page.click("#menu")
+    items = page.locator("#chats li")
+    expect(items).to_have_count(2, timeout=10_000)
+    expect(items.locator(".open")).to_have_text(["about the sea", "about volcanoes"])
+    expect(page.locator("#chats li.current .open")).to_have_text("about the sea")
+
+    # Back to the first conversation: its history, and the next answer sees it.
+    items.nth(1).locator(".open").click()
+    expect(page.locator("#sidebar")).to_be_hidden()
+    expect(page.locator(".msg.user")).to_have_text(["about volcanoes"], timeout=10_000)
+    send(page, "more please")
+    expect(page.locator(".msg.assistant").last).to_have_text(
+        "Answer 2 to 'more please' (saw 1 answers)", timeout=30_000
+    )
+
+    # Its export, downloaded as a person would: the same exchanges.
+    page.click("#menu")
+    expect(page.locator("#chats li.current .open")).to_have_text("about volcanoes")
+    with page.expect_download() as download:
+        page.locator("#chats li.current a.export").click()
+    text = download.value.path().read_text(encoding="utf-8")
+    assert text.startswith("# about volcanoes\n")
+    assert "Answer 1 to 'about volcanoes'" in text and "Answer 2 to 'more please' (saw 1 answers)" in text
+    assert "about the sea" not in text

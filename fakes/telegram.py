@@ -8,12 +8,14 @@ It keeps the chats' messages as Telegram would (sent, edited, drafts), hands out
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import itertools
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,6 +42,8 @@ class ChatMessage:
     reply_markup: dict[str, Any] | None = None
     edits: int = 0
     reply_to: int | None = None
+    thread: int | None = None  # the forum topic it was sent to
+    document: tuple[str, bytes] | None = None  # a file sent with sendDocument: its name and bytes
 
 
 class FakeTelegram:
@@ -247,8 +251,29 @@ class FakeTelegram:
         text = str(params["text"])
         entities = params.get("entities") or []
         _check_text(text, entities)
+        return self._store(params, text, entities)
+
+    def _m_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        document = params.get("document")
+        if isinstance(document, str) and document.startswith("attach://"):
+            document = params.get(document.removeprefix("attach://"))  # the file in its own form field
+        if not isinstance(document, tuple):
+            raise _ApiError(400, "Bad Request: there is no document in the request")
+        caption = str(params.get("caption", ""))
+        if _utf16(caption) > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        return self._store(params, caption, [], document)
+
+    def _store(
+        self,
+        params: dict[str, Any],
+        text: str,
+        entities: list[dict[str, Any]],
+        document: tuple[str, bytes] | None = None,
+    ) -> dict[str, Any]:
         chat = int(params["chat_id"])
         reply = params.get("reply_parameters") or {}
+        thread = params.get("message_thread_id")
         message = ChatMessage(
             chat,
             next(self.message_ids),
@@ -256,6 +281,8 @@ class FakeTelegram:
             entities,
             params.get("reply_markup"),
             reply_to=reply.get("message_id"),
+            thread=int(thread) if thread is not None else None,
+            document=document,
         )
         with self.lock:
             self.messages[(chat, message.message_id)] = message
@@ -311,6 +338,8 @@ def _check_text(text: str, entities: list[dict[str, Any]] | None) -> None:
 
 
 def _parse(body: bytes, content_type: str) -> dict[str, Any]:
+    if content_type.startswith("multipart/form-data"):
+        return _parse_multipart(body, content_type)
     if "json" in content_type:
         parsed: dict[str, Any] = json.loads(body or b"{}")
         return parsed
@@ -320,8 +349,26 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any]:
     return params
 
 
+def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
+    """A file upload (sendDocument): fields as with a form, files as (name, bytes)."""
+    envelope = f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    params: dict[str, Any] = {}
+    for part in BytesParser(policy=email.policy.HTTP).parsebytes(envelope).iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            params[name] = (filename, payload)
+        else:
+            value = payload.decode()
+            params[name] = json.loads(value) if value[:1] in "[{" else value
+    return params
+
+
 def serve(host: str, port: int) -> None:
-    """Run the fake with its control routes until killed (`python -m tests.telegram_fake HOST PORT`)."""
+    """Run the fake with its control routes until killed (`python -m fakes.telegram HOST PORT`)."""
     fake = FakeTelegram(host, port)
     fake.start(control=True)
     assert fake._thread is not None

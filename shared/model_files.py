@@ -1,0 +1,77 @@
+"""GGUF files on disk: is it one, and is it still the file that was downloaded.
+
+At the first download the file's SHA-256 (checked against the hub's own record of it when the hub
+gives one) is written beside it, with its size and modification time. Later loads compare size
+and time, and only when either changed read the whole file again: a file altered or damaged since
+is refused, not loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+_CHUNK = 1 << 20
+
+
+class ModelFileRefused(Exception):
+    """The file is not a GGUF model, or not the one that was downloaded; the message says which."""
+
+
+def record_path(model: Path) -> Path:
+    return model.with_name(model.name + ".sha256.json")
+
+
+def check_gguf(path: Path) -> None:
+    with open(path, "rb") as file:
+        if file.read(4) != GGUF_MAGIC:
+            raise ModelFileRefused(f"{path.name} is not a GGUF model file (its first bytes say otherwise).")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record(path: Path, expected_sha256: str | None = None) -> str:
+    """Hash a freshly downloaded file, check it against the hub's hash if known, and remember it."""
+    check_gguf(path)
+    digest = sha256_of(path)
+    if expected_sha256 and digest != expected_sha256.lower():
+        raise ModelFileRefused(
+            f"{path.name} does not match the hub's SHA-256 ({digest[:12]}… instead of "
+            f"{expected_sha256[:12]}…): the download is damaged or the file was replaced."
+        )
+    stat = path.stat()
+    record_path(path).write_text(
+        json.dumps({"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n"
+    )
+    log.info("model %s: SHA-256 %s recorded", path.name, digest)
+    return digest
+
+
+def verify(path: Path) -> None:
+    """Refuse a file that is not GGUF, or that changed since its hash was recorded (if it was)."""
+    check_gguf(path)
+    kept = record_path(path)
+    if not kept.is_file():
+        return  # a file put here by hand: nothing to compare with
+    expected = json.loads(kept.read_text())
+    stat = path.stat()
+    if stat.st_size == expected["size"] and stat.st_mtime_ns == expected["mtime_ns"]:
+        return
+    if sha256_of(path) != expected["sha256"]:
+        raise ModelFileRefused(
+            f"{path.name} changed since it was downloaded (its SHA-256 differs from the one recorded in "
+            f"{kept.name}): delete both to download it again."
+        )
+    stat = path.stat()  # the same bytes, touched: remember the new time so the next start is quick
+    kept.write_text(json.dumps({**expected, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n")
