@@ -18,6 +18,8 @@ const TEXTS = {
     instructions: "Your instructions", save: "Save", saved: "Saved.",
     instructionsHelp: "Added after the owner's instructions, from your next message (at most 1000 characters).",
     exportAll: "Download everything kept about me",
+    quota: (period, limit, at) => `You have used your ${period === "month" ? "monthly" : "daily"} quota of ` +
+      `${limit} tokens. It starts anew at ${at}.`,
   },
   ru: {
     title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", signOut: "Выйти",
@@ -35,6 +37,8 @@ const TEXTS = {
     instructions: "Ваши инструкции", save: "Сохранить", saved: "Сохранено.",
     instructionsHelp: "Добавляются после инструкций владельца, со следующего сообщения (не больше 1000 символов).",
     exportAll: "Скачать всё, что хранится обо мне",
+    quota: (period, limit, at) => `Вы израсходовали ${period === "month" ? "месячный" : "дневной"} лимит в ` +
+      `${limit} токенов. Он обновится ${at}.`,
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
@@ -221,7 +225,7 @@ async function send(text) {
     const body = await response.json();
     if (!response.ok) {
       el.classList.add("error");
-      renderInto(el, response.status >= 500 ? T.unavailable : String(body.detail || T.failed));
+      renderInto(el, refusal(response.status, body));
       return;
     }
     loadChats(); // a first message names a new conversation
@@ -232,6 +236,16 @@ async function send(text) {
       renderInto(el, T.unavailable);
     }
   }
+}
+
+// Why a message was not taken, in the reader's language where the gateway's code says what it was.
+function refusal(status, body) {
+  if (status >= 500) return T.unavailable;
+  if (body.code === "quota_exceeded" && body.resets_at) {
+    const at = new Date(body.resets_at).toLocaleString(LANG, {dateStyle: "medium", timeStyle: "short"});
+    return T.quota(body.period, body.limit, at);
+  }
+  return String(body.detail || T.failed);
 }
 
 async function loadHistory() {
