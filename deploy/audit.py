@@ -14,7 +14,8 @@ import sys
 
 import httpx
 
-PROBE = "https://pypi.org/pypi/pip/json"
+# The per-release form pip-audit asks for (a machine may reach the project pages and not these).
+PROBE = "https://pypi.org/pypi/pip/24.0/json"
 
 
 def service_answers() -> bool:
