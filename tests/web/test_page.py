@@ -165,3 +165,25 @@ def test_conversations_in_the_menu_switch_and_export(
     assert text.startswith("# about volcanoes\n")
     assert "Answer 1 to 'about volcanoes'" in text and "Answer 2 to 'more please' (saw 1 answers)" in text
     assert "about the sea" not in text
+
+
+def test_own_instructions_set_on_the_page_reach_the_model(
+    page: Page, fake_workers: Callable[..., Any]
+) -> None:
+    fake_workers()
+    expect(page.locator("#sign-out")).to_be_visible(timeout=10_000)
+    page.click("#menu")
+    page.click("#settings summary")
+    page.fill("#instructions", "Answer like a pirate.")
+    page.click("#save-instructions")
+    expect(page.locator("#instructions-saved")).to_be_visible(timeout=10_000)
+    page.click("#menu")
+    send(page, "!system")
+    # The operator's instructions stay first; the person's follow them.
+    answer = page.locator(".msg.assistant").last
+    expect(answer).to_contain_text("System:", timeout=30_000)
+    assert answer.inner_text().endswith("\n\nAnswer like a pirate.")
+    page.reload()
+    page.click("#menu")
+    page.click("#settings summary")
+    expect(page.locator("#instructions")).to_have_value("Answer like a pirate.")
