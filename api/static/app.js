@@ -368,10 +368,15 @@ function tool(symbol, label, action) {
 
 async function switchTo(id) {
   if (current) current.controller.abort();
-  await api(`/api/conversations/${id}/activate`, {method: "POST"});
-  document.body.classList.remove("menu-open");
-  menuButton.setAttribute("aria-expanded", "false");
-  await Promise.all([loadChats(), loadHistory()]);
+  composer.hidden = true; // until the other conversation's history is in
+  try {
+    await api(`/api/conversations/${id}/activate`, {method: "POST"});
+    document.body.classList.remove("menu-open");
+    menuButton.setAttribute("aria-expanded", "false");
+    await Promise.all([loadChats(), loadHistory()]);
+  } finally {
+    composer.hidden = !me;
+  }
 }
 
 menuButton.addEventListener("click", () => {
@@ -420,7 +425,6 @@ async function start() {
   const response = await api("/api/me");
   if (!response.ok) return;
   me = await response.json();
-  composer.hidden = false;
   signOutButton.hidden = false;
   sidebar.hidden = false;
   menuButton.hidden = false;
@@ -428,6 +432,8 @@ async function start() {
   exportAll.download = "ai-assistant-export.json";
   exportAll.hidden = false;
   await Promise.all([loadHistory(), loadChats(), loadSettings()]);
+  // Only now: a message sent while the history was loading would be wiped by it.
+  composer.hidden = false;
 }
 
 start().catch(() => {});
