@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from api.services import RateLimited, credentials
+from api.services import RateLimited, credentials, status_cache
 from api.services.pacing import Pacer
 from shared.config import GatewaySettings, QueueSettings
 from shared.db import Database
-from shared.models import CredentialKind
+from shared.models import CredentialKind, TaskStatus
 from tests.conftest import make_client, wait_for
 
 
@@ -44,6 +44,15 @@ def statements() -> Iterator[Statements]:
     event.remove(Engine, "before_cursor_execute", counter)
 
 
+@pytest.fixture
+def long_lifetimes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries trusted for an hour: what is tested is the notices, not how long a slow machine takes
+    to make twenty requests (a queued task's entry lives half a second)."""
+    monkeypatch.setitem(status_cache.LIFETIME, TaskStatus.QUEUED, 3600.0)
+    monkeypatch.setattr(status_cache, "FINAL_LIFETIME", 3600.0)
+
+
+@pytest.mark.usefixtures("long_lifetimes")
 def test_an_unchanged_status_is_served_without_a_database_read(
     client: TestClient, statements: Statements, run_jobs: Callable[[], None]
 ) -> None:
@@ -65,6 +74,17 @@ def test_an_unchanged_status_is_served_without_a_database_read(
     wait_for(finished, timeout=10)
     assert any(reads)
     assert statements.during(lambda: client.get(f"/api/status/{task_id}")) == 0
+
+
+def test_an_entry_past_its_lifetime_is_read_again(
+    client: TestClient, statements: Statements, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A queued task's place moves without a notice: its entry must not outlive LIFETIME.
+    monkeypatch.setitem(status_cache.LIFETIME, TaskStatus.QUEUED, 0.0)
+    task_id = client.post("/api/chat", json={"user_id": "u", "text": "hi"}).json()["task_id"]
+    wait_for(lambda: client.app_state["changes"].cache.enabled, timeout=10)
+    for _ in range(3):
+        assert statements.during(lambda: client.get(f"/api/status/{task_id}").raise_for_status()) > 0
 
 
 def test_a_fast_poller_waits_its_turn_then_gets_429_while_others_do_not(
