@@ -87,7 +87,8 @@ async def owned_task(task_id: str, caller: CallerDep, db: DbDep, changes: Change
 OwnedTaskDep = Annotated[OwnedTask, Depends(owned_task)]
 
 
-ConversationId = Annotated[int, Path(ge=1, le=2**62, description="A conversation's id.")]
+# The column is a 32-bit integer on PostgreSQL: a larger id is refused here, not by the database.
+ConversationId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A conversation's id.")]
 
 
 async def owned_conversation(conversation_id: ConversationId, caller: CallerDep, db: DbDep) -> int:

@@ -51,8 +51,9 @@ class QuotaSetting(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    per_day: Annotated[int, Field(strict=True, ge=0, le=10**12)] | None = None
-    per_month: Annotated[int, Field(strict=True, ge=0, le=10**12)] | None = None
+    # 32-bit integer columns on PostgreSQL.
+    per_day: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | None = None
+    per_month: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | None = None
 
 
 class QuotaPeriod(BaseModel):

@@ -12,7 +12,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.access import AccessGate, refused_unless_admin
 from bot.conversation import user_key
-from bot.gateway import GatewayClient
+from bot.gateway import GatewayClient, GatewayRejected
 from bot.texts import t
 from shared.config import BotSettings
 from shared.enums import AccessStatus
@@ -100,7 +100,11 @@ async def quota(
     except ValueError:
         await message.answer(t(lang, "quota_usage"))
         return
-    await gateway.set_quota(user_key(int(parts[0])), per_day, per_month)
+    try:
+        await gateway.set_quota(user_key(int(parts[0])), per_day, per_month)
+    except GatewayRejected:  # a number past what a quota may be
+        await message.answer(t(lang, "quota_usage"))
+        return
     default = t(lang, "default_quota")
     await message.answer(
         t(

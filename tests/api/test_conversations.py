@@ -218,6 +218,9 @@ def test_who_may_touch_a_conversation(
         )
         # A huge or negative id is refused at the edge, not by the database.
         assert client.get("/api/conversations/99999999999999999999/export", headers=alice).status_code == 422
+        assert client.post(f"/api/conversations/{2**31}/activate", headers=alice).status_code == 422
+        too_big = client.put("/api/users/web:alice/quota", json={"per_day": 2**31}, headers=operator)
+        assert too_big.status_code == 422
         assert (
             json.loads(client.get(path + "/export?format=json", headers=alice).text)["title"]
             == "alice's secret"
