@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -132,17 +133,19 @@ def _export(session: Session, conversation: Conversation) -> ConversationExport:
         title=conversation.title,
         chat_id=conversation.chat_id,
         created_at=conversation.created_at,
-        exchanges=[
-            Exchange(
-                task_id=task.id,
-                status=TaskStatus(task.status),
-                question=texts[task.request_message_id],
-                answer=texts.get(task.reply_message_id) if task.reply_message_id else None,
-                error=task.error,
-                created_at=task.created_at,
-            )
-            for task in tasks
-        ],
+        exchanges=[exchange(task, texts) for task in tasks],
+    )
+
+
+def exchange(task: Task, texts: Mapping[int, str]) -> Exchange:
+    """One message and what became of it, with `texts` holding its messages' contents by id."""
+    return Exchange(
+        task_id=task.id,
+        status=TaskStatus(task.status),
+        question=texts[task.request_message_id],
+        answer=texts.get(task.reply_message_id) if task.reply_message_id else None,
+        error=task.error,
+        created_at=task.created_at,
     )
 
 

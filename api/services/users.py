@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.services import NotFound
-from api.services.conversations import title_from
+from api.services.conversations import exchange, title_from
 from api.services.status import describe
 from shared.db import Database
 from shared.models import Conversation, Message, Task, TaskStatus, User, utcnow
@@ -142,14 +142,4 @@ def history(db: Database, user_id: str, chat_id: str | None, limit: int) -> list
         ).all()
         ids = [i for t in tasks for i in (t.request_message_id, t.reply_message_id) if i is not None]
         texts = dict(session.execute(select(Message.id, Message.content).where(Message.id.in_(ids))).all())
-        return [
-            Exchange(
-                task_id=t.id,
-                status=TaskStatus(t.status),
-                question=texts[t.request_message_id],
-                answer=texts.get(t.reply_message_id) if t.reply_message_id else None,
-                error=t.error,
-                created_at=t.created_at,
-            )
-            for t in reversed(tasks)
-        ]
+        return [exchange(t, texts) for t in reversed(tasks)]

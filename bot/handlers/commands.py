@@ -16,7 +16,7 @@ from aiogram.types import (
 )
 
 from bot.access import refused_unless_admin
-from bot.conversation import Conversations, user_key, when
+from bot.conversation import Conversations, refusal, user_key, when
 from bot.delivery import Deliverer, Target, place
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import language_of, t
@@ -48,7 +48,10 @@ async def retry(message: Message, lang: str, gateway: GatewayClient, deliverer: 
     if latest is None or latest.status not in FINAL_STATUSES:
         await message.answer(t(lang, "nothing_to_retry"))
         return
-    await _regenerate(latest.task_id, Target.of(message, lang), gateway, deliverer, message.from_user.id)
+    try:
+        await _regenerate(latest.task_id, Target.of(message, lang), gateway, deliverer, message.from_user.id)
+    except GatewayRejected as exc:  # over quota, too fast, or answered again already
+        await message.answer(refusal(exc, lang))
 
 
 async def cancel(message: Message, lang: str, gateway: GatewayClient) -> None:
@@ -152,7 +155,9 @@ async def regenerate_button(
             task_id, Target.of(callback.message, lang), gateway, deliverer, callback.from_user.id
         )
     except GatewayRejected as exc:
-        await callback.answer(t(lang, "not_yours") if exc.status == 404 else exc.detail, show_alert=True)
+        await callback.answer(
+            t(lang, "not_yours") if exc.status == 404 else refusal(exc, lang), show_alert=True
+        )
         return
     await callback.answer()
 

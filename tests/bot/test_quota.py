@@ -12,22 +12,13 @@ import pytest
 from fakes.telegram import FakeTelegram
 from shared.config import GatewaySettings
 from tests.bot.conftest import BotRunner
-from tests.conftest import API_KEY, BOT_API_KEY
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def gateway_settings() -> GatewaySettings:
-    return GatewaySettings(
-        _env_file=None,
-        api_key=API_KEY,
-        bot_api_key=BOT_API_KEY,
-        quota_tokens_per_day=1,
-        min_poll_interval_seconds=0,
-        reads_per_second=10_000,
-        reads_per_second_total=100_000,
-    )
+def gateway_settings(gateway_settings: GatewaySettings) -> GatewaySettings:
+    return gateway_settings.model_copy(update={"quota_tokens_per_day": 1})
 
 
 def test_over_quota_gets_the_reset_time_while_another_is_answered(
@@ -40,6 +31,10 @@ def test_over_quota_gets_the_reset_time_while_another_is_answered(
     refused = telegram.last_with(2001, "лимит").text
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
     assert f"{tomorrow:%Y-%m-%d} 00:00 UTC" in refused and "дневной" in refused
+
+    # Answering again is refused the same way (not with the gateway's English sentence).
+    telegram.send_text("/retry", user_id=2001, language="ru")
+    telegram.wait_for(lambda: sum("дневной лимит" in m.text for m in telegram.chat(2001)) == 2)
 
     telegram.send_text("hello", user_id=2002)
     telegram.last_with(2002, "Answer 1 to 'hello'")
