@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
+from sqlalchemy import event
 
 from shared.config import DatabaseSettings
 from shared.db import make_engine
@@ -17,12 +20,21 @@ if context.is_offline_mode():
         context.run_migrations()
 else:
     engine = make_engine(DatabaseSettings(database_url=url))
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite changes a column by copying its table into a new one and dropping the old: with
+        # foreign keys enforced, that drop would cascade to every row that points at the table
+        # (a conversation's messages and tasks). Off for migrations only, checked afterwards.
+        @event.listens_for(engine, "connect")
+        def _no_cascades_while_migrating(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA foreign_keys = OFF")
+
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=Base.metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
+        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=sqlite)
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows pointing nowhere: {broken[:5]}")
     engine.dispose()

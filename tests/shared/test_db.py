@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from alembic import command
 from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from api.services import users
 from shared.config import DatabaseSettings
 from shared.db import Database
 from shared.migrate import alembic_config, upgrade
@@ -88,3 +90,38 @@ def test_concurrent_read_then_write_transactions_never_hit_locked(db: Database) 
     with db.reading() as s:
         # No lost update either: every increment landed.
         assert s.scalar(select(Conversation.chat_id)) == "600"
+
+
+def test_upgrading_keeps_every_conversation_message_and_task(tmp_path: Path) -> None:
+    """Written by the previous schema, read by this one: a migration that copies a table (SQLite
+    changes columns that way) must not take the rows that point at it along."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0006")
+    raw = sqlite3.connect(tmp_path / "old.db")
+    at = "2026-11-27 10:00:00.000000"
+    raw.execute("INSERT INTO user (id, external_id, created_at) VALUES (1, 'u', ?)", (at,))
+    raw.execute("INSERT INTO conversation (id, user_id, chat_id, created_at) VALUES (1, 1, '', ?)", (at,))
+    for id_, role, content in ((1, "user", "hi"), (2, "assistant", "hello")):
+        raw.execute(
+            "INSERT INTO message (id, conversation_id, role, content, created_at) VALUES (?, 1, ?, ?, ?)",
+            (id_, role, content, at),
+        )
+    raw.execute(
+        "INSERT INTO task (id, user_id, conversation_id, request_message_id, reply_message_id, status, "
+        "cancel_requested, superseded, created_at) VALUES ('t1', 1, 1, 1, 2, 'finished', 0, 0, ?)",
+        (at,),
+    )
+    raw.commit()
+    raw.close()
+
+    upgrade(url)
+    database = Database.from_settings(DatabaseSettings(_env_file=None, database_url=url))
+    try:
+        (exchange,) = users.history(database, "u", None, 100)
+        assert (exchange.question, exchange.answer) == ("hi", "hello")
+        # And back down and up again, still whole.
+        command.downgrade(alembic_config(url), "0006")
+        upgrade(url)
+        assert [e.answer for e in users.history(database, "u", None, 100)] == ["hello"]
+    finally:
+        database.dispose()
