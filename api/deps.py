@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from rq import Queue
 from starlette.concurrency import run_in_threadpool
 
@@ -56,6 +56,8 @@ async def get_streams(request: Request) -> StreamSlots:
     return streams
 
 
+# Where a person talks from (a chat, a group, a topic): each has its own conversations.
+ChatIdQuery = Annotated[str | None, Query(max_length=128)]
 DbDep = Annotated[Database, Depends(get_db)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
 ChangesDep = Annotated[TaskChanges, Depends(get_changes)]

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from api.auth import CallerDep, OwnUserDep
-from api.deps import DbDep, OwnedConversationDep
+from api.deps import ChatIdQuery, DbDep, OwnedConversationDep
 from api.services import conversations, users
 from shared.account_schemas import ConversationExport, ConversationRename, ConversationSummary, UserExport
 from shared.schemas import ConversationOut, NewConversationRequest
 
 router = APIRouter(prefix="/api", tags=["conversations"])
-ChatIdQuery = Annotated[str | None, Query(max_length=128)]
 
 
 class ExportFormat(enum.StrEnum):

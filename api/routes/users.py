@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import OwnUserDep, ServedUserDep
-from api.deps import DbDep, GatewaySettingsDep
+from api.deps import ChatIdQuery, DbDep, GatewaySettingsDep
 from api.services import NotFound, credentials, quotas, users
 from api.services.tasks import Limits
 from shared.account_schemas import InstructionsIn, Quota, QuotaSetting
@@ -29,7 +29,6 @@ from shared.schemas import (
 )
 
 router = APIRouter(prefix="/api", tags=["users"])
-ChatIdQuery = Annotated[str | None, Query(max_length=128)]
 
 
 @router.get("/users/{user_id:path}/settings", response_model=UserSettingsOut)
