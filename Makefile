@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model migrate browser backup restore clean
+.PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model migrate browser speech backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -59,14 +59,19 @@ browser: ## Make sure Chromium is there for the web page's tests (installs it as
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
 		{ echo "The web page tests need Chromium: apt-get install chromium"; exit 1; }
 
-test: $(VENV)/.installed-dev model browser ## Run the whole test suite
+speech: ## Make sure espeak-ng is there: the voice tests speak their notes with it (installs it as root)
+	@command -v espeak-ng >/dev/null 2>&1 || { test "$$(id -u)" = 0 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng; } || \
+		{ echo "The voice tests need espeak-ng: apt-get install espeak-ng"; exit 1; }
+
+test: $(VENV)/.installed-dev model browser speech ## Run the whole test suite
 	$(PY) -m pytest
 
-test-postgres: $(VENV)/.installed-dev model ## The database, pipeline and reliability tests against PostgreSQL at TEST_DATABASE_URL
+test-postgres: $(VENV)/.installed-dev model speech ## The database, pipeline, voice and reliability tests against PostgreSQL at TEST_DATABASE_URL
 	@test -n "$(TEST_DATABASE_URL)" || { echo "Set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"; exit 1; }
-	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/reliability
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/voice tests/reliability
 
-deploy-check: model ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
+deploy-check: model speech ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
 	$(PY) -m deploy.smoke
 
 bench: $(VENV)/.installed-dev model ## Benchmarks against baselines in the same run: bench/results.md and .png

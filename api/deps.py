@@ -17,7 +17,7 @@ from api.auth import CallerDep
 from api.services import NotFound, conversations, tasks
 from api.services.changes import TaskChanges
 from api.services.streams import StreamSlots
-from shared.config import GatewaySettings, ModelSettings, QueueSettings
+from shared.config import GatewaySettings, ModelSettings, QueueSettings, VoiceSettings
 from shared.db import Database
 
 
@@ -51,6 +51,11 @@ async def get_model_settings(request: Request) -> ModelSettings:
     return settings
 
 
+async def get_voice_settings(request: Request) -> VoiceSettings:
+    settings: VoiceSettings = request.state.voice_settings
+    return settings
+
+
 async def get_streams(request: Request) -> StreamSlots:
     streams: StreamSlots = request.state.streams
     return streams
@@ -64,6 +69,7 @@ ChangesDep = Annotated[TaskChanges, Depends(get_changes)]
 GatewaySettingsDep = Annotated[GatewaySettings, Depends(get_gateway_settings)]
 QueueSettingsDep = Annotated[QueueSettings, Depends(get_queue_settings)]
 ModelSettingsDep = Annotated[ModelSettings, Depends(get_model_settings)]
+VoiceSettingsDep = Annotated[VoiceSettings, Depends(get_voice_settings)]
 StreamsDep = Annotated[StreamSlots, Depends(get_streams)]
 
 

@@ -31,6 +31,7 @@ from api.services import (
     TooManyActive,
     TooManyStreams,
 )
+from api.services.voice_notes import VoiceRefused
 from shared.schemas import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,12 @@ async def _text_too_long(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 422, str(exc), code=ErrorCode.TEXT_TOO_LONG, extra={"limit": exc.limit})
 
 
+async def _voice_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, VoiceRefused)
+    extra = {"limit": exc.limit} if exc.limit is not None else None
+    return error_response(request, exc.status, str(exc), code=exc.code, extra=extra)
+
+
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NotFound)
     return error_response(request, 404, str(exc))
@@ -202,6 +209,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TooManyStreams, _too_many_streams)
     app.add_exception_handler(QuotaExceeded, _quota_exceeded)
     app.add_exception_handler(TextTooLong, _text_too_long)
+    app.add_exception_handler(VoiceRefused, _voice_refused)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(QueueUnavailable, _queue_down)

@@ -13,15 +13,27 @@ from fastapi.staticfiles import StaticFiles
 from api.auth import Guard
 from api.errors import RefuseNulInUrl, install_error_handlers
 from api.headers import SecurityHeaders
-from api.routes import access, chat, conversations, health, metrics, openai, session, system, users, web
+from api.routes import (
+    access,
+    chat,
+    conversations,
+    health,
+    metrics,
+    openai,
+    session,
+    system,
+    users,
+    voice,
+    web,
+)
 from api.services.changes import TaskChanges
 from api.services.credentials import purge_expired
 from api.services.streams import StreamSlots
-from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings
+from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, VoiceSettings
 from shared.db import Database
 from shared.jobs import changes_channel, make_queue, make_redis
 from shared.recovery import Periodic, recovery_thread
-from shared.retention import purge_conversations
+from shared.retention import purge_conversations, purge_voice
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +43,7 @@ def create_app(
     database_settings: DatabaseSettings | None = None,
     queue_settings: QueueSettings | None = None,
     model_settings: ModelSettings | None = None,
+    voice_settings: VoiceSettings | None = None,
 ) -> FastAPI:
     """Build the gateway; settings default to the environment and `.env`.
 
@@ -39,6 +52,7 @@ def create_app(
     database_settings = database_settings or DatabaseSettings()
     queue_settings = queue_settings or QueueSettings()
     model_settings = model_settings or ModelSettings()
+    voice_settings = voice_settings or VoiceSettings()
     if gateway_settings.api_key is None:
         raise RuntimeError("API_KEY is not set: put one in .env (`make run` generates it).")
 
@@ -54,6 +68,8 @@ def create_app(
         if gateway_settings.retention_days:
             days = gateway_settings.retention_days
             background.append(Periodic("retention", 3600, lambda: purge_conversations(db, days)))
+        keep = voice_settings.voice_keep_seconds
+        background.append(Periodic("voice", max(60, min(3600, keep)), lambda: purge_voice(db, keep)))
         for thread in background:
             thread.start()
         changes = TaskChanges(queue_settings.redis_url, changes_channel(queue.name))
@@ -66,6 +82,7 @@ def create_app(
                 "gateway_settings": gateway_settings,
                 "queue_settings": queue_settings,
                 "model_settings": model_settings,
+                "voice_settings": voice_settings,
                 "streams": StreamSlots(
                     gateway_settings.max_streams_per_user,
                     gateway_settings.max_streams_total,
@@ -85,10 +102,10 @@ def create_app(
     )
     install_error_handlers(app)
     # Outermost last: headers on everything, NUL refused, then who is asking (before any body).
-    app.add_middleware(Guard, settings=gateway_settings)
+    app.add_middleware(Guard, settings=gateway_settings, audio_max_bytes=voice_settings.voice_max_bytes)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(SecurityHeaders)
-    for router in (chat, users, conversations, access, session, system, openai, metrics, health, web):
+    for router in (chat, voice, users, conversations, access, session, system, openai, metrics, health, web):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app

@@ -1,4 +1,5 @@
-"""Resident memory of each part of the stack with the default model, after it has answered.
+"""Resident memory of each part of the stack with the default model, after it has answered text,
+then again after it has also transcribed voice notes (the speech model is loaded by the first).
 
 Run: `.venv/bin/python -m bench.memory` (starts `python -m stack` in a scratch folder on free ports).
 """
@@ -34,7 +35,8 @@ def _part(process: psutil.Process) -> str | None:
     return next((name for key, name in PARTS.items() if key in line), None)
 
 
-def measure(messages: int = 5) -> dict[str, float]:
+def measure(messages: int = 5) -> tuple[dict[str, float], dict[str, float]]:
+    """(memory after text answers, memory after voice notes too), by part, in MB."""
     # The bot runs too, against a stand-in Telegram on loopback (no real bot token needed).
     from fakes.telegram import FakeTelegram
 
@@ -46,7 +48,27 @@ def measure(messages: int = 5) -> dict[str, float]:
         telegram.stop()
 
 
-def _measure(messages: int, telegram_api: str) -> dict[str, float]:
+def _usage(stack: subprocess.Popen[bytes]) -> dict[str, float]:
+    usage: dict[str, float] = {}
+    for child in psutil.Process(stack.pid).children(recursive=True):
+        part = _part(child)
+        if part:
+            usage[part] = usage.get(part, 0.0) + child.memory_info().rss / 2**20
+    return usage
+
+
+def _wait(api: str, headers: dict[str, str], ids: list[str]) -> None:
+    for task_id in ids:
+        while httpx.get(f"{api}/api/status/{task_id}", headers=headers).json()["status"] not in (
+            "finished",
+            "failed",
+        ):
+            time.sleep(0.2)
+
+
+def _measure(messages: int, telegram_api: str) -> tuple[dict[str, float], dict[str, float]]:
+    from fakes import speech
+
     with tempfile.TemporaryDirectory() as workdir:
         api_port = free_port()
         env = dict(
@@ -95,29 +117,31 @@ def _measure(messages: int, telegram_api: str) -> dict[str, float]:
                 ).json()["task_id"]
                 for n in range(messages)
             ]
-            for task_id in ids:
-                while httpx.get(f"{api}/api/status/{task_id}", headers=headers).json()["status"] not in (
-                    "finished",
-                    "failed",
-                ):
-                    time.sleep(0.2)
-            usage: dict[str, float] = {}
-            for child in psutil.Process(stack.pid).children(recursive=True):
-                part = _part(child)
-                if part:
-                    usage[part] = usage.get(part, 0.0) + child.memory_info().rss / 2**20
-            return usage
+            _wait(api, headers, ids)
+            text_only = _usage(stack)
+            note = speech.speak("Tell me a fact about the moon, please, and make it a short one.")
+            ids = [
+                httpx.post(
+                    f"{api}/api/chat/voice",
+                    data={"user_id": "bench"},
+                    files={"file": ("note.ogg", note, "audio/ogg")},
+                    headers=headers,
+                ).json()["task_id"]
+                for _ in range(2)
+            ]
+            _wait(api, headers, ids)
+            return text_only, _usage(stack)
         finally:
             stack.send_signal(signal.SIGINT)
             stack.wait(timeout=60)
 
 
 def main() -> None:
-    usage = measure()
-    print("| part | resident memory (MB) |\n|---|---|")
-    for part, mb in sorted(usage.items()):
-        print(f"| {part} | {mb:.0f} |")
-    print(f"| **whole stack** | **{sum(usage.values()):.0f}** |")
+    text_only, with_voice = measure()
+    print("| part | resident memory (MB) | after voice notes (MB) |\n|---|---|---|")
+    for part, mb in sorted(text_only.items()):
+        print(f"| {part} | {mb:.0f} | {with_voice.get(part, 0):.0f} |")
+    print(f"| **whole stack** | **{sum(text_only.values()):.0f}** | **{sum(with_voice.values()):.0f}** |")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ from bot.access import AccessGate
 from bot.conversation import Conversations
 from bot.delivery import Deliverer
 from bot.gateway import GatewayClient
-from bot.handlers import admin, chat, chats, commands, start
+from bot.handlers import admin, chat, chats, commands, start, voice
 from bot.middlewares import LanguageMiddleware, RateLimitMiddleware
 from bot.texts import LANGUAGES, TEXTS
 from shared.config import BotSettings
 
-COMMANDS = ["new", "chats", "export", "prompt", "retry", "cancel", "mode", "stats", "web", "help"]
+COMMANDS = ["new", "chats", "export", "prompt", "voice", "retry", "cancel", "mode", "stats", "web", "help"]
 
 
 def build_bot(settings: BotSettings) -> Bot:
@@ -53,6 +53,7 @@ def build_dispatcher(settings: BotSettings, bot: Bot, gateway: GatewayClient) ->
         admin.build_router(),
         commands.build_router(),
         chats.build_router(),
+        voice.build_router(),
         chat.build_router(),
     )
     return dispatcher

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,7 +13,8 @@ from aiogram import Bot
 from bot.delivery import Deliverer, Target, retry_keyboard
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import t
-from shared.schemas import ErrorCode, QuotaPeriodName
+from shared.enums import FINAL_STATUSES
+from shared.schemas import ChatAccepted, ErrorCode, QuotaPeriodName
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,10 @@ def refusal(exc: GatewayRejected, lang: str) -> str:
     error = exc.error
     if error.code == ErrorCode.TEXT_TOO_LONG:
         return t(lang, "too_long", limit=error.limit)
+    if error.code == ErrorCode.VOICE_DISABLED:
+        return t(lang, "voice_disabled")
+    if error.code == ErrorCode.VOICE_TOO_LONG:
+        return t(lang, "voice_too_long", limit=error.limit)
     if error.code == ErrorCode.QUOTA_EXCEEDED and error.resets_at is not None:
         period = t(lang, "period_monthly" if error.period == QuotaPeriodName.MONTH else "period_daily")
         return t(lang, "quota_exceeded", period=period, limit=error.limit, when=when(error.resets_at))
@@ -56,18 +62,61 @@ class Conversations:
 
     async def ask(self, user_id: int, text: str, key: str, target: Target) -> None:
         """Queue `text` for an answer in `target`; the same `key` twice is one task, one answer."""
+        send = self.gateway.chat(user_key(user_id), text, target.place, key, client_meta=target.meta())
+        await self._submit(user_id, send, target, Pending(user_id, text, key, target))
+
+    async def ask_voice(
+        self, user_id: int, audio: bytes, duration: int | None, key: str, target: Target
+    ) -> None:
+        """Queue a voice note: a worker hears it, the words are shown, then answered as if typed."""
+        send = self.gateway.chat_voice(user_key(user_id), audio, duration, target.place, key, target.meta())
+        # No "try again" button keeps the audio in memory: the person sends the note again.
+        await self._submit(user_id, send, target, None)
+
+    async def correct(self, user_id: int, task_id: str, text: str, target: Target) -> None:
+        """A voice note's words put right: its answer (if still being written) is stopped, and the
+        corrected words are answered instead, in its place in the conversation's history."""
+        acting = user_key(user_id)
         try:
-            accepted, replayed = await self.gateway.chat(
-                user_key(user_id), text, target.place, key, client_meta=target.meta()
+            status = await self.gateway.cancel(task_id, acting_for=acting)
+            tag: str | None = None
+            while status.status not in FINAL_STATUSES:  # a started answer stops within a token or two
+                fresh, tag = await self.gateway.watch(task_id, tag, 5)
+                status = fresh or status
+            accepted = await self.gateway.regenerate(task_id, acting_for=acting, text=text)
+        except (GatewayUnavailable, GatewayRejected) as exc:
+            log.info("chat=%s user=%s correction of task=%s refused: %s", target.chat, user_id, task_id, exc)
+            words = (
+                refusal(exc, target.lang)
+                if isinstance(exc, GatewayRejected)
+                else t(target.lang, "gateway_down")
             )
+            await self.bot.send_message(
+                target.chat, words, reply_parameters=target.reply(), message_thread_id=target.thread
+            )
+            return
+        log.info("chat=%s user=%s task=%s corrects task=%s", target.chat, user_id, accepted.task_id, task_id)
+        self.deliverer.follow(accepted.task_id, target)
+
+    async def _submit(
+        self,
+        user_id: int,
+        send: Awaitable[tuple[ChatAccepted, bool]],
+        target: Target,
+        pending: Pending | None,
+    ) -> None:
+        try:
+            accepted, replayed = await send
         except GatewayUnavailable as exc:
             log.warning("chat=%s user=%s gateway unavailable: %s", target.chat, user_id, exc)
-            token = self._remember(Pending(user_id, text, key, target))
             word = "busy" if exc.busy else "gateway_down"
+            retry = None
+            if pending is not None:
+                retry = retry_keyboard(target.lang, f"resend:{self._remember(pending)}")
             await self.bot.send_message(
                 target.chat,
                 t(target.lang, word),
-                reply_markup=retry_keyboard(target.lang, f"resend:{token}"),
+                reply_markup=retry,
                 reply_parameters=target.reply(),
                 message_thread_id=target.thread,
             )

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -41,6 +42,7 @@ _DRAFT_REFRESH = 20.0  # a draft vanishes after 30 s without news
 _GATEWAY_PATIENCE = 120.0  # how long an unreachable gateway is retried before the user is told
 _LONGEST_WAIT = 5.0  # the longest single wait for news from the gateway
 _MAX_FLOOD_WAIT = 60.0
+_TRANSCRIPTS_KEPT = 5000
 T = TypeVar("T")
 
 
@@ -54,6 +56,7 @@ class Target:
     reply_to: int | None = None
     placeholder: int | None = None
     thread: int | None = None  # the forum topic asked in, where answers go too
+    transcript: int | None = None  # the message showing a voice note's words, once sent
 
     @classmethod
     def of(cls, message: Message, lang: str) -> Target:
@@ -89,6 +92,7 @@ class Target:
             reply_to=meta.get("reply_to"),
             placeholder=meta.get("placeholder"),
             thread=meta.get("thread"),
+            transcript=meta.get("transcript"),
         )
 
 
@@ -126,6 +130,8 @@ def progress_text(status: TaskOut, lang: str) -> str:
             return t(lang, "queued_eta", position=position, eta=duration(lang, eta))
         return t(lang, "queued", position=position)
     partial = (status.partial_text or "").strip()
+    if status.voice is not None and status.voice.transcript is None:
+        return t(lang, "listening")
     if not partial:
         return t(lang, "thinking")
     # A long answer shows its newest part while it grows; the final one is sent whole.
@@ -156,6 +162,8 @@ class Deliverer:
         self.settings = settings
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._drafts: dict[tuple[int, int], str] = {}
+        # Messages showing a voice note's words -> the task answering it: a reply corrects them.
+        self._transcripts: OrderedDict[tuple[int, int], str] = OrderedDict()
 
     def follow(self, task_id: str, target: Target) -> None:
         if task_id in self._followers:
@@ -163,6 +171,15 @@ class Deliverer:
         runner = asyncio.create_task(self._run(task_id, target), name=f"follow-{task_id}")
         self._followers[task_id] = runner
         runner.add_done_callback(lambda _: self._followers.pop(task_id, None))
+
+    def transcript_shown(self, chat: int, message_id: int, task_id: str) -> None:
+        self._transcripts[(chat, message_id)] = task_id
+        while len(self._transcripts) > _TRANSCRIPTS_KEPT:
+            self._transcripts.popitem(last=False)
+
+    def task_for_transcript(self, chat: int, message_id: int) -> str | None:
+        """The task answering the voice note whose words message `message_id` shows, if known."""
+        return self._transcripts.get((chat, message_id))
 
     def task_for_draft(self, chat: int, draft_id: int) -> str | None:
         return self._drafts.get((chat, draft_id))
@@ -180,7 +197,10 @@ class Deliverer:
         for status in owed:
             meta = status.client_meta or {}
             if "chat" in meta:
-                self.follow(status.task_id, Target.from_meta(meta))
+                target = Target.from_meta(meta)
+                if target.transcript is not None:
+                    self.transcript_shown(target.chat, target.transcript, status.task_id)
+                self.follow(status.task_id, target)
         return len(owed)
 
     async def shutdown(self) -> None:
@@ -269,7 +289,28 @@ class _Follower:
         shortest = self.settings.bot_poll_interval_seconds
         return min(max(due - time.monotonic(), shortest), _LONGEST_WAIT)
 
+    async def _show_transcript(self, status: TaskOut) -> None:
+        """Once a voice note's words are known, show them (a reply to this message corrects them)."""
+        voice = status.voice
+        if voice is None or voice.transcript is None or self.target.transcript is not None:
+            return
+        text = t(self.target.lang, "transcript", text=voice.transcript)
+        sent = await self.d.with_flood_control(
+            partial(
+                self.bot.send_message,
+                self.target.chat,
+                text[:LIMIT],
+                reply_parameters=self.target.reply(),
+                message_thread_id=self.target.thread,
+            )
+        )
+        self.target.transcript = sent.message_id
+        self.d.transcript_shown(self.target.chat, sent.message_id, self.task_id)
+        with contextlib.suppress(GatewayUnavailable, GatewayRejected):
+            await self.d.gateway.note(self.task_id, client_meta={"transcript": sent.message_id})
+
     async def _progress(self, status: TaskOut) -> None:
+        await self._show_transcript(status)
         now = time.monotonic()
         if now >= self.next_typing:
             self.next_typing = now + _TYPING_EVERY
@@ -323,6 +364,7 @@ class _Follower:
                 raise
 
     async def _finish(self, status: TaskOut) -> None:
+        await self._show_transcript(status)
         lang = self.target.lang
         state = status.status
         answer = status.answer or ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from types import GenericAlias
 from typing import Any, TypeVar
@@ -110,6 +111,30 @@ class GatewayClient:
         )
         return _parse(ChatAccepted, response), response.headers.get("Idempotent-Replayed") == "true"
 
+    async def chat_voice(
+        self,
+        user_id: str,
+        audio: bytes,
+        duration: int | None,
+        chat_id: str,
+        idempotency_key: str,
+        client_meta: Json,
+    ) -> tuple[ChatAccepted, bool]:
+        """Send a voice note as a message (heard by a worker, then answered); as `chat` returns."""
+        form = {"user_id": user_id, "chat_id": chat_id, "idempotency_key": idempotency_key}
+        form["client_meta"] = json.dumps(client_meta)
+        if duration is not None:
+            form["duration"] = str(duration)
+        response = await self._request(
+            "POST",
+            "/api/chat/voice",
+            data=form,
+            files={"file": ("voice.ogg", audio, "audio/ogg")},
+            # An upload of a few megabytes to a gateway on the same box; more than a JSON request.
+            timeout=self._timeout * 6,
+        )
+        return _parse(ChatAccepted, response), response.headers.get("Idempotent-Replayed") == "true"
+
     async def status(self, task_id: str) -> TaskOut:
         return await self._call(TaskOut, "GET", f"/api/status/{task_id}")
 
@@ -134,10 +159,17 @@ class GatewayClient:
             TaskOut, "POST", f"/api/tasks/{task_id}/cancel", headers=_acting_for(acting_for)
         )
 
-    async def regenerate(self, task_id: str, acting_for: str | None = None) -> ChatAccepted:
-        """Answer again; with `acting_for`, only if the task is that person's (404 otherwise)."""
+    async def regenerate(
+        self, task_id: str, acting_for: str | None = None, text: str | None = None
+    ) -> ChatAccepted:
+        """Answer again (`text`: the message as corrected); with `acting_for`, only if the task is
+        that person's (404 otherwise)."""
         return await self._call(
-            ChatAccepted, "POST", f"/api/tasks/{task_id}/regenerate", headers=_acting_for(acting_for)
+            ChatAccepted,
+            "POST",
+            f"/api/tasks/{task_id}/regenerate",
+            headers=_acting_for(acting_for),
+            json={"text": text} if text is not None else None,
         )
 
     async def note(self, task_id: str, client_meta: Json | None = None, delivered: bool = False) -> TaskOut:
@@ -232,6 +264,11 @@ class GatewayClient:
     async def set_instructions(self, user_id: str, instructions: str | None) -> UserSettingsOut:
         return await self._call(
             UserSettingsOut, "PUT", f"/api/users/{user_id}/instructions", json={"instructions": instructions}
+        )
+
+    async def set_speech_language(self, user_id: str, language: str | None) -> UserSettingsOut:
+        return await self._call(
+            UserSettingsOut, "PUT", f"/api/users/{user_id}/speech-language", json={"language": language}
         )
 
     async def quota(self, user_id: str) -> Quota:

@@ -15,13 +15,15 @@ TEXTS: dict[str, dict[str, str]] = {
             "/chats: your conversations: switch back to one, or delete it\n"
             "/export: the current conversation as a file (/export all: everything kept about you)\n"
             "/prompt: your own standing instructions\n"
+            "/voice: the language of your voice notes (en, ru, … or auto)\n"
             "/retry: write the last answer again\n"
             "/cancel: stop the answer being written\n"
             "/mode: choose how I answer\n"
             "/stats: your usage\n"
             "/web: a personal link to the same conversations in a browser\n"
             "/help: this list\n\n"
-            "In groups I answer when mentioned or replied to. I understand text only."
+            "In groups I answer when mentioned or replied to. I understand text and voice notes: "
+            "reply to my 🎤 transcript with the right words to correct it."
         ),
         "help_admin": (
             "\n\nAdmins: /status shows the queue, workers and model; /users lists who asked for "
@@ -35,6 +37,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "failed_error": "⚠️ Something went wrong while I was writing the answer. Please try again.",
         "failed_timeout": "⚠️ The answer took too long and was stopped. Try a shorter question.",
         "failed_context_length": "⚠️ Your message is too long for the model. Please shorten it or split it.",
+        "failed_voice_unreadable": "⚠️ I could not play this voice note. Please record it again.",
+        "failed_voice_empty": "🎤 I heard no speech in this voice note.",
+        "failed_voice_too_long": "⚠️ This voice note is too long for me to transcribe. Keep it shorter.",
+        "failed_voice_language": "⚠️ My speech model does not know the language set with /voice. "
+        "Try /voice auto, or write your question.",
+        "failed_voice_unavailable": "⚠️ I cannot transcribe voice notes right now. Please write instead.",
+        "listening": "🎤 Listening…",
+        "transcript": "🎤 {text}",
+        "voice_too_big": "⚠️ This file is too large: bots may download at most 20 MB.",
+        "voice_disabled": "🎤 Voice notes are turned off here. Please write your question.",
+        "voice_too_long": "⚠️ Voice notes may be at most {limit} seconds long here.",
+        "voice_language": "🎤 Your voice notes: {language}. Change: /voice en, /voice ru, … or /voice auto.",
+        "voice_language_auto": "detected in each note",
+        "voice_language_bad": "⚠️ Give a two-letter language code (en, ru, …) or auto.",
         "failed_worker_lost": "⚠️ I was interrupted while writing the answer. Please try again.",
         "failed_model_unavailable": "⚠️ The model is not reachable right now. Please try again later.",
         "empty_answer": "🤷 The model had nothing to say. Try asking differently.",
@@ -42,7 +58,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "⚠️ Too many people are asking right now. Please try again in a minute.",
         "too_long": "⚠️ Your message is too long: at most {limit} characters, please.",
         "rejected": "⚠️ I could not take this message: {detail}",
-        "text_only": "I can only read text messages. Please write your question in words.",
+        "text_only": "I can read text and voice notes only. Please write or say your question.",
         "not_allowed": "Sorry, this assistant is private. Ask its owner for access.",
         "rate_limited": "You are writing faster than I can answer. Please wait {seconds} s.",
         "new_done": "🆕 New conversation. What shall we talk about?",
@@ -137,13 +153,15 @@ TEXTS: dict[str, dict[str, str]] = {
             "/chats — ваши разговоры: вернуться к одному или удалить\n"
             "/export — текущий разговор файлом (/export all — всё, что хранится о вас)\n"
             "/prompt — ваши постоянные инструкции\n"
+            "/voice — язык ваших голосовых (ru, en, … или auto)\n"
             "/retry — написать последний ответ заново\n"
             "/cancel — остановить ответ\n"
             "/mode — выбрать стиль ответов\n"
             "/stats — ваша статистика\n"
             "/web — личная ссылка на те же разговоры в браузере\n"
             "/help — этот список\n\n"
-            "В группах я отвечаю, когда меня упоминают или отвечают на моё сообщение. Понимаю только текст."
+            "В группах я отвечаю, когда меня упоминают или отвечают на моё сообщение. Понимаю текст и "
+            "голосовые: ответьте на мою расшифровку 🎤 правильными словами, чтобы исправить её."
         ),
         "help_admin": (
             "\n\nДля админов: /status — очередь, воркеры и модель; /users — кто просил доступ; "
@@ -156,6 +174,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "failed_error": "⚠️ Что-то пошло не так, пока я писал ответ. Попробуйте ещё раз.",
         "failed_timeout": "⚠️ Ответ занял слишком много времени и был остановлен. Попробуйте вопрос покороче.",
         "failed_context_length": "⚠️ Сообщение слишком длинное для модели. Сократите его или разбейте.",
+        "failed_voice_unreadable": "⚠️ Не удалось воспроизвести это голосовое. Запишите его ещё раз.",
+        "failed_voice_empty": "🎤 В этом голосовом я не услышал речи.",
+        "failed_voice_too_long": "⚠️ Это голосовое слишком длинное для расшифровки. Запишите покороче.",
+        "failed_voice_language": "⚠️ Моя модель речи не знает язык, выбранный в /voice. "
+        "Попробуйте /voice auto или напишите вопрос.",
+        "failed_voice_unavailable": "⚠️ Сейчас я не могу расшифровывать голосовые. Напишите вопрос текстом.",
+        "listening": "🎤 Слушаю…",
+        "transcript": "🎤 {text}",
+        "voice_too_big": "⚠️ Файл слишком большой: боты могут скачивать не больше 20 МБ.",
+        "voice_disabled": "🎤 Голосовые здесь выключены. Напишите вопрос текстом.",
+        "voice_too_long": "⚠️ Голосовые здесь — не длиннее {limit} с.",
+        "voice_language": "🎤 Язык ваших голосовых: {language}. /voice ru, /voice en, … или /voice auto.",
+        "voice_language_auto": "определяется в каждом",
+        "voice_language_bad": "⚠️ Укажите двухбуквенный код языка (ru, en, …) или auto.",
         "failed_worker_lost": "⚠️ Меня прервали, пока я писал ответ. Попробуйте ещё раз.",
         "failed_model_unavailable": "⚠️ Модель сейчас недоступна. Попробуйте чуть позже.",
         "empty_answer": "🤷 Модели нечего сказать. Попробуйте спросить иначе.",
@@ -163,7 +195,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "⚠️ Сейчас слишком много вопросов. Попробуйте через минуту.",
         "too_long": "⚠️ Слишком длинное сообщение: не больше {limit} символов, пожалуйста.",
         "rejected": "⚠️ Не получилось принять сообщение: {detail}",
-        "text_only": "Я понимаю только текстовые сообщения. Напишите вопрос словами.",
+        "text_only": "Я понимаю только текст и голосовые. Напишите или скажите вопрос.",
         "not_allowed": "Извините, это частный ассистент. Попросите доступ у его владельца.",
         "rate_limited": "Вы пишете быстрее, чем я успеваю отвечать. Подождите {seconds} с.",
         "new_done": "🆕 Новый разговор. О чём поговорим?",

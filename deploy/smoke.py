@@ -235,6 +235,7 @@ def _fresh_clone(
             answered["status"] == "finished" and bool(answered["answer"]),
             f"{time.monotonic() - started:.2f} s, {answered['usage'].get('completion_tokens')} tokens",
         )
+        _voice(checks, stack)
         owners = {p.stat().st_uid for p in (directory / "data").rglob("*")} | {
             (directory / "data").stat().st_uid
         }
@@ -258,6 +259,21 @@ def _fresh_clone(
         }
     finally:
         stack.compose("--profile", "telegram", "down", "-v")
+
+
+def _voice(checks: Checks, stack: Deployment) -> None:
+    """A voice note heard inside the image (its speech libraries, the bundled model) and answered."""
+    from fakes import speech
+
+    started = time.monotonic()
+    task = stack.post_voice("alice", speech.speak("What is the capital of France?"))
+    done = stack.wait_done(task["task_id"])
+    words = str((done.get("voice") or {}).get("transcript") or "")
+    checks(
+        "a voice note is heard and answered",
+        done["status"] == "finished" and "capital" in words.lower() and bool(done["answer"]),
+        f"{time.monotonic() - started:.2f} s: {words!r}",
+    )
 
 
 def _dashboard(checks: Checks, stack: Deployment) -> None:

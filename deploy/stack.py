@@ -147,6 +147,20 @@ class Deployment:
             f"task {task_id}", lambda: s if (s := self.status(task_id))["status"] in FINAL else None, timeout
         )
 
+    def post_voice(self, user: str, audio: bytes) -> dict[str, Any]:
+        import httpx
+
+        response = httpx.post(
+            self.api + "/api/chat/voice",
+            data={"user_id": user},
+            files={"file": ("note.ogg", audio, "audio/ogg")},
+            headers=self.headers,
+            timeout=60,
+        )
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"POST /api/chat/voice: {response.status_code} {response.text}")
+        return dict(response.json())
+
     def chat(self, user: str, text: str) -> dict[str, Any]:
         return self.wait_done(self.post(user, text)["task_id"])
 

@@ -1,4 +1,5 @@
-"""A stand-in for the Hugging Face Hub on loopback: the `resolve` route that file downloads use.
+"""A stand-in for the Hugging Face Hub on loopback: the `resolve` route that file downloads use,
+and a repository's file list (what a whole-repository download asks for first).
 
 Serves files under `/{owner}/{name}/resolve/{revision}/{filename}` with the headers the hub sends
 (commit, ETag = the file's SHA-256, size) and byte ranges, so a client can resume. A test may cut
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from stack.redis_server import free_port
 
@@ -69,6 +70,31 @@ class FakeHub:
 
     def _app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.get("/api/models/{owner}/{name}/revision/{revision}")
+        def repository(owner: str, name: str, revision: str) -> Response:
+            repo = f"{owner}/{name}"
+            names = [filename for (held, filename) in self.files if held == repo]
+            if not names:
+                return Response(status_code=404, headers={"X-Error-Code": "RepoNotFound"})
+            siblings = [{"rfilename": filename} for filename in sorted(names)]
+            return JSONResponse({"id": repo, "sha": COMMIT, "siblings": siblings, "private": False})
+
+        @app.get("/api/models/{owner}/{name}/tree/{revision}")
+        def tree(owner: str, name: str, revision: str) -> Response:
+            repo = f"{owner}/{name}"
+            listing = [
+                {
+                    "type": "file",
+                    "path": filename,
+                    "size": len(hub_file.data),
+                    "oid": hashlib.sha1(hub_file.data).hexdigest(),
+                    "lfs": {"oid": hub_file.announced_sha256, "size": len(hub_file.data), "pointerSize": 134},
+                }
+                for (held, filename), hub_file in sorted(self.files.items())
+                if held == repo
+            ]
+            return JSONResponse(listing) if listing else Response(status_code=404)
 
         @app.api_route("/{owner}/{name}/resolve/{revision}/{filename:path}", methods=["GET", "HEAD"])
         def resolve(owner: str, name: str, revision: str, filename: str, request: Request) -> Response:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from stack.redis_server import free_port
 
@@ -58,6 +58,9 @@ class FakeTelegram:
         self.drafts: dict[tuple[int, int], list[str]] = {}
         self.failures: dict[str, list[dict[str, Any]]] = {}
         self.drafts_supported = True
+        # Files people sent (voice notes): file_id -> (file_path, bytes), served under /file/.
+        self.files: dict[str, tuple[str, bytes]] = {}
+        self.expired: set[str] = set()  # file paths whose download fails (Telegram's links expire)
         self.host = host
         self.port = port or free_port()
         self._server: uvicorn.Server | None = None
@@ -73,6 +76,7 @@ class FakeTelegram:
         """Serve in a thread; `control` adds routes through which another process plays the user."""
         app = FastAPI()
         app.add_api_route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])
+        app.add_api_route("/file/bot{token}/{path:path}", self._download, methods=["GET"])
         if control:
             app.add_api_route("/control/messages", self._control_send, methods=["POST"])
             app.add_api_route("/control/chats/{chat}", self._control_chat, methods=["GET"])
@@ -112,6 +116,14 @@ class FakeTelegram:
             return _error(exc.code, exc.description)
         return JSONResponse({"ok": True, "result": result})
 
+    def _download(self, token: str, path: str) -> Response:
+        with self.lock:
+            self.calls.append(("download", {"path": path}))
+            found = [content for stored, content in self.files.values() if stored == path]
+        if not found or path in self.expired:
+            return _error(404, "Not Found")
+        return Response(found[0], media_type="application/octet-stream")
+
     async def _control_send(self, request: Request) -> JSONResponse:
         body = await request.json()
         message_id = self.send_text(str(body["text"]), user_id=int(body.get("user_id", 1001)))
@@ -150,6 +162,50 @@ class FakeTelegram:
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         self.push("message", message)
+        return message_id
+
+    def send_voice(
+        self,
+        audio: bytes,
+        duration: int,
+        user_id: int = 1001,
+        kind: str = "voice",
+        language: str = "en",
+        size: int | None = None,
+        expired: bool = False,
+        **extra: Any,
+    ) -> int:
+        """The user sends a voice note (`kind`: voice, audio or video_note); returns its message id.
+
+        `size` is what Telegram says of the file (a file over 20 MB cannot be fetched by bots);
+        `expired`: its download fails, as when Telegram's link to it has expired."""
+        message_id = next(self.message_ids)
+        file_id = f"file-{message_id}"
+        with self.lock:
+            self.files[file_id] = (f"voice/{file_id}.oga", audio)
+            if expired:
+                self.expired.add(f"voice/{file_id}.oga")
+        media: dict[str, Any] = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "duration": duration,
+            "file_size": size if size is not None else len(audio),
+        }
+        if kind == "video_note":
+            media["length"] = 240
+        else:
+            media["mime_type"] = "audio/ogg"
+        self.push(
+            "message",
+            {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": user_id, "type": "private"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
+                kind: media,
+                **extra,
+            },
+        )
         return message_id
 
     def press(self, data: str, message: ChatMessage, user_id: int = 1001, language: str = "en") -> None:
@@ -246,6 +302,21 @@ class FakeTelegram:
         with self.lock:
             self.drafts.setdefault((int(params["chat_id"]), int(params["draft_id"])), []).append(text)
         return True
+
+    def _m_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params["file_id"])
+        with self.lock:
+            stored = self.files.get(file_id)
+        if stored is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        if len(stored[1]) > 20 * 1024 * 1024:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(stored[1]),
+            "file_path": stored[0],
+        }
 
     def _m_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         text = str(params["text"])

@@ -237,6 +237,33 @@ class WorkerSettings(_EnvSettings):
     )
 
 
+class VoiceSettings(_EnvSettings):
+    """Voice notes: read by the gateway (what it accepts) and the workers (how they transcribe)."""
+
+    voice_enabled: bool = Field(
+        True, description="Accept voice notes; off, the speech model is never loaded and they are refused."
+    )
+    stt_model: str = Field(
+        "tiny.en",
+        description="Speech model: a CTranslate2 Whisper directory, a size (base, small, …) or a hub "
+        "repository, downloaded on first use; tiny.en is bundled (English only).",
+    )
+    stt_threads: int | None = Field(
+        None, ge=1, description="CPU threads for transcription; default N_THREADS."
+    )
+    stt_beam_size: int = Field(1, ge=1, le=10, description="Beam width; 1 (greedy) is the fastest on a CPU.")
+    stt_max_seconds: int = Field(300, ge=1, description="Longest voice note transcribed, in seconds.")
+    stt_idle_seconds: int = Field(
+        600, ge=0, description="The speech model is unloaded after this long without a note; 0: kept."
+    )
+    voice_max_bytes: int = Field(
+        20_000_000, ge=1024, description="Largest audio file accepted (Telegram lets bots fetch 20 MB)."
+    )
+    voice_keep_seconds: int = Field(
+        0, ge=0, description="How long audio is kept after it was transcribed; 0: deleted at once."
+    )
+
+
 def _id_list(value: object) -> object:
     """Accept "1, 2,3" (how people write it in .env) as well as a JSON list."""
     if isinstance(value, str):

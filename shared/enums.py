@@ -50,3 +50,20 @@ class FinishReason(enum.StrEnum):
     CONTEXT_LENGTH = "context_length"
     WORKER_LOST = "worker_lost"
     MODEL_UNAVAILABLE = "model_unavailable"
+    # A voice note that could not become text (the answer is never written).
+    VOICE_UNREADABLE = "voice_unreadable"
+    VOICE_EMPTY = "voice_empty"
+    VOICE_TOO_LONG = "voice_too_long"
+    VOICE_LANGUAGE = "voice_language"
+    VOICE_UNAVAILABLE = "voice_unavailable"
+
+
+VOICE_FAILURES = frozenset(
+    {
+        FinishReason.VOICE_UNREADABLE,
+        FinishReason.VOICE_EMPTY,
+        FinishReason.VOICE_TOO_LONG,
+        FinishReason.VOICE_LANGUAGE,
+        FinishReason.VOICE_UNAVAILABLE,
+    }
+)

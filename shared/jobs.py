@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from shared.config import QueueSettings
 
 GENERATE_REPLY = "worker.tasks.generate_reply"
+TRANSCRIBE_VOICE = "worker.tasks.transcribe_voice"
 # A worker process runs one RQ worker per answer it writes at once, named "<process>/slot-<n>".
 SLOT_MARK = "/slot-"
 SERIALIZER = JSONSerializer
@@ -56,7 +57,7 @@ def is_ours(job: Job) -> bool:
         return False
     extras = (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name)
     return (
-        name == GENERATE_REPLY
+        name in (GENERATE_REPLY, TRANSCRIBE_VOICE)
         and len(args) == 1
         and isinstance(args[0], str)
         and args[0] == job.id
@@ -73,6 +74,18 @@ def enqueue_reply(queue: Queue, task_id: str) -> None:
         task_id,
         job_id=task_id,
         description=f"reply to task {task_id}",
+        result_ttl=600,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+def enqueue_transcription(queue: Queue, note_id: str) -> None:
+    """Queue the transcription of voice note `note_id` (asked for on its own, not as a chat message)."""
+    queue.enqueue(
+        TRANSCRIBE_VOICE,
+        note_id,
+        job_id=note_id,
+        description=f"transcribe voice note {note_id}",
         result_ttl=600,
         failure_ttl=7 * 24 * 3600,
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -46,6 +47,7 @@ __all__ = [
     "Task",
     "TaskStatus",
     "User",
+    "VoiceNote",
     "message_table",
     "task_table",
     "utcnow",
@@ -91,6 +93,8 @@ class User(Base):
     # Token quotas set for this person by an admin; None: the operator's defaults.
     quota_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
     quota_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The language the person's voice notes are in (ISO 639-1); None: detected in each note.
+    speech_language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -170,6 +174,8 @@ class Task(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # A regenerated answer drops out of the conversation's history.
     superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The message came as a voice note: the worker transcribes it (see VoiceNote) before answering.
+    voice: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     persona: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Per-request overrides (the OpenAI-compatible API); None means the worker's settings.
     system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -195,6 +201,39 @@ class Task(Base):
 
     request_message: Mapped[Message] = relationship(foreign_keys=[request_message_id])
     reply_message: Mapped[Message | None] = relationship(foreign_keys=[reply_message_id])
+
+
+class VoiceNote(Base):
+    """Audio to transcribe: a chat message spoken (with `task_id`), or a transcription on its own (/v1).
+
+    The audio lives in the database, not on a disk the gateway and the workers would have to share,
+    and only until it is transcribed (VOICE_KEEP_SECONDS); the text stays as the chat message.
+    """
+
+    __tablename__ = "voice_note"
+    __table_args__ = (Index("ix_voice_note_status_finished", "status", "finished_at"),)
+
+    # Random like a task id; a transcription on its own is queued under this id.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str | None] = mapped_column(
+        ForeignKey("task.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    # For a transcription on its own; a chat message's note follows its task's status.
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.QUEUED)
+    audio: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # Asked for (the person's setting or the request); None: detected.
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    detected_language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why it could not be transcribed: a FinishReason of the voice_* family.
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    compute_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    worker_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # The tables themselves, for the few hot statements that skip the ORM (typed as the tables they are).

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, select, update
 
 from shared.db import Database
-from shared.models import Conversation, Message, Task, TaskStatus, User, utcnow
+from shared.models import FINAL_STATUSES, Conversation, Message, Task, TaskStatus, User, VoiceNote, utcnow
 
 log = logging.getLogger(__name__)
 _ACTIVE = (TaskStatus.QUEUED, TaskStatus.STARTED)
@@ -33,6 +33,8 @@ def purge_conversations(db: Database, older_than_days: int, now: datetime | None
         )
         if ids:
             # Tasks first: they point at messages, which go with their conversation.
+            tasks = select(Task.id).where(Task.conversation_id.in_(ids))
+            session.execute(delete(VoiceNote).where(VoiceNote.task_id.in_(tasks)))
             session.execute(delete(Task).where(Task.conversation_id.in_(ids)))
             session.execute(delete(Message).where(Message.conversation_id.in_(ids)))
             session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
@@ -49,9 +51,45 @@ def forget_user(db: Database, external_id: str) -> bool:
             return False
         # A worker answering one of these tasks notices it is gone at its next write, and stops.
         conversations = select(Conversation.id).where(Conversation.user_id == user.id)
+        session.execute(delete(VoiceNote).where(VoiceNote.user_id == user.id))
         session.execute(delete(Task).where(Task.user_id == user.id))
         session.execute(delete(Message).where(Message.conversation_id.in_(conversations)))
         session.execute(delete(Conversation).where(Conversation.user_id == user.id))
         session.execute(delete(User).where(User.id == user.id))
     log.info("user=%s forgotten: all their data deleted", external_id)
     return True
+
+
+# A transcription asked for on its own (/v1) is answered at once; its row is kept only this long.
+_STANDALONE_KEPT = timedelta(hours=1)
+
+
+def purge_voice(db: Database, keep_seconds: int, now: datetime | None = None) -> int:
+    """Drop the audio of notes heard (or failed, or canceled) over `keep_seconds` ago, and delete
+    transcriptions asked for on their own once they are old.
+
+    The worker drops the audio itself when VOICE_KEEP_SECONDS is 0; this catches the rest: a kept
+    note's time is up, a note whose message was canceled before it was heard, a worker that died."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=keep_seconds)
+    ended_task = select(Task.id).where(Task.status.in_(FINAL_STATUSES), Task.finished_at < cutoff)
+    with db.writing() as session:
+        heard = session.execute(
+            update(VoiceNote)
+            .where(VoiceNote.audio.is_not(None), VoiceNote.finished_at < cutoff)
+            .values(audio=None)
+        )
+        answered = session.execute(
+            update(VoiceNote)
+            .where(VoiceNote.audio.is_not(None), VoiceNote.task_id.in_(ended_task))
+            .values(audio=None, finished_at=func.coalesce(VoiceNote.finished_at, now))
+        )
+        gone = session.execute(
+            delete(VoiceNote).where(
+                VoiceNote.task_id.is_(None), VoiceNote.created_at < now - _STANDALONE_KEPT
+            )
+        )
+    count = sum(int(getattr(result, "rowcount", 0) or 0) for result in (heard, answered, gone))
+    if count:
+        log.info("voice: %d note(s) past their keeping time cleared", count)
+    return count

@@ -25,6 +25,8 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_ACTIVE = "too_many_active"
     TOO_MANY_STREAMS = "too_many_streams"
     QUOTA_EXCEEDED = "quota_exceeded"
+    VOICE_DISABLED = "voice_disabled"
+    VOICE_TOO_LONG = "voice_too_long"
     QUEUE_UNAVAILABLE = "queue_unavailable"
     QUEUE_FULL = "queue_full"
     DATABASE_BUSY = "database_busy"
@@ -39,7 +41,11 @@ class QuotaPeriodName(enum.StrEnum):
 class ErrorOut(BaseModel):
     detail: str = Field(description="What went wrong, in a sentence for a person.")
     code: ErrorCode
-    limit: int | None = Field(None, description="With text_too_long: the most characters accepted.")
+    limit: int | None = Field(
+        None,
+        description="With text_too_long: the most characters accepted; with voice_too_long: the most "
+        "seconds; with body_too_large: the most bytes.",
+    )
     resets_at: datetime | None = Field(None, description="With quota_exceeded: when the quota starts anew.")
     period: QuotaPeriodName | None = Field(None, description="With quota_exceeded: which quota was used up.")
 
@@ -92,6 +98,43 @@ class ChatRequest(BaseModel):
         if not value.strip():
             raise ValueError("text must not be empty or only whitespace")
         return without_nul(value)
+
+
+# A voice note's message until its words are known (then the transcript replaces it).
+VOICE_PLACEHOLDER = "🎤"
+
+
+class RegenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(strict=True)] | None = Field(
+        None,
+        description="The message corrected (e.g. a voice note's transcript): answered instead of the "
+        "original, which leaves the history with its answer.",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _text_is_meaningful(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("text must not be empty or only whitespace")
+        return without_nul(value) if value is not None else None
+
+
+class VoiceOut(BaseModel):
+    """What became of the voice note a task answers."""
+
+    transcript: str | None = Field(None, description="The words heard, once transcribed.")
+    language: str | None = Field(None, description="The language heard (or the one asked for).")
+    duration_seconds: float | None = None
+
+
+class SpeechLanguage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")] | None = Field(
+        None, description="ISO 639-1 code of the language the person speaks in voice notes; null: detect."
+    )
 
 
 class TaskUpdate(BaseModel):
@@ -150,6 +193,7 @@ class TaskOut(BaseModel):
     finished_at: datetime | None = None
     delivered: bool = False
     client_meta: dict[str, ClientMetaValue] | None = None
+    voice: VoiceOut | None = Field(None, description="For a voice note: its transcript once known.")
     usage: Usage
 
 
@@ -187,6 +231,9 @@ class PersonaChoice(BaseModel):
 class UserSettingsOut(BaseModel):
     persona: str
     instructions: str | None = Field(None, description="The person's own standing instructions (/prompt).")
+    speech_language: str | None = Field(
+        None, description="The language of their voice notes; null: detected."
+    )
 
 
 class SystemStatus(BaseModel):

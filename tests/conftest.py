@@ -23,7 +23,14 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import create_engine, make_url, text
 
 from api.main import create_app
-from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
+from shared.config import (
+    DatabaseSettings,
+    GatewaySettings,
+    ModelSettings,
+    QueueSettings,
+    VoiceSettings,
+    WorkerSettings,
+)
 from shared.db import Database
 from shared.jobs import announce_change, make_queue, make_redis
 from shared.migrate import upgrade
@@ -156,12 +163,14 @@ def make_client(
     db_url: str,
     queue_settings: QueueSettings,
     model_settings: ModelSettings | None = None,
+    voice_settings: VoiceSettings | None = None,
 ) -> TestClient:
     app = create_app(
         gateway_settings,
         DatabaseSettings(_env_file=None, database_url=db_url),
         queue_settings,
         model_settings or ModelSettings(_env_file=None),
+        voice_settings or VoiceSettings(_env_file=None),
     )
     return TestClient(app, headers={"X-API-Key": API_KEY})
 
@@ -314,7 +323,9 @@ class ServedGateway:
     ) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
-            create_app(gateway, database, queue, ModelSettings(_env_file=None)),
+            create_app(
+                gateway, database, queue, ModelSettings(_env_file=None), VoiceSettings(_env_file=None)
+            ),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

@@ -17,17 +17,19 @@ import uuid
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.config import DatabaseSettings, ModelSettings, QueueSettings, WorkerSettings
+from shared.config import DatabaseSettings, ModelSettings, QueueSettings, VoiceSettings, WorkerSettings
 from shared.db import Database
 from shared.jobs import make_queue, make_redis, requeue_unreadable_jobs
 from shared.logging import configure_logging
-from shared.recovery import recover, recovery_thread
+from shared.recovery import Periodic, recover, recovery_thread
 from worker import tasks
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.notices import ChangeNotices
 from worker.reply import ReplyService
 from worker.slots import SlotPool
+from worker.speech import Transcriber
+from worker.voice import VoiceWork
 
 log = logging.getLogger("worker")
 
@@ -71,15 +73,30 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     recover(db, queue, queue_settings.task_stale_after_seconds)
     # Jobs run in the slots' threads; repairs of other workers' tasks go on beside them.
     recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)
-    recovery.start()
+    background = [recovery]
     notices = ChangeNotices(queue)
-    tasks.install(ReplyService(db, model, model_settings, worker_settings, name, announce=notices))
+    voice_settings = VoiceSettings()
+    # The speech model is loaded on the first voice note, never when voice is off.
+    transcriber = (
+        Transcriber(voice_settings, model_settings.n_threads, model_settings.models_dir)
+        if voice_settings.voice_enabled
+        else None
+    )
+    voice = VoiceWork(db, transcriber, name, notices, voice_settings.voice_keep_seconds)
+    if transcriber is not None:
+        background.append(Periodic("speech-idle", 30, transcriber.unload_if_idle))
+    tasks.install(
+        ReplyService(db, model, model_settings, worker_settings, name, announce=notices, voice=voice)
+    )
+    for thread in background:
+        thread.start()
     log.info("worker %s ready on queue %r, %d answers at once", name, queue.name, worker_settings.parallel)
     try:
         pool = SlotPool(queue, redis, name, worker_settings.parallel)
         pool.run(burst, os.environ.get("LOG_LEVEL", "INFO").upper(), wait_for_redis)
     finally:
-        recovery.stop()
+        for thread in background:
+            thread.stop()
         notices.stop()
         tasks.install(None)
         model.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rq.timeouts import JobTimeoutException
 
@@ -20,7 +20,9 @@ from shared.recovery import WORKER_LOST
 from worker.errors import ModelFailure
 from worker.llm import ChatModel
 from worker.prompt import Prompt, PromptTooLong, build_prompt
+from worker.speech import VoiceFailed
 from worker.store import AnswerContext, Heartbeat, LoadFailed, Step, TaskStore
+from worker.voice import VOICE_ERRORS, VoiceWork
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class ReplyService:
         worker_name: str,
         clock: Callable[[], float] = time.monotonic,
         announce: Callable[[str], None] = lambda _task_id: None,
+        voice: VoiceWork | None = None,
     ) -> None:
         """`announce(task_id)` is called after each change is committed (it wakes the followers)."""
         self.db = db
@@ -80,6 +83,7 @@ class ReplyService:
         self.worker_settings = worker_settings
         self.worker_name = worker_name
         self.store = TaskStore(db, model_settings, worker_name, announce, GENERATION_FAILED)
+        self.voice = voice or VoiceWork(db, None, worker_name, announce)
         self._clock = clock
 
     def run(self, task_id: str) -> None:
@@ -109,6 +113,11 @@ class ReplyService:
 
     def _answer(self, context: AnswerContext) -> None:
         started = self._clock()
+        if context.voice:
+            heard = self._hear(context)
+            if heard is None:
+                return
+            context = heard
         prompt = self._prompt(context)
         if prompt is None:
             return
@@ -137,6 +146,27 @@ class ReplyService:
             progress.tokens / elapsed if elapsed > 0 else 0.0,
             self._clock() - started,
         )
+
+    def _hear(self, context: AnswerContext) -> AnswerContext | None:
+        """The context with the voice note's words as its message; None when there is nothing to
+        answer (the note failed, or the task was canceled or taken away while it was heard)."""
+        task_id = context.task_id
+        heartbeat = Heartbeat(self.db, task_id, self.worker_settings.heartbeat_interval_seconds)
+        heartbeat.start()
+        try:
+            text = self.voice.hear(task_id, lambda: self.store.standing(task_id).cancel)
+        except VoiceFailed as exc:
+            self.store.fail(task_id, VOICE_ERRORS[exc.reason], exc.reason)
+            return None
+        finally:
+            heartbeat.stop()
+        standing = self.store.standing(task_id)
+        if standing.lost:
+            return None
+        if standing.cancel:
+            self.store.complete(task_id, TaskStatus.CANCELED, "", {"finish_reason": FinishReason.CANCEL})
+            return None
+        return replace(context, message=text)
 
     def _prompt(self, context: AnswerContext) -> Prompt | None:
         """The prompt, or None when the message cannot be answered (the task is failed, told why)."""

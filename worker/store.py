@@ -97,6 +97,9 @@ class AnswerContext:
     history: list[tuple[str, str]]
     max_tokens: int
     sampling: Sampling
+    # A voice note: `message` is a placeholder until the note is transcribed (worker.voice).
+    voice: bool = False
+    request_message_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ class TaskStore:
                 top_p=task.top_p if task.top_p is not None else settings.top_p,
                 seed=task.seed if task.seed is not None else settings.seed,
             ),
+            voice=task.voice,
+            request_message_id=task.request_message_id,
         )
 
     def publish(self, task_id: str, text: str) -> Standing:
@@ -186,6 +191,14 @@ class TaskStore:
             session.execute(_PUBLISH, {"task_id": task_id, "text": text, "now": utcnow()})
             row = session.execute(_STANDING, {"task_id": task_id}).one_or_none()
         self._announce(task_id)
+        return Standing(
+            lost=row is None or row.status != TaskStatus.STARTED, cancel=bool(row and row.cancel_requested)
+        )
+
+    def standing(self, task_id: str) -> Standing:
+        """Whether the task was canceled or taken away meanwhile (asked while nothing is published)."""
+        with self.db.reading() as session:
+            row = session.execute(_STANDING, {"task_id": task_id}).one_or_none()
         return Standing(
             lost=row is None or row.status != TaskStatus.STARTED, cancel=bool(row and row.cancel_requested)
         )

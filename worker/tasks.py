@@ -13,6 +13,13 @@ def install(service: ReplyService | None) -> None:
     _service = service
 
 
+def transcribe_voice(note_id: str) -> None:
+    """Transcribe one voice note asked for on its own; the text goes to the database."""
+    if _service is None:
+        raise RuntimeError("this process has no model loaded; run jobs with `python -m worker`")
+    _service.voice.transcribe_alone(note_id)
+
+
 def generate_reply(task_id: str) -> None:
     """Answer one task. Returns nothing: results go to the database, never into Redis."""
     if _service is None:

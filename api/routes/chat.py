@@ -23,12 +23,12 @@ from api.services.status import queue_position
 from shared.db import Database
 from shared.jobs import announce_change
 from shared.models import Task
-from shared.schemas import ChatAccepted, ChatRequest, TaskOut, TaskUpdate
+from shared.schemas import ChatAccepted, ChatRequest, RegenerateRequest, TaskOut, TaskUpdate
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
 
-def _accepted(db: Database, task: Task) -> ChatAccepted:
+def accepted(db: Database, task: Task) -> ChatAccepted:
     with db.reading() as session:
         position = queue_position(session, task)
     return ChatAccepted(
@@ -62,7 +62,7 @@ def post_chat(
     if replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    return _accepted(db, task)
+    return accepted(db, task)
 
 
 @router.get(
@@ -118,11 +118,17 @@ def regenerate_task(
     queue: QueueDep,
     gateway: GatewaySettingsDep,
     queue_settings: QueueSettingsDep,
+    body: RegenerateRequest | None = None,
 ) -> ChatAccepted:
-    """Answer the same message again as a new task; the old answer leaves the history."""
+    """Answer the same message again as a new task; the old answer leaves the history.
+
+    With `text`, the message is answered as corrected (e.g. a voice note's transcript put right)."""
+    text = body.text if body is not None else None
+    if text is not None and len(text) > gateway.max_text_chars:
+        raise TextTooLong(gateway.max_text_chars, len(text))
     limits = tasks.Limits.of(gateway)
-    return _accepted(
-        db, tasks.regenerate(db, queue, task.id, task.owner, queue_settings.max_queue_length, limits)
+    return accepted(
+        db, tasks.regenerate(db, queue, task.id, task.owner, queue_settings.max_queue_length, limits, text)
     )
 
 

@@ -23,6 +23,7 @@ from shared.schemas import (
     Exchange,
     InviteOut,
     PersonaChoice,
+    SpeechLanguage,
     TaskOut,
     UserSettingsOut,
     UserStats,
@@ -47,6 +48,13 @@ def put_persona(user_id: OwnUserDep, body: PersonaChoice, db: DbDep) -> UserSett
 def put_instructions(user_id: OwnUserDep, body: InstructionsIn, db: DbDep) -> UserSettingsOut:
     """The user's own standing instructions, added after the operator's (which they cannot replace)."""
     users.set_instructions(db, user_id, body.instructions)
+    return users.settings(db, user_id)
+
+
+@router.put("/users/{user_id:path}/speech-language", response_model=UserSettingsOut)
+def put_speech_language(user_id: OwnUserDep, body: SpeechLanguage, db: DbDep) -> UserSettingsOut:
+    """The language the user's voice notes are in (null: detected in each note)."""
+    users.set_speech_language(db, user_id, body.language)
     return users.settings(db, user_id)
 
 

@@ -20,7 +20,6 @@ from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Usage
 from api.services import rate_limit
 from api.services.changes import TaskChanges
-from api.services.conversations import title_from
 from api.services.stream import TextDiff, follow
 from api.services.tasks import (
     Limits,
@@ -36,6 +35,7 @@ from api.services.users import OPENAI_CHAT, get_or_create_user
 from shared.db import Database
 from shared.models import Conversation, FinishReason, TaskStatus, utcnow
 from shared.schemas import TaskOut
+from shared.titles import title_from
 
 # The worker's finish reasons, as OpenAI names them.
 _FINISH: dict[str, str] = {

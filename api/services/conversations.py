@@ -8,7 +8,6 @@ order people expect: what they used last comes first.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +23,6 @@ from shared.schemas import Exchange
 
 log = logging.getLogger(__name__)
 
-TITLE_FROM_MESSAGE_CHARS = 60
 _OWNER = (
     select(User.external_id)
     .join(Conversation, Conversation.user_id == User.id)
@@ -34,15 +32,6 @@ _IN_FLIGHT = select(func.count()).where(
     Task.conversation_id == bindparam("conversation_id"),
     Task.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED]),
 )
-
-
-def title_from(text: str) -> str:
-    """A short title from a first message: its words on one line, cut at a word if it is long."""
-    words = re.sub(r"\s+", " ", text).strip()
-    if len(words) <= TITLE_FROM_MESSAGE_CHARS:
-        return words
-    cut = words[:TITLE_FROM_MESSAGE_CHARS].rsplit(" ", 1)[0] or words[:TITLE_FROM_MESSAGE_CHARS]
-    return cut.rstrip(" ,.;:") + "…"
 
 
 def owner_of(db: Database, conversation_id: int) -> str | None:

@@ -7,8 +7,8 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.models import Message, Task, TaskStatus
-from shared.schemas import TaskOut, Usage
+from shared.models import Message, Task, TaskStatus, VoiceNote
+from shared.schemas import TaskOut, Usage, VoiceOut
 
 # How many recent answers the wait estimate and the speed figures average over.
 RECENT = 20
@@ -49,6 +49,21 @@ def estimated_wait(session: Session, position: int | None) -> float | None:
     return round(position * per_answer / max(1, busy), 1)
 
 
+def voice_of(session: Session, task: Task) -> VoiceOut | None:
+    """What became of the voice note `task` answers (None for a typed message)."""
+    if not task.voice:
+        return None
+    row = session.execute(
+        select(
+            VoiceNote.text, VoiceNote.detected_language, VoiceNote.language, VoiceNote.duration_seconds
+        ).where(VoiceNote.task_id == task.id)
+    ).one_or_none()
+    if row is None:
+        return VoiceOut()
+    text, heard, asked, seconds = row
+    return VoiceOut(transcript=text, language=heard or asked, duration_seconds=seconds)
+
+
 def describe(session: Session, task: Task) -> TaskOut:
     """The status document of a task, as clients see it."""
     answer = None
@@ -77,6 +92,7 @@ def describe(session: Session, task: Task) -> TaskOut:
         finished_at=task.finished_at,
         delivered=task.delivered_at is not None,
         client_meta=json.loads(task.client_meta) if task.client_meta else None,
+        voice=voice_of(session, task),
         usage=Usage(
             prompt_tokens=task.prompt_tokens,
             completion_tokens=task.completion_tokens,

@@ -124,9 +124,14 @@ def sse(event: str, data: object) -> str:
 async def task_events(
     db: Database, changes: TaskChanges, task_id: str, disconnected: Callable[[], Awaitable[bool]]
 ) -> AsyncIterator[str]:
-    """Server-Sent Events for one task: `status` (queue place), `delta` (new text), `done` (final)."""
+    """Server-Sent Events for one task: `status` (queue place), `voice` (a voice note's words, once
+    heard), `delta` (new text), `done` (final)."""
     diff = TextDiff()
+    heard = False
     async for status in follow(db, changes, task_id, disconnected):
+        if status.voice is not None and status.voice.transcript is not None and not heard:
+            heard = True  # a voice note's words, once known: `voice`, before any of the answer
+            yield sse("voice", status.voice.model_dump(mode="json"))
         if status.status in FINAL_STATUSES:
             rest = diff.delta(status.answer) if status.answer and status.answer.startswith(diff.sent) else ""
             if rest:
@@ -144,5 +149,6 @@ async def task_events(
                     "status": status.status,
                     "position": status.position,
                     "estimated_wait_seconds": status.estimated_wait_seconds,
+                    "voice": status.voice.model_dump(mode="json") if status.voice else None,
                 },
             )

@@ -17,7 +17,16 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services import Conflict, NotFound, QueueFull, QueueUnavailable, TooManyActive, quotas, rate_limit
+from api.services import (
+    Conflict,
+    NotFound,
+    QueueFull,
+    QueueUnavailable,
+    TooManyActive,
+    quotas,
+    rate_limit,
+    voice_notes,
+)
 from api.services.status import describe
 from api.services.users import OPENAI_CHAT, current_conversation, get_or_create_user
 from shared.config import GatewaySettings
@@ -177,9 +186,16 @@ def enqueue_or_undo(db: Database, queue: Queue, task: Task) -> None:
 
 
 def submit_chat(
-    db: Database, queue: Queue, request: ChatRequest, max_queue: int, limits: Limits | None = None
+    db: Database,
+    queue: Queue,
+    request: ChatRequest,
+    max_queue: int,
+    limits: Limits | None = None,
+    voice: voice_notes.Upload | None = None,
 ) -> tuple[Task, bool]:
-    """Record the message and its task, then queue the job. Returns (task, replayed)."""
+    """Record the message and its task, then queue the job. Returns (task, replayed).
+
+    With `voice`, the message is that voice note: its text is a placeholder until a worker hears it."""
     user_id = request.user_id
     assert user_id is not None  # the route puts the caller's user in
     key = request.idempotency_key
@@ -196,7 +212,7 @@ def submit_chat(
         # the workers (checked again inside the write, where it counts).
         ensure_room(session, max_queue)
     try:
-        task, replayed = _record(db, request, max_queue, limits)
+        task, replayed = _record(db, request, max_queue, limits, voice)
     except IntegrityError:
         # A concurrent twin won the race (PostgreSQL; SQLite's write lock serialises these): the same
         # idempotency key means its task is the answer; a new user's row means recording again works.
@@ -206,7 +222,7 @@ def submit_chat(
             return existing, True
         if key is not None:
             raise
-        task, replayed = _record(db, request, max_queue, limits)
+        task, replayed = _record(db, request, max_queue, limits, voice)
     if replayed:
         return task, True
     enqueue_or_undo(db, queue, task)
@@ -214,7 +230,13 @@ def submit_chat(
     return task, False
 
 
-def _record(db: Database, request: ChatRequest, max_queue: int, limits: Limits) -> tuple[Task, bool]:
+def _record(
+    db: Database,
+    request: ChatRequest,
+    max_queue: int,
+    limits: Limits,
+    voice: voice_notes.Upload | None = None,
+) -> tuple[Task, bool]:
     assert request.user_id is not None
     with db.writing() as session:
         user = get_or_create_user(session, request.user_id)
@@ -236,17 +258,27 @@ def _record(db: Database, request: ChatRequest, max_queue: int, limits: Limits) 
             # The person's own instructions as they were when they asked (the worker adds them after
             # the operator's).
             system_prompt=user.instructions,
+            voice=voice is not None,
         )
+        if voice is not None:
+            voice_notes.add_note(session, user, task.id, voice)
     return task, False
 
 
 def regenerate(
-    db: Database, queue: Queue, task_id: str, owner: str, max_queue: int, limits: Limits | None = None
+    db: Database,
+    queue: Queue,
+    task_id: str,
+    owner: str,
+    max_queue: int,
+    limits: Limits | None = None,
+    text: str | None = None,
 ) -> Task:
     """Answer a finished (or failed, or canceled) task's message again, as a new task.
 
     The old exchange leaves the conversation's history, so the new answer does not see it.
-    `owner` is the task's user, as the caller already looked it up.
+    `owner` is the task's user, as the caller already looked it up. With `text`, the message is
+    answered as corrected (a voice note heard wrong), and the correction is what history keeps.
     """
     limits = limits or Limits()
     rate_limit.check(queue.connection, owner, limits.per_minute)
@@ -264,7 +296,7 @@ def regenerate(
             raise Conflict("An answer in this conversation is still being written; wait for it first.")
         ensure_room(session, max_queue)
         user = session.get(User, old.user_id)
-        text = session.scalar(select(Message.content).where(Message.id == old.request_message_id))
+        text = text or session.scalar(select(Message.content).where(Message.id == old.request_message_id))
         chat = session.scalar(select(Conversation.chat_id).where(Conversation.id == old.conversation_id))
         assert user is not None and text is not None
         ensure_not_too_busy(session, user, limits)

@@ -6,12 +6,13 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api.services import NotFound
-from api.services.conversations import exchange, title_from
+from api.services.conversations import exchange
 from api.services.status import describe
 from shared.db import Database
 from shared.models import Conversation, Message, Task, TaskStatus, User, utcnow
 from shared.personas import DEFAULT, PERSONAS
 from shared.schemas import Exchange, TaskOut, UserSettingsOut, UserStats
+from shared.titles import title_from
 
 # The "chat" of conversations that came through /v1 (one per request: the client sends the history).
 OPENAI_CHAT = "openai"
@@ -70,10 +71,16 @@ def set_persona(db: Database, user_id: str, persona: str) -> None:
 def settings(db: Database, user_id: str) -> UserSettingsOut:
     with db.reading() as session:
         row = session.execute(
-            select(User.persona, User.instructions).where(User.external_id == user_id)
+            select(User.persona, User.instructions, User.speech_language).where(User.external_id == user_id)
         ).one_or_none()
-    persona, instructions = row if row else (None, None)
-    return UserSettingsOut(persona=persona or DEFAULT, instructions=instructions)
+    persona, instructions, speech = row if row else (None, None, None)
+    return UserSettingsOut(persona=persona or DEFAULT, instructions=instructions, speech_language=speech)
+
+
+def set_speech_language(db: Database, user_id: str, language: str | None) -> None:
+    """The language of the person's voice notes from now on (None: detected in each note)."""
+    with db.writing() as session:
+        get_or_create_user(session, user_id).speech_language = language
 
 
 def set_instructions(db: Database, user_id: str, instructions: str | None) -> None:

@@ -20,6 +20,17 @@ const TEXTS = {
     exportAll: "Download everything kept about me",
     quota: (period, limit, at) => `You have used your ${period === "month" ? "monthly" : "daily"} quota of ` +
       `${limit} tokens. It starts anew at ${at}.`,
+    voice: "Send a voice note (an audio file)", listening: "Listening…",
+    correct: "Heard wrong? Correct the words", correctPrompt: "The right words:",
+    voiceFailures: {
+      voice_unreadable: "This file could not be played as audio.",
+      voice_empty: "No speech was heard in this recording.",
+      voice_too_long: "This recording is too long to transcribe.",
+      voice_language: "The speech model here does not know the language you chose.",
+      voice_unavailable: "Voice notes cannot be transcribed right now.",
+      voice_disabled: "Voice notes are turned off here.",
+    },
+    voiceTooLong: (limit) => `Recordings may be at most ${limit} seconds long.`,
   },
   ru: {
     title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", signOut: "Выйти",
@@ -39,6 +50,17 @@ const TEXTS = {
     exportAll: "Скачать всё, что хранится обо мне",
     quota: (period, limit, at) => `Вы израсходовали ${period === "month" ? "месячный" : "дневной"} лимит в ` +
       `${limit} токенов. Он обновится ${at}.`,
+    voice: "Отправить голосовое (аудиофайл)", listening: "Слушаю…",
+    correct: "Расслышано неверно? Исправить", correctPrompt: "Правильные слова:",
+    voiceFailures: {
+      voice_unreadable: "Этот файл не удалось воспроизвести как звук.",
+      voice_empty: "В записи не слышно речи.",
+      voice_too_long: "Запись слишком длинная для расшифровки.",
+      voice_language: "Модель речи здесь не знает выбранный вами язык.",
+      voice_unavailable: "Сейчас голосовые не расшифровываются.",
+      voice_disabled: "Голосовые здесь выключены.",
+    },
+    voiceTooLong: (limit) => `Записи — не длиннее ${limit} с.`,
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
@@ -64,12 +86,16 @@ function translatePage() {
   document.documentElement.lang = LANG;
   document.title = T.title;
   for (const el of document.querySelectorAll("[data-text]")) el.textContent = T[el.dataset.text];
+  for (const el of document.querySelectorAll("[data-title]")) {
+    el.title = T[el.dataset.title];
+    el.setAttribute("aria-label", T[el.dataset.title]);
+  }
   input.placeholder = T.placeholder;
 }
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
-  if (options.body) headers["Content-Type"] = "application/json";
+  if (typeof options.body === "string") headers["Content-Type"] = "application/json";
   const response = await fetch(path, Object.assign({}, options, {headers, credentials: "same-origin"}));
   if (response.status === 401) {
     signedOut(T.signedOut);
@@ -157,8 +183,9 @@ function busy(on) {
   input.disabled = false;
 }
 
-// Follow one task over Server-Sent Events until it is done.
-async function follow(taskId, el) {
+// Follow one task over Server-Sent Events until it is done; `asked` is the question's bubble
+// (a voice note's shows its words once they are heard).
+async function follow(taskId, el, asked) {
   const controller = new AbortController();
   current = {taskId, controller};
   busy(true);
@@ -180,7 +207,12 @@ async function follow(taskId, el) {
         const data = JSON.parse(/^data: (.*)$/m.exec(chunk)?.[1] || "{}");
         if (event === "status") {
           el.classList.add("note");
-          renderInto(el, data.status === "queued" ? T.queued(data.position, data.estimated_wait_seconds) : T.thinking);
+          const listening = data.voice && !data.voice.transcript;
+          renderInto(el, data.status === "queued" ? T.queued(data.position, data.estimated_wait_seconds)
+            : listening ? T.listening : T.thinking);
+        } else if (event === "voice") {
+          if (asked) renderInto(asked, "🎤 " + data.transcript);
+          if (el.classList.contains("note")) renderInto(el, T.thinking);
         } else if (event === "delta") {
           el.classList.remove("note");
           text += data.text;
@@ -188,6 +220,7 @@ async function follow(taskId, el) {
         } else if (event === "done") {
           el.classList.remove("note");
           showFinal(el, data, text);
+          if (asked && data.voice && data.voice.transcript) offerCorrection(asked, el, taskId, data.voice.transcript);
         }
         log.scrollTop = log.scrollHeight;
       }
@@ -206,7 +239,7 @@ async function follow(taskId, el) {
 function showFinal(el, status, streamed) {
   if (status.status === "failed") {
     el.classList.add("error");
-    renderInto(el, status.error || T.failed);
+    renderInto(el, T.voiceFailures[status.finish_reason] || status.error || T.failed);
   } else if (status.status === "canceled") {
     renderInto(el, (status.answer || streamed || "") + (status.answer || streamed ? "\n\n" : "") + T.stopped);
   } else {
@@ -238,8 +271,56 @@ async function send(text) {
   }
 }
 
+// A voice note heard wrong: the right words are answered instead, in its place in the history.
+function offerCorrection(asked, el, taskId, words) {
+  const button = tool("✏️", T.correct, async () => {
+    if (current) return;
+    const text = (window.prompt(T.correctPrompt, words) || "").trim();
+    if (!text || text === words) return;
+    const response = await api(`/api/tasks/${taskId}/regenerate`, {method: "POST", body: JSON.stringify({text})});
+    const body = await response.json();
+    if (!response.ok) {
+      note(refusal(response.status, body), true);
+      return;
+    }
+    renderInto(asked, "🎤 " + text);
+    el.className = "msg assistant note";
+    renderInto(el, T.thinking);
+    await follow(body.task_id, el, null);
+  });
+  asked.append(" ", button);
+}
+
+// A recording (or any audio file) sent as a message: heard on the server, then answered.
+async function sendVoice(file) {
+  const asked = bubble("user", "🎤 " + file.name);
+  const el = bubble("assistant note", T.listening);
+  const form = new FormData();
+  form.append("file", file);
+  form.append("idempotency_key", crypto.randomUUID());
+  if (me.chat_id) form.append("chat_id", me.chat_id);
+  try {
+    const response = await api("/api/chat/voice", {method: "POST", body: form});
+    const body = await response.json();
+    if (!response.ok) {
+      el.classList.add("error");
+      renderInto(el, refusal(response.status, body));
+      return;
+    }
+    loadChats();
+    await follow(body.task_id, el, asked);
+  } catch (error) {
+    if (error.message !== "unauthorized") {
+      el.classList.add("error");
+      renderInto(el, T.unavailable);
+    }
+  }
+}
+
 // Why a message was not taken, in the reader's language where the gateway's code says what it was.
 function refusal(status, body) {
+  if (body.code === "voice_disabled") return T.voiceFailures.voice_disabled;
+  if (body.code === "voice_too_long") return T.voiceTooLong(body.limit);
   if (status >= 500) return T.unavailable;
   if (body.code === "quota_exceeded" && body.resets_at) {
     const at = new Date(body.resets_at).toLocaleString(LANG, {dateStyle: "medium", timeStyle: "short"});
@@ -254,10 +335,10 @@ async function loadHistory() {
   if (!response.ok) return;
   log.replaceChildren();
   for (const exchange of await response.json()) {
-    bubble("user", exchange.question);
+    const asked = bubble("user", exchange.question);
     const el = bubble("assistant", "");
     if (exchange.status === "queued" || exchange.status === "started") {
-      follow(exchange.task_id, el); // an answer still on its way when the page was reloaded
+      follow(exchange.task_id, el, asked); // an answer still on its way when the page was reloaded
     } else {
       showFinal(el, exchange, "");
     }
@@ -271,6 +352,16 @@ composer.addEventListener("submit", (event) => {
   input.value = "";
   input.style.height = "";
   send(text);
+});
+
+const voiceFile = document.getElementById("voice-file");
+document.getElementById("voice").addEventListener("click", () => {
+  if (!current) voiceFile.click();
+});
+voiceFile.addEventListener("change", () => {
+  const file = voiceFile.files[0];
+  voiceFile.value = "";
+  if (file && !current) sendVoice(file);
 });
 
 input.addEventListener("keydown", (event) => {

@@ -1,4 +1,5 @@
-"""Plain messages: text is answered; anything else gets a polite "text only". Groups need a mention."""
+"""Plain messages: text is answered (a reply to a voice note's words corrects them); what is neither
+text nor voice gets a polite "text only". Groups need a mention."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from aiogram.enums import ChatType, MessageEntityType
 from aiogram.types import Message
 
 from bot.conversation import Conversations
-from bot.delivery import Target
+from bot.delivery import Deliverer, Target
 from bot.texts import t
 
 PRIVATE = F.chat.type == ChatType.PRIVATE
@@ -38,13 +39,21 @@ async def _without_mention(message: Message, bot: Bot) -> str:
     return text
 
 
-async def on_text(message: Message, bot: Bot, lang: str, conversations: Conversations) -> None:
+async def on_text(
+    message: Message, bot: Bot, lang: str, conversations: Conversations, deliverer: Deliverer
+) -> None:
     assert message.from_user is not None
     text = await _without_mention(message, bot)
     if not text:
         await message.answer(t(lang, "help"))
         return
     target = Target.of(message, lang)
+    reply = message.reply_to_message
+    corrected = deliverer.task_for_transcript(message.chat.id, reply.message_id) if reply else None
+    if corrected is not None:
+        # A reply to the words heard in a voice note: they are put right and answered anew.
+        await conversations.correct(message.from_user.id, corrected, text, target)
+        return
     await conversations.ask(message.from_user.id, text, f"tg:{message.chat.id}:{message.message_id}", target)
 
 

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.services import credentials
-from api.services.conversations import TITLE_FROM_MESSAGE_CHARS, title_from
 from shared.config import GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.models import CredentialKind
+from shared.titles import TITLE_FROM_MESSAGE_CHARS, title_from
 from tests.conftest import API_KEY, BOT_API_KEY, make_client
 from tests.fakes import FakeChatModel
 

@@ -62,7 +62,11 @@ def test_regenerate_refuses_a_task_in_progress(client: TestClient) -> None:
 def test_persona_changes_the_system_prompt(
     client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
 ) -> None:
-    assert client.get("/api/users/u1/settings").json() == {"persona": "default", "instructions": None}
+    assert client.get("/api/users/u1/settings").json() == {
+        "persona": "default",
+        "instructions": None,
+        "speech_language": None,
+    }
     assert client.put("/api/users/u1/persona", json={"persona": "teacher"}).status_code == 200
     _send(client, "explain gravity")
     run_jobs()
@@ -70,7 +74,11 @@ def test_persona_changes_the_system_prompt(
     # The persona adds to the operator's SYSTEM_PROMPT ("Be brief."), never replaces it.
     teacher = PERSONAS["teacher"].prompt
     assert fake_model.prompts[-1][0] == {"role": "system", "content": f"Be brief.\n\n{teacher}"}
-    assert client.get("/api/users/u1/settings").json() == {"persona": "teacher", "instructions": None}
+    assert client.get("/api/users/u1/settings").json() == {
+        "persona": "teacher",
+        "instructions": None,
+        "speech_language": None,
+    }
     bad = client.put("/api/users/u1/persona", json={"persona": "pirate"})
     assert bad.status_code == 404 and "concise" in bad.json()["detail"]
     names = {p["key"]: p["names"] for p in client.get("/api/personas").json()}

@@ -176,7 +176,7 @@ def test_broken_markdown_is_delivered_without_errors(
     assert _buttons(answer)
 
 
-def test_non_text_messages_get_a_polite_text_only(
+def test_photos_get_a_polite_text_and_voice_only(
     telegram: FakeTelegram, start_bot: Callable[..., BotRunner]
 ) -> None:
     start_bot()
@@ -191,7 +191,7 @@ def test_non_text_messages_get_a_polite_text_only(
             "photo": photo,
         },
     )
-    assert telegram.last_with(USER, "только текстовые")
+    assert telegram.last_with(USER, "только текст и голосовые")
 
 
 def test_unknown_people_ask_admins_who_let_them_in_or_keep_them_out(

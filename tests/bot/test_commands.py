@@ -122,7 +122,7 @@ def test_mode_picks_a_persona(
 
     assert telegram.last_with(USER, "Режим: Учитель").message_id == menu.message_id
     settings = httpx.get(f"{served_gateway.url}/api/users/tg:{USER}/settings", headers={"X-API-Key": API_KEY})
-    assert settings.json() == {"persona": "teacher", "instructions": None}
+    assert settings.json() == {"persona": "teacher", "instructions": None, "speech_language": None}
 
 
 def test_stats_and_admin_status(

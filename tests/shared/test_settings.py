@@ -16,6 +16,7 @@ from shared.config import (
     LoggingSettings,
     ModelSettings,
     QueueSettings,
+    VoiceSettings,
     WorkerSettings,
 )
 from stack.__main__ import StackSettings
@@ -27,6 +28,7 @@ SETTINGS: list[type[BaseSettings]] = [
     QueueSettings,
     ModelSettings,
     WorkerSettings,
+    VoiceSettings,
     StackSettings,
     BotSettings,
     LoggingSettings,

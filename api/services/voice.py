@@ -1,0 +1,89 @@
+"""Voice notes at the gateway: what is accepted, and transcriptions asked for on their own.
+
+A voice note sent as a chat message is recorded like a typed one (`tasks.submit_chat` with an
+upload): one task, in its conversation's order, whose worker first hears the note. A
+transcription on its own (/v1/audio/transcriptions) is a note with its own job, waited for here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from rq import Queue
+from sqlalchemy import delete, select, update
+
+from api.services import rate_limit
+from api.services.changes import TaskChanges
+from api.services.tasks import Limits, check_redis
+from api.services.users import get_or_create_user
+from api.services.voice_notes import Upload, add_note
+from shared.db import Database
+from shared.jobs import enqueue_transcription
+from shared.models import FINAL_STATUSES, TaskStatus, VoiceNote, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def submit_transcription(db: Database, queue: Queue, user_id: str, upload: Upload, limits: Limits) -> str:
+    """Queue a transcription on its own; returns the note id to wait for."""
+    rate_limit.check(queue.connection, user_id, limits.per_minute)
+    check_redis(queue)
+    with db.writing() as session:
+        note_id = add_note(session, get_or_create_user(session, user_id), None, upload)
+    try:
+        enqueue_transcription(queue, note_id)
+    except Exception:
+        with db.writing() as session:
+            session.execute(delete(VoiceNote).where(VoiceNote.id == note_id))
+        raise
+    log.info("voice=%s user=%s transcription queued", note_id, user_id)
+    return note_id
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: TaskStatus
+    text: str | None
+    language: str | None
+    duration_seconds: float | None
+    error_code: str | None
+
+
+def outcome(db: Database, note_id: str) -> Outcome:
+    with db.reading() as session:
+        row = session.execute(
+            select(
+                VoiceNote.status,
+                VoiceNote.text,
+                VoiceNote.detected_language,
+                VoiceNote.duration_seconds,
+                VoiceNote.error_code,
+            ).where(VoiceNote.id == note_id)
+        ).one()
+    return Outcome(TaskStatus(row[0]), row[1], row[2], row[3], row[4])
+
+
+async def wait_for(db: Database, changes: TaskChanges, note_id: str, timeout: float) -> Outcome:
+    """The note once transcribed or failed; one still waiting after `timeout` is failed here."""
+    deadline = time.monotonic() + timeout
+    with changes.watch(note_id) as changed:
+        while True:
+            changed.clear()
+            result = await asyncio.to_thread(outcome, db, note_id)
+            left = deadline - time.monotonic()
+            if result.status in FINAL_STATUSES or left <= 0:
+                break
+            await changes.wait(changed, left)
+    if result.status not in FINAL_STATUSES:
+        with db.writing() as session:
+            session.execute(
+                update(VoiceNote)
+                .where(VoiceNote.id == note_id, VoiceNote.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED]))
+                .values(status=TaskStatus.FAILED, error_code="timeout", audio=None, finished_at=utcnow())
+            )
+        log.warning("voice=%s not transcribed within %.0f s", note_id, timeout)
+        result = await asyncio.to_thread(outcome, db, note_id)
+    return result

@@ -1,0 +1,105 @@
+"""What the gateway accepts: voice off, files too large, who may set delivery notes; and how long
+audio is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.services import credentials
+from shared.config import GatewaySettings, QueueSettings, VoiceSettings
+from shared.db import Database
+from shared.models import CredentialKind, User, VoiceNote, utcnow
+from shared.retention import purge_voice
+from tests.conftest import make_client
+from tests.voice.test_pipeline import send_voice
+
+
+def voice_client(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, **voice: Any
+) -> TestClient:
+    settings = VoiceSettings(_env_file=None).model_copy(update=voice)
+    return make_client(gateway_settings, db_url, queue_settings, voice_settings=settings)
+
+
+@pytest.fixture
+def small_files(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings
+) -> Iterator[TestClient]:
+    with voice_client(gateway_settings, db_url, queue_settings, voice_max_bytes=20_000) as client:
+        yield client
+
+
+def test_voice_turned_off_is_refused_with_its_code(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, spoken: bytes
+) -> None:
+    with voice_client(gateway_settings, db_url, queue_settings, voice_enabled=False) as client:
+        response = client.post("/api/chat/voice", data={"user_id": "u1"}, files={"file": ("n.ogg", spoken)})
+        assert response.status_code == 503 and response.json()["code"] == "voice_disabled"
+
+
+def test_a_file_over_the_limit_is_refused_and_others_still_pass(
+    small_files: TestClient, spoken: bytes
+) -> None:
+    assert len(spoken) > 20_000
+    refused = small_files.post("/api/chat/voice", data={"user_id": "u1"}, files={"file": ("n.ogg", spoken)})
+    assert refused.status_code == 413 and refused.json()["code"] == "body_too_large"
+    # A JSON body may still be no larger than MAX_BODY_BYTES: only the upload routes take more.
+    big_json = small_files.post(
+        "/api/chat", json={"user_id": "u1", "text": "x" * 3000, "pad": "y" * 1_100_000}
+    )
+    assert big_json.status_code == 413
+    assert send_voice(
+        small_files, spoken[:15_000]
+    )  # a cut file is accepted here; the worker says it is broken
+
+
+def test_a_person_sends_notes_as_themselves_and_may_not_set_delivery_notes(
+    client: TestClient, db: Database, spoken: bytes
+) -> None:
+    token, _ = credentials.issue(db, "web:ann", CredentialKind.API, timedelta(days=1))
+    del client.headers["X-API-Key"]
+    person = {"Authorization": f"Bearer {token}"}
+    files = {"file": ("n.ogg", spoken)}
+    refused = client.post("/api/chat/voice", data={"client_meta": '{"chat": 1}'}, files=files, headers=person)
+    assert refused.status_code == 403
+    # Naming someone else changes nothing: the note is the sender's own.
+    sent = client.post("/api/chat/voice", data={"user_id": "web:bob"}, files=files, headers=person)
+    assert sent.status_code == 202
+    with db.reading() as session:
+        owner = session.scalar(select(User.external_id).join(VoiceNote, VoiceNote.user_id == User.id))
+    assert owner == "web:ann"
+    assert client.post("/api/chat/voice", files=files).status_code == 401
+
+
+def test_audio_is_kept_only_as_long_as_the_setting_says(
+    client: TestClient, db: Database, spoken: bytes
+) -> None:
+    send_voice(client, spoken)
+    now = utcnow()
+    with db.writing() as session:
+        note = session.scalars(select(VoiceNote)).one()
+        note.finished_at = now - timedelta(seconds=30)
+        note.text = "heard"
+    assert purge_voice(db, keep_seconds=60, now=now) == 0
+    with db.reading() as session:
+        assert session.scalar(select(VoiceNote.audio)) == spoken
+    assert purge_voice(db, keep_seconds=10, now=now) == 1
+    with db.reading() as session:
+        assert session.scalar(select(VoiceNote.audio)) is None
+        assert session.scalar(select(VoiceNote.text)) == "heard"
+
+
+def test_audio_of_a_note_never_heard_goes_once_its_message_ended(
+    client: TestClient, db: Database, spoken: bytes
+) -> None:
+    task_id = send_voice(client, spoken)
+    client.post(f"/api/tasks/{task_id}/cancel")
+    assert purge_voice(db, keep_seconds=0, now=utcnow() + timedelta(seconds=1)) == 1
+    with db.reading() as session:
+        assert session.scalar(select(VoiceNote.audio)) is None
