@@ -200,6 +200,16 @@ def figures(workdir: Path, runs: int, turns: int, sizes: tuple[int, ...], tools:
         burst = crowd(our_person(api), max(sizes), 1, runs + 1)
         if tools is not None:
             decode = [_decode_pair(api, tools, n) for n in range(DECODE_PAIRS)]
+    crowded = PARALLEL if PARALLEL in sizes else max(sizes)
+    with stack(
+        workdir / "q8_0",
+        PARALLEL=str(PARALLEL),
+        MAX_TOKENS=str(ANSWER_TOKENS),
+        N_CTX=str(N_CTX),
+        KV_CACHE_TYPE="q8_0",
+    ) as api:
+        ask(api, "warm up", "warm")
+        quantized = _measure(our_person(api), (crowded,), runs, turns)[crowded]
     theirs: dict[int, list[Crowd]] = {}
     drift = divergence()
     if tools is not None:
@@ -210,6 +220,16 @@ def figures(workdir: Path, runs: int, turns: int, sizes: tuple[int, ...], tools:
             server.stop()
     figures = _report(ours, theirs, burst, decode, turns)
     figures[1].extra["greedy answers beside 3 others (shared cache buffer)"] = drift
+    figures.append(
+        Figure(
+            f"{crowded} people with an 8-bit KV cache (KV_CACHE_TYPE=q8_0 vs f16, the default)",
+            [c.tokens_per_second for c in quantized],
+            [c.tokens_per_second for c in ours[crowded]],
+            "tokens/s",
+            "reported: why f16 is the default",
+            "q8_0 ÷ f16",
+        )
+    )
     return figures
 
 

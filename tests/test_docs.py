@@ -32,3 +32,13 @@ def test_the_memory_the_readme_quotes() -> None:
     assert f"**{total:.0f} MB** for the whole stack" in README
     for part, mb in re.findall(r"(Redis|bot|gateway|rq-dashboard|worker) (\d+) MB", _extra("Memory of")):
         assert f"{part} {mb} MB" in README, part
+
+
+def test_the_voice_figures_the_readme_quotes() -> None:
+    for seconds in (30, 120):
+        factor = _row(f"Transcription of a {seconds} s voice note")[1].split()[0]
+        assert f"{factor} for a {seconds} s note" in README, seconds
+    added = re.search(r"added by the speech model (\d+) MB", _extra("Memory of the whole stack after voice"))
+    assert added is not None
+    assert f"adds {added.group(1)} MB to the worker" in README
+    assert f"model, once a voice note has come, adds {added.group(1)} MB" in README
