@@ -215,17 +215,18 @@ def reply_service(
     return ReplyService(db, fake_model, model_settings, worker_settings, "test-worker", announce=announce)
 
 
+def run_queued_jobs(queue: Queue) -> None:
+    """Run every queued job in this process, the way `python -m worker` does, then return."""
+    SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
+        burst=True, logging_level="WARNING"
+    )
+
+
 @pytest.fixture
 def run_jobs(reply_service: ReplyService, queue: Queue) -> Iterator[Callable[[], None]]:
-    """Run every queued job in this process, the way `python -m worker` does, then return."""
-
-    def run() -> None:
-        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
-            burst=True, logging_level="WARNING"
-        )
-
+    """`run_queued_jobs` with the scripted model installed."""
     tasks.install(reply_service)
-    yield run
+    yield partial(run_queued_jobs, queue)
     tasks.install(None)
 
 

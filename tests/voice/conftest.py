@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterator
 from functools import partial
 
 import pytest
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from fakes import speech
 from shared.config import ModelSettings, VoiceSettings, WorkerSettings
 from shared.db import Database
 from shared.jobs import announce_change
+from tests.conftest import run_queued_jobs
 from tests.fakes import FakeChatModel
 from worker import tasks
 from worker.reply import ReplyService
@@ -36,26 +37,31 @@ def transcriber() -> Transcriber:
 
 
 @pytest.fixture
-def voice_jobs(
+def install_voice(
     db: Database,
     queue: Queue,
-    transcriber: Transcriber,
     fake_model: FakeChatModel,
     model_settings: ModelSettings,
     worker_settings: WorkerSettings,
-) -> Iterator[Callable[[], None]]:
-    """Run every queued job in this process with the real speech model (and the scripted chat one)."""
-    announce = partial(announce_change, queue)
-    voice = VoiceWork(db, transcriber, "test-worker", announce)
-    service = ReplyService(
-        db, fake_model, model_settings, worker_settings, "test-worker", announce=announce, voice=voice
-    )
+) -> Iterator[Callable[[Transcriber], Callable[[], None]]]:
+    """Make this process's jobs use `transcriber` (and the scripted chat model); returns what runs them."""
 
-    def run() -> None:
-        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
-            burst=True, logging_level="WARNING"
+    def install(transcriber: Transcriber) -> Callable[[], None]:
+        announce = partial(announce_change, queue)
+        voice = VoiceWork(db, transcriber, "test-worker", announce)
+        service = ReplyService(
+            db, fake_model, model_settings, worker_settings, "test-worker", announce=announce, voice=voice
         )
+        tasks.install(service)
+        return partial(run_queued_jobs, queue)
 
-    tasks.install(service)
-    yield run
+    yield install
     tasks.install(None)
+
+
+@pytest.fixture
+def voice_jobs(
+    install_voice: Callable[[Transcriber], Callable[[], None]], transcriber: Transcriber
+) -> Callable[[], None]:
+    """Run every queued job in this process with the real speech model (and the scripted chat one)."""
+    return install_voice(transcriber)

@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fakes import speech
+from shared.config import VoiceSettings
 from shared.db import Database
 from shared.models import Conversation, Message, Task, VoiceNote
 from tests.helpers import status, wait_final
+from worker.speech import Transcriber
 
 
 def send_voice(client: TestClient, audio: bytes, user: str = "u1", **form: Any) -> str:
@@ -166,29 +168,11 @@ def test_a_voice_note_is_canceled_like_any_message(
 
 
 def test_text_answers_never_load_the_speech_model(
-    client: TestClient, db: Database, queue: Any, fake_model: Any, model_settings: Any, worker_settings: Any
+    client: TestClient, install_voice: Callable[[Transcriber], Callable[[], None]]
 ) -> None:
-    from functools import partial
-
-    from rq import SimpleWorker
-
-    from shared.config import VoiceSettings
-    from shared.jobs import announce_change
-    from worker import tasks
-    from worker.reply import ReplyService
-    from worker.speech import Transcriber
-    from worker.voice import VoiceWork
-
     fresh = Transcriber(VoiceSettings(_env_file=None))
-    announce = partial(announce_change, queue)
-    voice = VoiceWork(db, fresh, "w", announce)
-    tasks.install(
-        ReplyService(db, fake_model, model_settings, worker_settings, "w", announce=announce, voice=voice)
-    )
-    try:
-        task_id = client.post("/api/chat", json={"user_id": "u1", "text": "hi"}).json()["task_id"]
-        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(burst=True)
-    finally:
-        tasks.install(None)
+    run = install_voice(fresh)
+    task_id = client.post("/api/chat", json={"user_id": "u1", "text": "hi"}).json()["task_id"]
+    run()
     assert wait_final(client, task_id)["status"] == "finished"
     assert not fresh.loaded  # the chat model keeps the cores (and the memory) to itself
