@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -38,6 +39,7 @@ class FakeHub:
     files: dict[tuple[str, str], HubFile] = field(default_factory=dict)
     cut_after: list[int] = field(default_factory=list)  # the next transfers stop after this many bytes
     ranges: list[int] = field(default_factory=list)  # where each GET started (0: from the beginning)
+    requests: list[str] = field(default_factory=list)  # every request's method and path, in order
     port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
@@ -70,6 +72,12 @@ class FakeHub:
 
     def _app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.middleware("http")
+        async def record(request: Request, call_next: Any) -> Response:
+            self.requests.append(f"{request.method} {request.url.path}")
+            response: Response = await call_next(request)
+            return response
 
         @app.get("/api/models/{owner}/{name}/revision/{revision}")
         def repository(owner: str, name: str, revision: str) -> Response:

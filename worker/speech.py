@@ -75,6 +75,8 @@ def locate(name: str, download_root: Path) -> str:
 
     repo = _MODELS.get(name, name)
     target = download_root / "speech" / repo.replace("/", "--")
+    if all((target / file).is_file() for file in ("model.bin", "config.json", "tokenizer.json")):
+        return str(target)  # downloaded before: no hub needed (the box may be offline by now)
     # HF_ENDPOINT is read here, not when huggingface_hub was imported: a mirror set later counts.
     endpoint = os.environ.get("HF_ENDPOINT") or None
     return str(snapshot_download(repo, local_dir=target, allow_patterns=_MODEL_FILES, endpoint=endpoint))
