@@ -78,6 +78,11 @@ class Caller:
         self.check_user(asked)
         return asked
 
+    def check_client_meta(self, client_meta: object) -> None:
+        """Refuse delivery notes from a person: they are the bot's and the operator's to set."""
+        if self.role == CallerRole.PERSON and client_meta is not None:
+            raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
+
     def check_user(self, user_id: str) -> None:
         """Refuse a path or query naming a user this caller may not act for."""
         if not self.may_act_for(user_id):

@@ -67,28 +67,26 @@ def is_ours(job: Job) -> bool:
     )
 
 
-def enqueue_reply(queue: Queue, task_id: str) -> None:
-    """Queue the job that answers `task_id`; its job id is the task id, so a repeat replaces it."""
+def _enqueue(queue: Queue, function: str, item_id: str, description: str) -> None:
+    """Queue `function(item_id)` as job `item_id` (what `is_ours` accepts), so a repeat replaces it."""
     queue.enqueue(
-        GENERATE_REPLY,
-        task_id,
-        job_id=task_id,
-        description=f"reply to task {task_id}",
+        function,
+        item_id,
+        job_id=item_id,
+        description=description,
         result_ttl=600,
         failure_ttl=7 * 24 * 3600,
     )
+
+
+def enqueue_reply(queue: Queue, task_id: str) -> None:
+    """Queue the job that answers `task_id`."""
+    _enqueue(queue, GENERATE_REPLY, task_id, f"reply to task {task_id}")
 
 
 def enqueue_transcription(queue: Queue, note_id: str) -> None:
     """Queue the transcription of voice note `note_id` (asked for on its own, not as a chat message)."""
-    queue.enqueue(
-        TRANSCRIBE_VOICE,
-        note_id,
-        job_id=note_id,
-        description=f"transcribe voice note {note_id}",
-        result_ttl=600,
-        failure_ttl=7 * 24 * 3600,
-    )
+    _enqueue(queue, TRANSCRIBE_VOICE, note_id, f"transcribe voice note {note_id}")
 
 
 def changes_channel(queue_name: str) -> str:

@@ -30,6 +30,10 @@ VOICE_ERRORS = {
 }
 
 
+# What hearing a note needs, in `_Note`'s order.
+_NOTE = select(VoiceNote.id, VoiceNote.audio, VoiceNote.language, VoiceNote.text)
+
+
 @dataclass(frozen=True)
 class _Note:
     id: str
@@ -60,11 +64,7 @@ class VoiceWork:
 
         Raises VoiceFailed (recorded on the note) when there are none to be had."""
         with self.db.reading() as session:
-            row = session.execute(
-                select(VoiceNote.id, VoiceNote.audio, VoiceNote.language, VoiceNote.text).where(
-                    VoiceNote.task_id == task_id
-                )
-            ).one_or_none()
+            row = session.execute(_NOTE.where(VoiceNote.task_id == task_id)).one_or_none()
         if row is None:
             raise VoiceFailed(FinishReason.VOICE_UNREADABLE, "the task has no voice note")
         note = _Note(*row)
@@ -100,11 +100,7 @@ class VoiceWork:
                 .where(VoiceNote.id == note_id, VoiceNote.status == TaskStatus.QUEUED)
                 .values(status=TaskStatus.STARTED, worker_name=self.worker_name)
             )
-            row = session.execute(
-                select(VoiceNote.id, VoiceNote.audio, VoiceNote.language, VoiceNote.text).where(
-                    VoiceNote.id == note_id
-                )
-            ).one_or_none()
+            row = session.execute(_NOTE.where(VoiceNote.id == note_id)).one_or_none()
         if not getattr(claimed, "rowcount", 0) or row is None:
             log.info("voice=%s nothing to do", note_id)
             return
@@ -141,10 +137,14 @@ class VoiceWork:
                         status=TaskStatus.FAILED,
                         error_code=exc.reason,
                         finished_at=utcnow(),
-                        **({} if self._keep else {"audio": None}),
+                        **self._done_with_audio(),
                     )
                 )
             raise
+
+    def _done_with_audio(self) -> dict[str, None]:
+        """The columns a note's end sets about its audio: dropped at once unless VOICE_KEEP_SECONDS."""
+        return {} if self._keep else {"audio": None}
 
     def _record(self, session: Session, note_id: str, transcript: Transcript, status: TaskStatus) -> None:
         session.execute(
@@ -157,6 +157,6 @@ class VoiceWork:
                 duration_seconds=transcript.duration_seconds,
                 compute_seconds=transcript.compute_seconds,
                 finished_at=utcnow(),
-                **({} if self._keep else {"audio": None}),
+                **self._done_with_audio(),
             )
         )

@@ -51,8 +51,7 @@ def post_chat(
     With a personal credential the message is the person's own, whatever `user_id` says; delivery
     notes (`client_meta`) are the bot's and the operator's to set.
     """
-    if caller.role == CallerRole.PERSON and body.client_meta is not None:
-        raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
+    caller.check_client_meta(body.client_meta)
     body = body.model_copy(update={"user_id": caller.acting_for(body.user_id)})
     if len(body.text) > gateway.max_text_chars:
         raise TextTooLong(gateway.max_text_chars, len(body.text))
@@ -169,8 +168,7 @@ def update_task(
     task: OwnedTaskDep, body: TaskUpdate, caller: CallerDep, db: DbDep, queue: QueueDep
 ) -> TaskOut:
     """Add client notes to a task, or record that its answer reached the user."""
-    if caller.role == CallerRole.PERSON and body.client_meta is not None:
-        raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
+    caller.check_client_meta(body.client_meta)
     updated = tasks.update(db, task.id, body)
     announce_change(queue, task.id)  # what gateways hold of this task's status is out of date now
     return updated

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
@@ -65,8 +65,7 @@ async def post_voice(
     Follow it like any task (/api/status, /api/tasks/{id}/events): `voice.transcript` appears
     once the words are known, then the answer is written.
     """
-    if caller.role == CallerRole.PERSON and client_meta is not None:
-        raise HTTPException(status_code=403, detail="client_meta: only the bot or the operator sets it")
+    caller.check_client_meta(client_meta)
     audio = await _read(file, settings, duration)
     try:
         meta = json.loads(client_meta) if client_meta is not None else None

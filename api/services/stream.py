@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -16,19 +17,26 @@ from shared.db import Database
 from shared.models import FINAL_STATUSES, TaskStatus
 from shared.schemas import TaskOut
 
+T = TypeVar("T")
 
-async def _reads(
-    db: Database, changes: TaskChanges, task_id: str, deadline: float | None = None
-) -> AsyncGenerator[TaskOut]:
-    """The task's status now, then again after each change notice (or each look of its own).
+
+async def reads(
+    db: Database,
+    changes: TaskChanges,
+    item_id: str,
+    read: Callable[[Database, str], T],
+    deadline: float | None = None,
+) -> AsyncGenerator[T]:
+    """`read(db, item_id)` now, then again after each change notice for it (or each look of its own):
+    a task's status (`get_status`), or anything else announced under its id (a voice note).
 
     The waits between reads end by `deadline` (event-loop time), if one is given.
     """
     loop = asyncio.get_running_loop()
-    with changes.watch(task_id) as changed:
+    with changes.watch(item_id) as changed:
         while True:
             changed.clear()  # before the read: a change committed after it sets the event again
-            yield await run_in_threadpool(get_status, db, task_id)
+            yield await run_in_threadpool(read, db, item_id)
             await changes.wait(changed, None if deadline is None else deadline - loop.time())
 
 
@@ -44,8 +52,8 @@ async def follow(
     Stops early (without a final state) when `disconnected()` says the client went away.
     """
     last: tuple[object, ...] | None = None
-    async with contextlib.aclosing(_reads(db, changes, task_id)) as reads:
-        async for status in reads:
+    async with contextlib.aclosing(reads(db, changes, task_id, get_status)) as looks:
+        async for status in looks:
             key = (status.status, status.position, status.partial_text, status.answer)
             if key != last:
                 last = key

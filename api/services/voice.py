@@ -8,15 +8,17 @@ transcription on its own (/v1/audio/transcriptions) is a note with its own job, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
 from rq import Queue
 from sqlalchemy import delete, select, update
+from starlette.concurrency import run_in_threadpool
 
 from api.services import rate_limit
 from api.services.changes import TaskChanges
+from api.services.stream import reads
 from api.services.tasks import Limits, check_redis
 from api.services.users import get_or_create_user
 from api.services.voice_notes import Upload, add_note
@@ -66,24 +68,27 @@ def outcome(db: Database, note_id: str) -> Outcome:
     return Outcome(TaskStatus(row[0]), row[1], row[2], row[3], row[4])
 
 
+def _give_up(db: Database, note_id: str) -> None:
+    """Fail a note nobody transcribed in time (a worker lost, a queue too long)."""
+    waiting = [TaskStatus.QUEUED, TaskStatus.STARTED]
+    with db.writing() as session:
+        session.execute(
+            update(VoiceNote)
+            .where(VoiceNote.id == note_id, VoiceNote.status.in_(waiting))
+            .values(status=TaskStatus.FAILED, error_code="timeout", audio=None, finished_at=utcnow())
+        )
+
+
 async def wait_for(db: Database, changes: TaskChanges, note_id: str, timeout: float) -> Outcome:
     """The note once transcribed or failed; one still waiting after `timeout` is failed here."""
-    deadline = time.monotonic() + timeout
-    with changes.watch(note_id) as changed:
-        while True:
-            changed.clear()
-            result = await asyncio.to_thread(outcome, db, note_id)
-            left = deadline - time.monotonic()
-            if result.status in FINAL_STATUSES or left <= 0:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with contextlib.aclosing(reads(db, changes, note_id, outcome, deadline)) as looks:
+        async for result in looks:
+            if result.status in FINAL_STATUSES:
+                return result
+            if loop.time() >= deadline:
                 break
-            await changes.wait(changed, left)
-    if result.status not in FINAL_STATUSES:
-        with db.writing() as session:
-            session.execute(
-                update(VoiceNote)
-                .where(VoiceNote.id == note_id, VoiceNote.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED]))
-                .values(status=TaskStatus.FAILED, error_code="timeout", audio=None, finished_at=utcnow())
-            )
-        log.warning("voice=%s not transcribed within %.0f s", note_id, timeout)
-        result = await asyncio.to_thread(outcome, db, note_id)
-    return result
+    log.warning("voice=%s not transcribed within %.0f s", note_id, timeout)
+    await run_in_threadpool(_give_up, db, note_id)
+    return await run_in_threadpool(outcome, db, note_id)
