@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, neighbours, voice
+from bench import concurrency, idle, neighbours, voice
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -366,6 +366,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         figures = concurrency.figures(workdir / "crowds", runs, turns, sizes, tools)
+        figures.append(idle.figure(1 if args.quick else 5))
         figures += generation_and_latency(workdir / "speed", runs)
         figures.append(intake(workdir, runs, seconds))
         figures.append(conversation_depth(workdir / "depth", runs))

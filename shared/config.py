@@ -186,7 +186,8 @@ class ModelSettings(_EnvSettings):
         128,
         ge=0,
         description="RAM for the computed contexts of conversations waiting for their next message "
-        "(beyond the PARALLEL ones kept in the model's context); past it the oldest are read again.",
+        "(moved out of the model's context while others are answered); past it the oldest are read "
+        "again.",
     )
     system_prompt: str = Field(
         "You are a helpful, concise assistant.",

@@ -27,6 +27,16 @@ def test_the_decode_speed_the_readme_quotes() -> None:
     assert f"{ratio} of llama.cpp's own `llama-bench`" in README
 
 
+def test_the_gain_from_moving_idle_conversations_out_the_readme_quotes() -> None:
+    ratio = _row("One answer's decode beside 3 idle")[3].split()[0]
+    assert f"a lone answer was written {ratio} times as fast" in README
+
+
+def test_the_quantized_cache_figure_the_readme_quotes() -> None:
+    ratio = _row("4 people with an 8-bit KV cache")[3].split()[0]
+    assert f"{ratio} of f16's output in the latest run" in README
+
+
 def test_the_memory_the_readme_quotes() -> None:
     total = float(_row("Memory of the whole stack")[1].split()[0])
     assert f"**{total:.0f} MB** for the whole stack" in README

@@ -99,6 +99,9 @@ class BatchEngine:
         # Greedy answers skip llama.cpp's sampler chain, which copies all logits into a candidate list
         # for every token (a quarter of a millisecond here, 3-4 % of a token's time); see `_greedy`.
         self.fast_greedy = True
+        # Idle conversations leave the shared buffer while others are answered (see kv_slots); a
+        # switch for the benchmark that measures what that gives.
+        self.park_idle = True
         self._inbox: deque[_Request] = deque()
         self._active: list[_Request] = []
         self._wake = threading.Condition()
@@ -152,12 +155,13 @@ class BatchEngine:
     def close(self) -> None:
         stats = self.stats
         log.info(
-            "engine: %d steps, %d tokens decoded, %d prompt tokens computed, %d reused; busy %.1f s, "
-            "of which %.1f s in llama_decode",
+            "engine: %d steps, %d tokens decoded, %d prompt tokens computed, %d reused; %d contexts "
+            "moved to RAM while idle; busy %.1f s, of which %.1f s in llama_decode",
             stats.steps,
             stats.decoded_tokens,
             stats.prompt_tokens_computed,
             self.slots.stats.reused_tokens,
+            self.slots.stats.parked,
             stats.busy_seconds,
             stats.decode_seconds,
         )
@@ -175,6 +179,9 @@ class BatchEngine:
         buffer = (ctypes.c_uint8 * size)()
         written = C.llama_state_seq_get_data(self.ctx, buffer, size, seq)
         return buffer, written
+
+    def state_size(self, seq: int) -> int:
+        return int(C.llama_state_seq_get_size(self.ctx, seq))
 
     def restore(self, seq: int, state: Any) -> bool:
         return bool(C.llama_state_seq_set_data(self.ctx, state, len(state), seq) > 0)
@@ -199,6 +206,9 @@ class BatchEngine:
                     self._admit(request)
                 for request in [r for r in self._active if r.abandoned]:
                     self._end(request, None)
+                if self._active and self.shape.unified and self.park_idle:
+                    # After admitting: whoever writes again first takes back their own sequence.
+                    self.slots.park_idle()
                 if self._active:
                     started = time.perf_counter()
                     self._step()

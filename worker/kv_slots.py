@@ -7,6 +7,19 @@ RAM (llama.cpp's per-sequence state: about a millisecond, against seconds to rea
 again) and restored when its person writes again. Saved states are kept within a byte budget;
 past it the oldest are dropped, and only those conversations are read from scratch.
 
+Idle conversations are also moved to RAM while other answers are written (`park_idle`), as long
+as the budget has room for them without dropping anyone. In one shared cache buffer every answer's
+attention runs over all the cells in use, masked, so idle neighbours slow each token (`make bench`
+measures a lone answer beside three idle conversations both ways). Saving and restoring take about
+a millisecond each.
+
+The price: a new conversation no longer finds the system prompt computed in an idle sequence.
+Sharing another sequence's cells for it (llama.cpp lets cells belong to several sequences) was
+tried and left out: shared cells stay where they were first computed and are handed on from
+conversation to conversation, so after a busy moment they keep every later answer's attention as
+wide as that moment left it (measured after a 4-person crowd: a lone answer's decode fell from
+0.94 to 0.88 of llama-bench), to save re-reading a few dozen tokens once per conversation.
+
 Pure bookkeeping over a `SequenceBackend`, so that it is tested without a model.
 """
 
@@ -24,6 +37,10 @@ log = logging.getLogger(__name__)
 class SequenceBackend(Protocol):
     def save(self, seq: int) -> tuple[Any, int]:
         """The sequence's state and its size in bytes."""
+        ...
+
+    def state_size(self, seq: int) -> int:
+        """The size in bytes `save` would give, without copying anything."""
         ...
 
     def restore(self, seq: int, state: Any) -> bool:
@@ -44,6 +61,8 @@ class Slot:
     tokens: list[int] = field(default_factory=list)
     busy: bool = False
     used_at: int = 0
+    # Left in the context by `park_idle` (no room in the budget) until it is used again.
+    stays: bool = False
 
 
 @dataclass
@@ -59,6 +78,7 @@ class CacheStats:
     saved: int = 0
     restored: int = 0
     dropped: int = 0
+    parked: int = 0
 
 
 def common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
@@ -105,7 +125,7 @@ class SlotTable:
             del slot.tokens[keep:]
         self.stats.reused_tokens += keep
         self._tick += 1
-        slot.busy, slot.used_at = True, self._tick
+        slot.busy, slot.used_at, slot.stays = True, self._tick, False
         return slot, keep
 
     def release(self, slot: Slot) -> None:
@@ -118,6 +138,27 @@ class SlotTable:
             self._evict(slot)
         self.backend.trim(slot.index, 0)
         slot.tokens, slot.key = [], None
+
+    def park_idle(self) -> int:
+        """Empty every idle sequence, moving its conversation's context into RAM if the budget has
+        room for it without dropping a saved one (else it stays where it is); how many were emptied.
+
+        Called before each step while answers are written; a sequence without a conversation only
+        held a shared beginning, and is emptied too."""
+        parked = 0
+        for slot in self.slots:
+            if slot.busy or slot.stays or not slot.tokens:
+                continue
+            if slot.key is not None:
+                if self.saved_bytes + self.backend.state_size(slot.index) > self.budget_bytes:
+                    slot.stays = True
+                    continue
+                self._evict(slot)
+            self.backend.trim(slot.index, 0)
+            slot.tokens = []
+            parked += 1
+        self.stats.parked += parked
+        return parked
 
     def clear(self) -> None:
         """Forget every sequence's contents and every saved state (no slot may be busy)."""

@@ -23,11 +23,12 @@ def test_quick_benchmark_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     # The figures' table only (the compose deployment's own table may follow it).
     figures = report.split("## The compose deployment")[0]
     rows = [line for line in figures.splitlines() if line.startswith("| ") and "figure" not in line]
-    # Crowds of 1 and 2 people (interleave, gain, a burst, the 8-bit KV cache), then speed,
+    # Crowds of 1 and 2 people (interleave, gain, a burst, the 8-bit KV cache), one answer beside
+    # idle conversations, then speed,
     # overhead, first text, intake, depth, the CPU of a status read, three noisy neighbours, two
     # thread counts, a 5 s voice note and memory before and after voice notes; llama.cpp's own
     # tools are left out of the quick run.
-    assert len(rows) == 18
+    assert len(rows) == 19
     for row in rows:
         assert re.search(r"\| [\d.]+ \(", row), row  # each figure has a measured median
     assert out.with_suffix(".png").stat().st_size > 1000

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_cpp as C
 import pytest
 
 from shared.config import ModelSettings
@@ -161,6 +162,46 @@ def test_an_evicted_and_restored_conversation_answers_as_if_never_evicted() -> N
     evicted, restored = conversation(evict=True)
     assert evicted == kept
     assert (restored_kept, restored) == (0, 1)
+
+
+@pytest.mark.slow
+def test_in_the_shared_buffer_idle_conversations_leave_the_context_while_another_is_answered() -> None:
+    """Every token's attention runs over all the cells in use in a shared buffer: an idle
+    conversation waits in RAM instead, and its next turn reads only its new message.
+
+    (Its answer is not compared with one never moved: restored into other cells of the shared
+    buffer, its sums are rounded differently, the drift the shared buffer has anyway. Exactness is
+    EXACT_BATCHING's, where a restored conversation answers as if never moved: tested above.)"""
+    question, follow = "Tell me about the moon.", "How far away is it?"
+
+    def alice_twice(model: LlamaChatModel, someone_between: bool) -> tuple[str, int]:
+        first = _answer(model, _messages(question), key="alice")
+        if someone_between:
+            _answer(model, _messages("Name a fruit."), key="bob")
+            alice = next(slot for slot in model.engine.slots.slots if not slot.tokens)
+            # Alice's sequence was emptied in llama.cpp itself, her context kept in RAM.
+            memory = C.llama_get_memory(model.engine.ctx)
+            assert C.llama_memory_seq_pos_max(memory, alice.index) == -1
+            assert list(model.engine.slots.saved) == ["alice"]
+        follow_up = _messages(follow, [(question, first)])
+        before = model.engine.stats.prompt_tokens_computed
+        second = _answer(model, follow_up, key="alice")
+        computed = model.engine.stats.prompt_tokens_computed - before
+        return first + "|" + second, computed
+
+    shared = _settings(exact_batching=False)
+    model, alone = (LlamaChatModel(DEFAULT_MODEL, shared, parallel=2) for _ in range(2))
+    try:
+        parked, computed = alice_twice(model, someone_between=True)
+        kept, computed_kept = alice_twice(alone, someone_between=False)
+    finally:
+        model.close()
+        alone.close()
+    assert parked.startswith(kept.split("|")[0] + "|")  # the same first answer, Bob in between
+    assert computed == computed_kept  # restored, not read again
+    # Alice while Bob answered, then Bob while Alice did.
+    assert model.engine.slots.stats.parked == 2 and model.engine.slots.stats.restored == 1
+    assert list(model.engine.slots.saved) == ["bob"]
 
 
 @pytest.mark.slow

@@ -19,10 +19,15 @@ class FakeBackend:
         self.cells: list[list[int]] = [[] for _ in range(n_seq)]
         self.saves = 0
         self.restores = 0
+        self.sizes_asked = 0
 
     def save(self, seq: int) -> tuple[Any, int]:
         self.saves += 1
         return list(self.cells[seq]), len(self.cells[seq]) * BYTES_PER_TOKEN
+
+    def state_size(self, seq: int) -> int:
+        self.sizes_asked += 1
+        return len(self.cells[seq]) * BYTES_PER_TOKEN
 
     def restore(self, seq: int, state: Any) -> bool:
         assert self.cells[seq] == [], "restoring into a sequence that still holds something"
@@ -38,12 +43,20 @@ class FakeBackend:
 
 
 def turn(
-    table: SlotTable, backend: FakeBackend, key: str | None, prompt: list[int], answer: list[int]
+    table: SlotTable,
+    backend: FakeBackend,
+    key: str | None,
+    prompt: list[int],
+    answer: list[int],
+    park: bool = False,
 ) -> int:
-    """One answer as the engine runs it: acquire, compute the rest of the prompt and the answer, release.
+    """One answer as the engine runs it: acquire, (move idle ones out,) compute the rest of the prompt
+    and the answer, release.
 
     Returns how many prompt tokens had to be computed."""
     slot, keep = table.acquire(key, prompt)
+    if park:
+        table.park_idle()
     assert backend.cells[slot.index] == prompt[:keep], "the sequence does not hold what the table says"
     computed = prompt[keep:] + answer
     backend.compute(slot.index, computed)
@@ -71,6 +84,42 @@ def test_evicted_contexts_are_saved_and_restored_not_recomputed() -> None:
     assert list(table.saved) == ["alice"] and backend.saves == 1
     assert turn(table, backend, "alice", [1, 2, 3, 4, 5], [6]) == 1
     assert backend.restores == 1 and list(table.saved) == ["bob"]
+
+
+def test_idle_conversations_move_to_ram_while_another_is_answered() -> None:
+    backend = FakeBackend(2)
+    table = SlotTable(2, backend, budget_bytes=10**9)
+    turn(table, backend, "alice", [1, 2, 3], [4])
+    bob, _ = table.acquire("bob", [1, 8, 8])
+    assert table.park_idle() == 1
+    # Only Bob's sequence holds anything while his answer is written; Alice's context is in RAM.
+    assert [cells for i, cells in enumerate(backend.cells) if i != bob.index] == [[]]
+    assert list(table.saved) == ["alice"]
+    assert table.park_idle() == 0  # nothing left to move
+    backend.compute(bob.index, [1, 8, 8, 9])
+    bob.tokens.extend([1, 8, 8, 9])
+    table.release(bob)
+    # Alice comes back: her context is restored, only her new message is computed.
+    assert turn(table, backend, "alice", [1, 2, 3, 4, 5], [6]) == 1
+    assert backend.restores == 1 and table.stats.parked == 1
+
+
+def test_an_idle_conversation_the_budget_has_no_room_for_stays_and_nothing_is_dropped() -> None:
+    backend = FakeBackend(3)
+    table = SlotTable(3, backend, budget_bytes=5 * BYTES_PER_TOKEN)
+    turn(table, backend, "small", [1, 2], [3])  # 3 tokens: fits
+    turn(table, backend, "big", [1, 2, 3, 4, 5, 6], [7])  # 7 tokens: never fits
+    table.acquire("carol", [1, 9])
+    assert table.park_idle() == 1
+    assert list(table.saved) == ["small"] and table.stats.dropped == 0
+    big = next(slot for slot in table.slots if slot.key == "big")
+    assert backend.cells[big.index] == [1, 2, 3, 4, 5, 6, 7] == big.tokens
+    # Asked once: a conversation that stays is not measured again at every step.
+    asked = backend.sizes_asked
+    table.park_idle()
+    assert backend.sizes_asked == asked
+    # It stays usable where it is: its next turn computes only the new tokens.
+    assert turn(table, backend, "big", [1, 2, 3, 4, 5, 6, 7, 8], [9]) == 1
 
 
 def test_the_last_prompt_token_is_always_computed() -> None:
@@ -108,11 +157,11 @@ def test_the_budget_holds_under_twenty_conversations_cycling_through() -> None:
         key = rng.choice(list(histories))
         prompt = histories[key] + [rng.randrange(50) for _ in range(rng.randrange(3, 12))]
         answer = [rng.randrange(50) for _ in range(rng.randrange(3, 12))]
-        turn(table, backend, key, prompt, answer)
+        turn(table, backend, key, prompt, answer, park=True)
         histories[key] = prompt + answer
         assert table.saved_bytes <= budget
         assert table.saved_bytes == sum(s.size for s in table.saved.values())
-    assert table.stats.dropped > 0 and table.stats.restored > 0
+    assert table.stats.dropped > 0 and table.stats.restored > 0 and table.stats.parked > 0
 
 
 def test_no_free_sequence_is_an_error_not_a_silent_overwrite() -> None:
