@@ -1,20 +1,21 @@
-"""What the gateway accepts: voice off, files too large, who may set delivery notes; and how long
-audio is kept."""
+"""What the gateway accepts: voice off, files too large, who may set delivery notes; how long
+audio is kept; and a transcription no worker takes in time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rq import Queue
 from sqlalchemy import select
 
 from api.services import credentials
 from shared.config import GatewaySettings, QueueSettings, VoiceSettings
 from shared.db import Database
-from shared.models import CredentialKind, User, VoiceNote, utcnow
+from shared.models import CredentialKind, TaskStatus, User, VoiceNote, utcnow
 from shared.retention import purge_voice
 from tests.conftest import make_client
 from tests.voice.test_pipeline import send_voice
@@ -103,3 +104,28 @@ def test_audio_of_a_note_never_heard_goes_once_its_message_ended(
     assert purge_voice(db, keep_seconds=0, now=utcnow() + timedelta(seconds=1)) == 1
     with db.reading() as session:
         assert session.scalar(select(VoiceNote.audio)) is None
+
+
+def test_a_transcription_no_worker_takes_fails_at_the_job_timeout_and_a_late_worker_leaves_it(
+    gateway_settings: GatewaySettings,
+    db_url: str,
+    queue_settings: QueueSettings,
+    db: Database,
+    queue: Queue,
+    spoken: bytes,
+    voice_jobs: Callable[[], None],
+) -> None:
+    # Nobody runs the queue: the gateway gives up after the job timeout (a second here).
+    quick = queue_settings.model_copy(update={"job_timeout_seconds": 1})
+    with make_client(gateway_settings, db_url, quick) as client:
+        response = client.post("/v1/audio/transcriptions", files={"file": ("n.ogg", spoken)})
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "timeout"
+    with db.reading() as session:
+        note = session.scalars(select(VoiceNote)).one()
+        assert (note.status, note.error_code, note.audio) == (TaskStatus.FAILED, "timeout", None)
+    # Its job is still queued; the worker that takes it at last finds the note ended and leaves it.
+    assert queue.count == 1
+    voice_jobs()
+    with db.reading() as session:
+        assert session.execute(select(VoiceNote.status, VoiceNote.text)).one() == (TaskStatus.FAILED, None)
