@@ -36,6 +36,14 @@ def accepted(db: Database, task: Task) -> ChatAccepted:
     )
 
 
+def submitted(db: Database, task: Task, replayed: bool, response: Response) -> ChatAccepted:
+    """What a new message is answered with; a repeated idempotent request gets 200, flagged."""
+    if replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return accepted(db, task)
+
+
 @router.post("/chat", status_code=status.HTTP_202_ACCEPTED, response_model=ChatAccepted)
 def post_chat(
     body: ChatRequest,
@@ -58,10 +66,7 @@ def post_chat(
     task, replayed = tasks.submit_chat(
         db, queue, body, queue_settings.max_queue_length, tasks.Limits.of(gateway)
     )
-    if replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    return accepted(db, task)
+    return submitted(db, task, replayed, response)
 
 
 @router.get(

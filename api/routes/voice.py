@@ -22,7 +22,7 @@ from api.deps import (
     VoiceSettingsDep,
 )
 from api.errors import OpenAIError
-from api.routes.chat import accepted
+from api.routes.chat import submitted
 from api.services import tasks, voice
 from api.services.voice_notes import Upload, VoiceRefused, check_upload
 from shared.enums import FinishReason
@@ -90,10 +90,7 @@ async def post_voice(
         tasks.Limits.of(gateway),
         Upload(audio, language),
     )
-    if replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    return await run_in_threadpool(accepted, db, task)
+    return await run_in_threadpool(submitted, db, task, replayed, response)
 
 
 _OPENAI_REFUSALS = {
