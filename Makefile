@@ -7,7 +7,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
-.PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model migrate browser speech backup restore clean
+.PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model test-models bench-models migrate browser speech backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,8 +35,15 @@ lock: $(VENV)/.installed-dev ## Re-resolve requirements*.lock after changing req
 audit: $(VENV)/.installed-dev ## Check every locked package against known vulnerabilities (needs PyPI's API)
 	$(PY) -m deploy.audit requirements-dev.lock
 
-model: $(VENV)/.installed ## Fetch the model into data/models if missing (PRESET=list: other models)
+model: $(VENV)/.installed ## Fetch the model (by default, the one for this machine's memory) and the speech model (PRESET=list: others)
 	$(PY) -m stack.model $(if $(PRESET),--preset "$(PRESET)")
+
+# The tests run the fast model beside the default; the benchmarks every size they measure.
+test-models: $(VENV)/.installed
+	$(PY) -m stack.model --fetch smollm2-135m
+
+bench-models: $(VENV)/.installed
+	$(PY) -m stack.model --fetch smollm2-135m --fetch qwen2.5-coder-0.5b --fetch qwen2.5-coder-1.5b
 
 migrate: $(VENV)/.installed ## Apply database migrations
 	$(PY) -m shared.migrate
@@ -59,22 +66,23 @@ browser: ## Make sure Chromium is there for the web page's tests (installs it as
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
 		{ echo "The web page tests need Chromium: apt-get install chromium"; exit 1; }
 
-speech: ## Make sure espeak-ng is there: the voice tests speak their notes with it (installs it as root)
-	@command -v espeak-ng >/dev/null 2>&1 || { test "$$(id -u)" = 0 && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng; } || \
-		{ echo "The voice tests need espeak-ng: apt-get install espeak-ng"; exit 1; }
+speech: ## Make sure espeak-ng and Festival's Russian voice are there: the voice tests speak with them (installs them as root)
+	@{ command -v espeak-ng && command -v text2wave && test -d /usr/share/festival/voices/russian; } >/dev/null 2>&1 || \
+		{ test "$$(id -u)" = 0 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends espeak-ng festival festvox-ru; } || \
+		{ echo "The voice tests need espeak-ng and Festival's Russian voice: apt-get install espeak-ng festival festvox-ru"; exit 1; }
 
-test: $(VENV)/.installed-dev model browser speech ## Run the whole test suite
+test: $(VENV)/.installed-dev test-models browser speech ## Run the whole test suite
 	$(PY) -m pytest
 
-test-postgres: $(VENV)/.installed-dev model speech ## The database, pipeline, voice and reliability tests against PostgreSQL at TEST_DATABASE_URL
+test-postgres: $(VENV)/.installed-dev test-models speech ## The database, pipeline, voice and reliability tests against PostgreSQL at TEST_DATABASE_URL
 	@test -n "$(TEST_DATABASE_URL)" || { echo "Set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"; exit 1; }
 	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/voice tests/reliability
 
-deploy-check: model speech ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
+deploy-check: test-models speech ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
 	$(PY) -m deploy.smoke
 
-bench: $(VENV)/.installed-dev model ## Benchmarks against baselines in the same run: bench/results.md and .png
+bench: $(VENV)/.installed-dev bench-models ## Benchmarks against baselines in the same run: bench/results.md and .png
 	$(PY) -m bench.run
 
 lint: $(VENV)/.installed-dev ## ruff (lint and format) and strict mypy, as CI runs them

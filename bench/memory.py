@@ -1,7 +1,8 @@
 """Resident memory of each part of the stack with the default model, after it has answered text,
 then again after it has also transcribed voice notes (the speech model is loaded by the first).
 
-Run: `.venv/bin/python -m bench.memory` (starts `python -m stack` in a scratch folder on free ports).
+Run: `.venv/bin/python -m bench.memory [model.gguf [VAR=value …]]` (starts `python -m stack` in a
+scratch folder on free ports).
 """
 
 from __future__ import annotations
@@ -35,15 +36,18 @@ def _part(process: psutil.Process) -> str | None:
     return next((name for key, name in PARTS.items() if key in line), None)
 
 
-def measure(messages: int = 5) -> tuple[dict[str, float], dict[str, float]]:
-    """(memory after text answers, memory after voice notes too), by part, in MB."""
+def measure(
+    model: Path = MODEL, settings: dict[str, str] | None = None, messages: int = 5
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(memory after text answers, memory after voice notes too), by part, in MB, with `model` and
+    extra `settings` (environment variables: PARALLEL, KV_CACHE_TYPE, …)."""
     # The bot runs too, against a stand-in Telegram on loopback (no real bot token needed).
     from fakes.telegram import FakeTelegram
 
     telegram = FakeTelegram()
     telegram.start()
     try:
-        return _measure(messages, telegram.base_url)
+        return _measure(model, messages, telegram.base_url, settings or {})
     finally:
         telegram.stop()
 
@@ -66,7 +70,9 @@ def _wait(api: str, headers: dict[str, str], ids: list[str]) -> None:
             time.sleep(0.2)
 
 
-def _measure(messages: int, telegram_api: str) -> tuple[dict[str, float], dict[str, float]]:
+def _measure(
+    model: Path, messages: int, telegram_api: str, settings: dict[str, str]
+) -> tuple[dict[str, float], dict[str, float]]:
     from fakes import speech
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -74,7 +80,9 @@ def _measure(messages: int, telegram_api: str) -> tuple[dict[str, float], dict[s
         env = dict(
             os.environ,
             PYTHONPATH=str(ROOT),
-            MODEL_PATH=str(MODEL),
+            MODEL_PATH=str(model),
+            # The speech model too is the one kept in the project's data/models.
+            MODELS_DIR=str(ROOT / "data" / "models"),
             API_PORT=str(api_port),
             DASHBOARD_PORT=str(free_port()),
             EMBEDDED_REDIS_PORT=str(free_port()),
@@ -83,25 +91,29 @@ def _measure(messages: int, telegram_api: str) -> tuple[dict[str, float], dict[s
             TELEGRAM_API_BASE=telegram_api,
             # One user sends every message at once: the per-person cap is not what this measures.
             MAX_ACTIVE_PER_USER="1000",
+            **settings,
         )
+        # The stack's own output is kept in the scratch folder's log, shown when it does not come up.
+        log = open(Path(workdir) / "stack.log", "wb")  # noqa: SIM115 - closed with the stack
         stack = subprocess.Popen(
             [sys.executable, "-m", "stack"],
             cwd=workdir,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             api = f"http://127.0.0.1:{api_port}"
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 300  # a 1.5B model takes a while to load
             while True:
                 try:
                     if httpx.get(f"{api}/health", timeout=2).json().get("workers"):
                         break
                 except (httpx.HTTPError, ValueError):
                     pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the stack did not come up")
+                if time.monotonic() > deadline or stack.poll() is not None:
+                    said = (Path(workdir) / "stack.log").read_text(errors="replace")[-3000:]
+                    raise TimeoutError(f"the stack did not come up:\n{said}")
                 time.sleep(0.3)
             key = next(
                 line.split("=", 1)[1]
@@ -134,10 +146,13 @@ def _measure(messages: int, telegram_api: str) -> tuple[dict[str, float], dict[s
         finally:
             stack.send_signal(signal.SIGINT)
             stack.wait(timeout=60)
+            log.close()
 
 
 def main() -> None:
-    text_only, with_voice = measure()
+    model = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else MODEL
+    settings = dict(arg.split("=", 1) for arg in sys.argv[2:])
+    text_only, with_voice = measure(model, settings)
     print("| part | resident memory (MB) | after voice notes (MB) |\n|---|---|---|")
     for part, mb in sorted(text_only.items()):
         print(f"| {part} | {mb:.0f} | {with_voice.get(part, 0):.0f} |")

@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The last release whose image ran as uid 10001 without an entrypoint (its operators had to
 # `chown -R 10001 data` by hand): the upgrade starts from the data directory it wrote.
 PREVIOUS_RELEASE = "8415309"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODELS = ROOT / "data" / "models"
+# The previous release's default model, and this one's for this machine (its record beside it), and
+# the speech model: containers have no internet here, so `make model` fetched them on the host.
+PREVIOUS_MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 APP_UID = 10001
 
 
@@ -60,9 +63,10 @@ def main() -> int:
     if os.geteuid() != 0:
         print("The deployment check runs Docker: run it as root.", file=sys.stderr)
         return 2
-    model = ROOT / "data" / "models" / MODEL_FILE
-    if not model.is_file():
-        print(f"{model} is missing: `make model` first.", file=sys.stderr)
+    models = _models()
+    missing = [str(path) for path in models if not path.exists()]
+    if missing:
+        print(f"{', '.join(missing)} missing: `make model` and `make test-models` first.", file=sys.stderr)
         return 2
     checks = Checks()
     figures: dict[str, str] = {}
@@ -85,8 +89,8 @@ def main() -> int:
         size = int(run(["docker", "image", "inspect", "-f", "{{.Size}}", "ai-assistant:latest"]).stdout)
         checks("image size", size > 0, f"{size / 1e6:.0f} MB")
         figures["image"] = f"{size / 1e6:.0f} MB"
-        _upgrade(checks, compose, workdir, args.previous, new_rev, model)
-        figures.update(_fresh_clone(checks, compose, workdir, new_rev, model))
+        _upgrade(checks, compose, workdir, args.previous, new_rev, models)
+        figures.update(_fresh_clone(checks, compose, workdir, new_rev, models))
         _data_ownership(checks, workdir)
         _offline_setup(checks, workdir)
     except Exception as exc:  # every failure is reported as a failed check, then counted
@@ -157,19 +161,33 @@ def _write_env(directory: Path, telegram_base: str = "") -> dict[str, str]:
     return env
 
 
-def _place_model(directory: Path, model: Path) -> None:
-    # Containers have no internet here; on a VPS `setup` would fetch this same file.
-    (directory / "data" / "models").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(model, directory / "data" / "models" / MODEL_FILE)
+def _models() -> list[Path]:
+    from shared.config import ModelSettings
+    from shared.model_files import record_path
+
+    default = ModelSettings(_env_file=None, models_dir=MODELS).resolved_path()
+    return [MODELS / PREVIOUS_MODEL, default, record_path(default), MODELS / "speech" / "whisper-base"]
+
+
+def _place_models(directory: Path, models: list[Path]) -> None:
+    # Containers have no internet here; on a VPS `setup` would fetch these same files. Copied with
+    # their times, so the hash records still match and nothing is hashed again.
+    for source in models:
+        target = directory / "data" / "models" / source.relative_to(MODELS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
 
 
 def _upgrade(
-    checks: Checks, compose: list[str], workdir: Path, previous: str, new_rev: str, model: Path
+    checks: Checks, compose: list[str], workdir: Path, previous: str, new_rev: str, models: list[Path]
 ) -> None:
     """The previous release's deployment, updated with `git pull && docker compose up -d`."""
     directory = _clone(workdir / "upgrade", previous)
     env = _write_env(directory)
-    _place_model(directory, model)
+    _place_models(directory, models)
     # What an operator of the previous release had to do by hand for it to start at all.
     run(["chown", "-R", f"{APP_UID}:{APP_UID}", str(directory / "data")])
     override = workdir / "previous-image.yml"
@@ -205,12 +223,12 @@ def _upgrade(
 
 
 def _fresh_clone(
-    checks: Checks, compose: list[str], workdir: Path, new_rev: str, model: Path
+    checks: Checks, compose: list[str], workdir: Path, new_rev: str, models: list[Path]
 ) -> dict[str, str]:
     """A clone made as root, the README's `.env`, `docker compose up -d`: everything a user meets."""
     directory = _clone(workdir / "fresh", new_rev)
     env = _write_env(directory, telegram_base="http://fake-telegram:8081")
-    _place_model(directory, model)
+    _place_models(directory, models)
     fake_port = free_port()
     override = workdir / "fake-telegram.yml"
     override.write_text(
@@ -231,8 +249,8 @@ def _fresh_clone(
         started = time.monotonic()
         answered = stack.chat("alice", "What is the capital of France?")
         checks(
-            "a chat is answered",
-            answered["status"] == "finished" and bool(answered["answer"]),
+            "a chat is answered by the default model",
+            answered["status"] == "finished" and "paris" in answered["answer"].lower(),
             f"{time.monotonic() - started:.2f} s, {answered['usage'].get('completion_tokens')} tokens",
         )
         _voice(checks, stack)

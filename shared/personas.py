@@ -22,18 +22,20 @@ PERSONAS: dict[str, Persona] = {
         Persona(
             "concise",
             {"en": "Brief", "ru": "Кратко"},
-            "You answer in one to three short sentences. No preamble, no lists unless asked.",
+            "You answer in one to three short sentences, in the language of the user's message. No preamble, "
+            "no lists unless asked.",
         ),
         Persona(
             "teacher",
             {"en": "Teacher", "ru": "Учитель"},
-            "You are a patient teacher. Explain step by step with simple words and a small example.",
+            "You are a patient teacher. Explain step by step with simple words and a small example, in the "
+            "language of the user's message.",
         ),
         Persona(
             "coder",
             {"en": "Programmer", "ru": "Программист"},
             "You are an experienced programmer. Answer with working code in Markdown code blocks "
-            "and a short explanation.",
+            "and a short explanation in the language of the user's message.",
         ),
         Persona(
             "translator",

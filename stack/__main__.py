@@ -16,13 +16,14 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.invite import invite_link
-from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelSettings
+from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelSettings, VoiceSettings
 from shared.db import Database
 from shared.logging import configure_logging
 from shared.migrate import upgrade
-from stack.model import fetch_default_model
+from stack.model import ensure_models
 from stack.redis_server import find_redis_server, is_bundled, redis_command, wait_until_ready
 from stack.supervisor import Service, Supervisor, child_env
+from worker.model_source import ModelUnavailable
 
 log = logging.getLogger("stack")
 ENV_FILE = Path(".env")
@@ -101,8 +102,12 @@ def main() -> None:
         extra_env["REDIS_URL"] = redis_url
 
     model_settings = ModelSettings()
-    if model_settings.model_path is None and not model_settings.model_repo:
-        fetch_default_model(model_settings.models_dir)
+    if model_settings.llm_backend == "local":
+        print(model_settings.describe_choice(), flush=True)
+        try:
+            ensure_models(model_settings, VoiceSettings())
+        except ModelUnavailable as exc:
+            sys.exit(str(exc))
     upgrade(DatabaseSettings().database_url)
     local_url = f"http://{_client_host(settings.api_host)}:{settings.api_port}"
     # The banner's link is the owner's own one-time sign-in, never the operator's key.

@@ -42,7 +42,11 @@ from worker.reply import ReplyService
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"
 BOT_API_KEY = "test-bot-key-0123456789abcdef"
-DEFAULT_MODEL = ROOT / "data" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODELS = ROOT / "data" / "models"
+# The fast tests' model (engine, batching, the remote backend's stand-in server): quick, not clever.
+TINY_MODEL = MODELS / "SmolLM2-135M-Instruct.Q4_1.gguf"
+# What a person gets on this machine with no model chosen: the end-to-end tests use it.
+REAL_MODEL = ModelSettings(_env_file=None, models_dir=MODELS).resolved_path()
 
 
 @dataclass
@@ -248,6 +252,8 @@ def worker_env(db_url: str, queue_settings: QueueSettings, **extra: str) -> dict
         DATABASE_URL=db_url,
         REDIS_URL=queue_settings.redis_url,
         QUEUE_NAME=queue_settings.queue_name,
+        # The speech model fetched by `make test-models`, not a new download into the empty folder.
+        MODELS_DIR=str(MODELS),
         LOG_LEVEL="INFO",
     )
     env.update(extra)
@@ -287,15 +293,17 @@ def fake_workers(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> 
 
 @pytest.fixture
 def real_worker(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> Iterator[Callable[..., Path]]:
-    """Start `python -m worker` with the bundled model (and extra settings); returns its log file."""
-    if not DEFAULT_MODEL.is_file():
-        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model` (make test does)")
+    """Start `python -m worker` with the real default model (and extra settings); returns its log file."""
+    if not REAL_MODEL.is_file():
+        pytest.fail(f"{REAL_MODEL} is missing: run `make model` (make test does)")
     processes: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(**settings: str) -> Path:
         log = tmp_path / f"worker-{len(processes)}.log"
         env = worker_env(
-            db_url, queue_settings, MODEL_PATH=str(DEFAULT_MODEL), MAX_TOKENS="48", SEED="7", **settings
+            db_url,
+            queue_settings,
+            **{"MODEL_PATH": str(REAL_MODEL), "MAX_TOKENS": "48", "SEED": "7", **settings},
         )
         processes.append((start_worker_process("worker", env, log), log))
         return log

@@ -157,7 +157,7 @@ def test_every_long_running_command_starts(
 
     from fakes.telegram import FakeTelegram
     from stack.redis_server import free_port
-    from tests.conftest import API_KEY, DEFAULT_MODEL
+    from tests.conftest import API_KEY, TINY_MODEL
 
     telegram = FakeTelegram()
     telegram.start()
@@ -169,7 +169,7 @@ def test_every_long_running_command_starts(
         "QUEUE_NAME": queue_settings.queue_name,
         "DATABASE_URL": db_url,
         "API_KEY": API_KEY,
-        "MODEL_PATH": str(DEFAULT_MODEL),
+        "MODEL_PATH": str(TINY_MODEL),
         "GATEWAY_URL": f"http://127.0.0.1:{api_port}",
         "TELEGRAM_BOT_TOKEN": "4242:COMPOSE",
         "TELEGRAM_API_BASE": telegram.base_url,

@@ -40,6 +40,7 @@ def load_model(settings: ModelSettings, parallel: int = 1) -> ChatModel:
         from worker.remote_llm import OpenAIChatModel
 
         return OpenAIChatModel(settings)
+    log.info("%s", settings.describe_choice())
     return LlamaChatModel(resolve_model_path(settings), settings, parallel=parallel)
 
 

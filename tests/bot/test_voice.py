@@ -1,6 +1,6 @@
 """Voice notes in Telegram, end to end: the fake Bot API serves the file (getFile and the
-download), the real bot sends it to the gateway, a worker process hears it with the bundled
-tiny.en model, and the words and the answer come back in the chat."""
+download), the real bot sends it to the gateway, a worker process hears it with the default
+speech model, and the words and the answer come back in the chat."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from bench.quality import language_of
 from fakes import speech
 from fakes.telegram import FakeTelegram
 from tests.bot.conftest import BotRunner
-from tests.voice.conftest import QUESTION
+from tests.voice.conftest import QUESTION, RUSSIAN_QUESTION
 
 pytestmark = pytest.mark.slow
 USER = 1001
@@ -77,13 +78,40 @@ def test_notes_that_cannot_be_answered_get_their_own_words(
 
 
 def test_voice_notes_count_against_the_rate_limit_and_the_language_is_a_setting(
-    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any, spoken: bytes
+    telegram: FakeTelegram,
+    start_bot: Callable[..., BotRunner],
+    fake_workers: Callable[..., Any],
+    spoken: bytes,
 ) -> None:
+    fake_workers(STT_MODEL="tiny.en", FAKE_TOKEN_DELAY="0.01")  # the English-only option
     start_bot(bot_rate_limit_messages=2, bot_rate_limit_seconds=600)
     telegram.send_text("/voice ru", user_id=USER, language="ru")
     assert telegram.last_with(USER, "Язык ваших голосовых: ru")
     telegram.send_voice(spoken, duration=3, user_id=USER, language="ru")
-    # The bundled model knows English only: asked for Russian, it says so in the person's language.
+    # tiny.en knows English only: asked for Russian, it says so in the person's language.
     assert telegram.last_with(USER, "не знает язык", timeout=60)
     telegram.send_voice(spoken, duration=3, user_id=USER, language="ru")
     assert telegram.last_with(USER, "Вы пишете быстрее", timeout=30)
+
+
+def test_a_russian_voice_note_is_answered_in_russian_by_the_real_models(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], real_worker: Callable[..., Any]
+) -> None:
+    """Out of the box: the default speech model hears Russian as Russian (/voice auto), and the
+    default chat model answers it, in Russian."""
+    if not speech.russian_available():
+        pytest.fail(
+            "Festival's Russian voice is missing: apt-get install festival festvox-ru (make test does)"
+        )
+    real_worker(MAX_TOKENS="64", TEMPERATURE="0")
+    start_bot()
+    note = telegram.send_voice(
+        speech.speak(RUSSIAN_QUESTION, language="ru"), duration=2, user_id=USER, language="ru"
+    )
+
+    shown = telegram.last_with(USER, "🎤 ", timeout=120)
+    answer = telegram.wait_for(lambda: [m for m in telegram.chat(USER) if m.reply_markup], timeout=180)[0]
+
+    assert shown.reply_to == note and "франц" in shown.text.lower(), shown.text
+    assert "париж" in answer.text.lower(), answer.text
+    assert language_of(answer.text) == "ru", answer.text

