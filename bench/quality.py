@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+import httpx
 
 FINAL = ("finished", "failed", "canceled")
 MAX_TOKENS = 96
@@ -67,15 +69,7 @@ def score(answers: list[str]) -> float:
     return sum(passes(q, a) for q, a in zip(QUESTIONS, answers, strict=True)) / len(QUESTIONS)
 
 
-class Http(Protocol):
-    """What is asked of a client of the gateway: httpx.Client, or a test's TestClient."""
-
-    def post(self, url: str, **kwargs: Any) -> Any: ...
-
-    def get(self, url: str, **kwargs: Any) -> Any: ...
-
-
-def _follow(http: Http, task_id: str) -> dict[str, Any]:
+def _follow(http: httpx.Client, task_id: str) -> dict[str, Any]:
     """The task's final status, waited for with long polls (ETag + wait), as the page does."""
     tag: str | None = None
     while True:
@@ -90,8 +84,9 @@ def _follow(http: Http, task_id: str) -> dict[str, Any]:
             return status
 
 
-def stack_answers(http: Http, user_prefix: str = "quality") -> list[str]:
-    """Each question asked of the stack in a conversation of its own; the last turn's answers."""
+def stack_answers(http: httpx.Client, user_prefix: str = "quality") -> list[str]:
+    """Each question asked of the stack (an httpx client of the gateway, or a test's TestClient) in a
+    conversation of its own; the last turns' answers."""
     answers = []
     for n, question in enumerate(QUESTIONS):
         answer = ""
