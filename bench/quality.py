@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 FINAL = ("finished", "failed", "canceled")
 MAX_TOKENS = 96
 
@@ -69,7 +67,7 @@ def score(answers: list[str]) -> float:
     return sum(passes(q, a) for q, a in zip(QUESTIONS, answers, strict=True)) / len(QUESTIONS)
 
 
-def _follow(http: httpx.Client, task_id: str) -> dict[str, Any]:
+def _follow(http: Any, task_id: str) -> dict[str, Any]:
     """The task's final status, waited for with long polls (ETag + wait), as the page does."""
     tag: str | None = None
     while True:
@@ -84,7 +82,7 @@ def _follow(http: httpx.Client, task_id: str) -> dict[str, Any]:
             return status
 
 
-def stack_answers(http: httpx.Client, user_prefix: str = "quality") -> list[str]:
+def stack_answers(http: Any, user_prefix: str = "quality") -> list[str]:
     """Each question asked of the stack (an httpx client of the gateway, or a test's TestClient) in a
     conversation of its own; the last turns' answers."""
     answers = []
