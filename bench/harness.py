@@ -59,6 +59,20 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3g} ({min(values):.3g}–{max(values):.3g})"
 
 
+def table_rows(figures: list[Figure]) -> list[str]:
+    """The figures as rows of the results table, then a line for each one's extra figures."""
+    lines = []
+    for f in figures:
+        met = {True: "yes", False: "**no**", None: "—"}[f.passed]
+        ours, ratio = f"{spread(f.ours)} {f.unit}", f"{f.ratio:.2f} ({f.ratio_note})"
+        lines.append("| " + " | ".join([f.name, ours, spread(f.baseline), ratio, f.target, met]) + " |")
+    lines.append("")
+    for f in figures:
+        if f.extra:
+            lines.append(f"- {f.name}: " + ", ".join(f"{k} {v}" for k, v in f.extra.items()))
+    return lines
+
+
 # --- the stack under test ----------------------------------------------------------------------
 
 
@@ -79,6 +93,7 @@ def stack(workdir: Path, *, with_worker: bool = True, **settings: str) -> Iterat
         DATABASE_URL=db_url,
         API_KEY=KEY,
         MODEL_PATH=str(MODEL),
+        MODELS_DIR=str(ROOT / "data" / "models"),  # the speech models `make bench` fetched
         N_THREADS=THREADS,
         TEMPERATURE="0",
         SEED="1",

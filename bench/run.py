@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, idle, neighbours, voice
+from bench import concurrency, idle, models, neighbours
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -33,8 +33,8 @@ from bench.harness import (
     Figure,
     ask,
     http_client,
-    spread,
     stack,
+    table_rows,
     wait_ready,
 )
 from bench.native import ensure_tools
@@ -274,35 +274,6 @@ def intake(workdir: Path, runs: int, seconds: float) -> Figure:
     )
 
 
-def memory() -> list[Figure]:
-    from bench.memory import measure
-
-    text_only, with_voice = measure()
-    total = sum(text_only.values())
-    text = Figure(
-        "Memory of the whole stack with the default model (PARALLEL=4)",
-        [total],
-        [800.0],
-        "MB",
-        "< 800 MB (fits a 1 GB VPS)",
-        "stack ÷ 800 MB budget",
-        passed=total < 800,
-        extra={part: f"{mb:.0f} MB" for part, mb in sorted(text_only.items())},
-    )
-    # No budget was set for voice: what the speech model adds is reported for operators to weigh.
-    added = with_voice["worker"] - text_only["worker"]
-    voice = Figure(
-        "Memory of the whole stack after voice notes (the speech model loaded)",
-        [sum(with_voice.values())],
-        [total],
-        "MB",
-        "reported: what voice adds",
-        "after voice ÷ before",
-        extra={"worker": f"{with_voice['worker']:.0f} MB", "added by the speech model": f"{added:.0f} MB"},
-    )
-    return [text, voice]
-
-
 # --- the report ------------------------------------------------------------------------------------
 
 
@@ -316,16 +287,13 @@ def report(figures: list[Figure], out: Path, runs: int) -> None:
         "",
         "| figure | ours | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|",
+        *table_rows(figures),
+        "",
+        "![ratios](results.png)",
+        "",
     ]
-    for f in figures:
-        met = {True: "yes", False: "**no**", None: "—"}[f.passed]
-        ours, ratio = f"{spread(f.ours)} {f.unit}", f"{f.ratio:.2f} ({f.ratio_note})"
-        lines.append("| " + " | ".join([f.name, ours, spread(f.baseline), ratio, f.target, met]) + " |")
-    lines.append("")
-    for f in figures:
-        if f.extra:
-            lines.append(f"- {f.name}: " + ", ".join(f"{k} {v}" for k, v in f.extra.items()))
-    lines += ["", "![ratios](results.png)", ""]
+    # The sizes people run are measured in the same run (or alone, `--only models`): their own file.
+    lines += ["The model sizes people run: [models-results.md](models-results.md).", ""]
     deployment = ROOT / "bench" / "deploy-results.md"
     if deployment.is_file():  # written by `make deploy-check`, which needs root and Docker
         lines += [deployment.read_text()]
@@ -358,8 +326,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run of each (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--only", choices=["models"], help="only the model sizes (models-results.md)")
+    parser.add_argument("--model", choices=models.SIZES, help="the model sizes: this one alone")
     args = parser.parse_args()
     runs, seconds = (1, 1.0) if args.quick else (3, 5.0)
+    # The models people run: every chat model size in a full run, the fast one only in the quick run.
+    sized_out = args.out.with_name("models-results.md")
+    with tempfile.TemporaryDirectory() as scratch:
+        conversations = 1 if args.quick else 2
+        only = args.model or (models.SIZES[0] if args.quick else None)
+        sized = models.figures(Path(scratch), conversations, only, (5,) if args.quick else (5, 30, 120))
+        models.report(sized, sized_out, conversations)
+    print(sized_out.read_text())
+    if args.only == "models":
+        return
     # The quick run skips llama.cpp's own tools (a ten-minute build) and crowds of more than two.
     tools = None if args.quick else ensure_tools()
     turns, sizes = (2, (1, 2)) if args.quick else (8, (1, 4, 8))
@@ -373,8 +353,6 @@ def main() -> None:
         figures.append(neighbours.status_read_cost(workdir / "status-cost"))
         figures += neighbours.figures(workdir / "neighbours", runs)
         figures += neighbours.thread_counts(workdir / "threads", runs)
-        figures += voice.figures(workdir / "voice", runs, (5,) if args.quick else (5, 30, 120))
-        figures += memory()
     report(figures, args.out, runs)
     print(args.out.read_text())
 

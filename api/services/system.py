@@ -42,6 +42,7 @@ def system_status(db: Database, queue: Queue, model: ModelSettings) -> SystemSta
         generating=counts.get(TaskStatus.STARTED, 0),
         workers=workers,
         model=recent[0].model_name if recent else model.display_name(),
-        preset=model.model_preset,
+        # The preset chosen, by MODEL_PRESET or (with no model named) by the machine's memory.
+        preset=chosen.name if (chosen := model.choice()[0]) else None,
         recent_tokens_per_second=round(tokens / seconds, 2) if seconds else None,
     )

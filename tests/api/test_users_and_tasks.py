@@ -7,9 +7,11 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from shared.config import ModelSettings
 from shared.db import Database
 from shared.models import Task
 from shared.personas import PERSONAS
+from shared.presets import LARGE_DEFAULT, SMALL_DEFAULT
 from tests.fakes import FakeChatModel
 from tests.helpers import send as _send
 from tests.helpers import status as _status
@@ -121,13 +123,16 @@ def test_latest_task_and_stats(client: TestClient, run_jobs: Callable[[], None])
 
 def test_system_view_and_wait_estimate(client: TestClient, run_jobs: Callable[[], None]) -> None:
     before = client.get("/api/system").json()
-    # Before any answer, the model configured (the workers read the same settings).
+    # Before any answer, the model configured (the workers read the same settings): with none
+    # named, the default this machine's memory picks.
+    preset, _ = ModelSettings(_env_file=None).choice()
+    assert preset is not None and preset.name in (LARGE_DEFAULT, SMALL_DEFAULT)
     assert before == {
         "queued": 0,
         "generating": 0,
         "workers": 0,
-        "model": "SmolLM2-135M-Instruct.Q4_1",
-        "preset": None,
+        "model": preset.file.removesuffix(".gguf"),
+        "preset": preset.name,
         "recent_tokens_per_second": None,
     }
     first = _send(client, "warm up")

@@ -1,0 +1,178 @@
+"""The models people run, each measured on the stack. For each chat model size: the memory of the
+whole stack (PARALLEL=4, the bot running, the speech model loaded) against the budget of the box it
+is the default for, decode speed and the first token at turn 1 and turn 8 of one conversation, and
+the share of plain questions answered right (bench.quality) through the stack against the same model
+alone. For each speech model (bench.voice): its real-time factor beside faster-whisper alone, and
+what it adds to the stack's memory.
+
+`python -m bench.run --only models [--model NAME]` runs just these and writes
+bench/models-results.md, which bench/results.md takes in.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from statistics import median
+
+import httpx
+
+from bench import quality, voice
+from bench.harness import KEY, MODEL, ROOT, THREADS, Figure, ask, stack, table_rows
+from shared.config import ModelSettings
+from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
+
+MODELS = ROOT / "data" / "models"
+SIZES = ("smollm2-135m", SMALL_DEFAULT, LARGE_DEFAULT)
+# The box each default is chosen for: a 2 GB VPS leaves ~250 MB to the system, a 1 GB one ~100 MB.
+BUDGET_MB = {LARGE_DEFAULT: 1750, SMALL_DEFAULT: 900}
+TURNS = 8
+TOPICS = ["the ocean", "forests", "the moon"]
+
+
+def _memory(name: str, path: Path) -> Figure:
+    from bench.memory import measure
+
+    text_only, with_voice = measure(path)
+    total = sum(with_voice.values())
+    budget = BUDGET_MB.get(name)
+    return Figure(
+        f"Memory, {name}: whole stack, PARALLEL=4, voice model loaded",
+        [total],
+        [float(budget or sum(text_only.values()))],
+        "MB",
+        f"≤ {budget} MB" if budget else "reported",
+        "stack ÷ budget" if budget else "with voice ÷ text only",
+        passed=total <= budget if budget else None,
+        extra={part: f"{mb:.0f} MB" for part, mb in sorted(with_voice.items())}
+        | {"before the first voice note": f"{sum(text_only.values()):.0f} MB"},
+    )
+
+
+def _speed(name: str, path: Path, workdir: Path, runs: int) -> Figure:
+    first: dict[int, list[float]] = {1: [], TURNS: []}
+    decode: list[float] = []
+    with stack(workdir, MODEL_PATH=str(path), MAX_TOKENS="96") as api:
+        ask(api, "warm up", "warm")
+        for run in range(runs):
+            topic = TOPICS[run % len(TOPICS)]
+            for turn in range(1, TURNS + 1):
+                usage = ask(api, f"Tell me one more fact about {topic}, number {turn}.", f"{name}-{run}")[
+                    "usage"
+                ]
+                if turn in first:
+                    first[turn].append(usage["first_token_seconds"])
+                writing = usage["generation_seconds"] - usage["first_token_seconds"]
+                if usage["completion_tokens"] > 1 and writing > 0:
+                    decode.append((usage["completion_tokens"] - 1) / writing)
+    return Figure(
+        f"Speed, {name}: first token at turn {TURNS} vs turn 1, one person",
+        first[TURNS],
+        first[1],
+        "s",
+        "reported",
+        f"turn {TURNS} ÷ turn 1",
+        extra={
+            "decode": f"{median(decode):.1f} tokens/s",
+            "first token at turn 1": f"{median(first[1]):.2f} s",
+            f"at turn {TURNS}": f"{median(first[TURNS]):.2f} s",
+        },
+    )
+
+
+def _answers(name: str, path: Path, workdir: Path) -> Figure:
+    defaults = ModelSettings(_env_file=None)
+    with (
+        stack(workdir, MODEL_PATH=str(path), MAX_TOKENS=str(quality.MAX_TOKENS)) as api,
+        httpx.Client(base_url=api, headers={"X-API-Key": KEY}, timeout=120) as http,
+    ):
+        ours = quality.stack_answers(http)
+    alone = quality.direct_answers(path, defaults.system_prompt, int(THREADS), defaults.repeat_penalty)
+    is_default = name in BUDGET_MB
+    return Figure(
+        f"Answers right, {name}: Russian and English questions, stack vs the model alone",
+        [quality.score(ours)],
+        [quality.score(alone)],
+        "share",
+        "≥ the model alone" if is_default else "reported",
+        "stack ÷ alone",
+        passed=quality.score(ours) >= quality.score(alone) if is_default else None,
+        extra={"questions": str(len(quality.QUESTIONS)), "wrong through the stack": _wrong(ours) or "none"},
+    )
+
+
+def _wrong(answers: list[str]) -> str:
+    return "; ".join(
+        f"{q.turns[-1]} → {a[:50]!r}"
+        for q, a in zip(quality.QUESTIONS, answers, strict=True)
+        if not quality.passes(q, a)
+    )
+
+
+def figures(workdir: Path, runs: int, only: str | None, voice_lengths: tuple[int, ...]) -> list[Figure]:
+    """The chat model sizes (or `only` one), then the speech models."""
+    results = []
+    for name in SIZES if only is None else (only,):
+        path = MODELS / PRESETS[name].file
+        results.append(_memory(name, path))
+        results.append(_speed(name, path, workdir / f"speed-{name}", runs))
+        results.append(_answers(name, path, workdir / f"answers-{name}"))
+    results += voice.figures(workdir / "voice", runs, voice_lengths)
+    results += speech_memory()
+    return results
+
+
+def speech_memory() -> list[Figure]:
+    """The whole stack with the fast chat model, before and after voice notes with each speech model."""
+    from bench.memory import measure
+
+    figures = []
+    for n, name in enumerate(voice.MODELS):
+        text_only, with_voice = measure(settings={"STT_MODEL": name})
+        total = sum(text_only.values())
+        if n == 0:
+            figures.append(
+                Figure(
+                    f"Memory of the whole stack with {MODEL.stem.split('.')[0]} (PARALLEL=4)",
+                    [total],
+                    [800.0],
+                    "MB",
+                    "< 800 MB (fits a 1 GB VPS)",
+                    "stack ÷ 800 MB budget",
+                    passed=total < 800,
+                    extra={part: f"{mb:.0f} MB" for part, mb in sorted(text_only.items())},
+                )
+            )
+        # No budget was set for voice: what each speech model adds is reported for operators to weigh.
+        added = with_voice["worker"] - text_only["worker"]
+        figures.append(
+            Figure(
+                f"Memory of the whole stack after voice notes, {name} (the speech model loaded)",
+                [sum(with_voice.values())],
+                [total],
+                "MB",
+                "reported: what voice adds",
+                "after voice ÷ before",
+                extra={
+                    "worker": f"{with_voice['worker']:.0f} MB",
+                    "added by the speech model": f"{added:.0f} MB",
+                },
+            )
+        )
+    return figures
+
+
+def report(figures: list[Figure], out: Path, runs: int) -> None:
+    """The section bench/results.md takes in."""
+    lines = [
+        "## The model sizes people run",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, {THREADS} "
+        f"threads, {runs} conversation(s) of {TURNS} turns per model, greedy, 96 new tokens at most.",
+        "",
+        "| figure | ours | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += table_rows(figures)
+    out.write_text("\n".join(lines) + "\n")
