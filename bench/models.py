@@ -102,12 +102,10 @@ def _answers(name: str, path: Path, workdir: Path) -> Figure:
     )
 
 
-def _wrong(answers: list[str]) -> str:
-    return "; ".join(
-        f"{q.turns[-1]} → {a[:50]!r}"
-        for q, a in zip(quality.QUESTIONS, answers, strict=True)
-        if not quality.passes(q, a)
-    )
+def _wrong(answers: list[str], shown: int = 4) -> str:
+    wrong = [(q, a) for q, a in zip(quality.QUESTIONS, answers, strict=True) if not quality.passes(q, a)]
+    listed = "; ".join(f"{q.turns[-1]} → {a[:50]!r}" for q, a in wrong[:shown])
+    return listed + (f"; and {len(wrong) - shown} more" if len(wrong) > shown else "")
 
 
 def figures(workdir: Path, runs: int, only: str | None, voice_lengths: tuple[int, ...]) -> list[Figure]:
@@ -166,7 +164,7 @@ def speech_memory() -> list[Figure]:
 def report(figures: list[Figure], out: Path, runs: int) -> None:
     """The section bench/results.md takes in."""
     lines = [
-        "## The model sizes people run",
+        "## The models people run",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, {THREADS} "
         f"threads, {runs} conversation(s) of {TURNS} turns per model, greedy, 96 new tokens at most.",

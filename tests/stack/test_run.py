@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from stack.redis_server import free_port
-from tests.conftest import ROOT, TINY_MODEL, wait_for
+from tests.conftest import MODELS, ROOT, TINY_MODEL, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +37,8 @@ class Stack:
         env.update(
             PYTHONPATH=str(ROOT),
             MODEL_PATH=str(TINY_MODEL),
+            # The speech model `make test-models` fetched: not a new download into the empty folder.
+            MODELS_DIR=str(MODELS),
             MAX_TOKENS="24",
             API_PORT=str(self.ports["api"]),
             DASHBOARD_PORT=str(self.ports["dashboard"]),
