@@ -37,18 +37,63 @@ def test_the_quantized_cache_figure_the_readme_quotes() -> None:
     assert f"{ratio} of f16's output in the latest run" in README
 
 
+MODELS = (ROOT / "bench" / "models-results.md").read_text()
+
+
+def _model_row(name: str) -> list[str]:
+    line = next(line for line in MODELS.splitlines() if line.startswith(f"| {name}"))
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _model_extra(name: str) -> str:
+    return next(line for line in MODELS.splitlines() if line.startswith(f"- {name}"))
+
+
+def _parts(line: str) -> dict[str, int]:
+    return {
+        part: int(mb) for part, mb in re.findall(r"(Redis|bot|gateway|rq-dashboard|worker) (\d+) MB", line)
+    }
+
+
+def test_the_model_table_the_readme_quotes() -> None:
+    for name in ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"):
+        row = next(line for line in README.split(" | `")[1:] if line.startswith(f"{name}` |"))
+        memory = sum(_parts(_model_extra(f"Memory, {name}:")).values())
+        speed = _model_extra(f"Speed, {name}:")
+        decode = float(re.search(r"decode ([\d.]+) tokens/s", speed).group(1))  # type: ignore[union-attr]
+        turn1, turn8 = re.search(r"turn 1 ([\d.]+) s, at turn 8 ([\d.]+) s", speed).groups()  # type: ignore[union-attr]
+        right = float(_model_row(f"Answers right, {name}:")[1].split()[0])
+        assert f"| {memory:,} MB |" in row, name
+        assert f"| {decode:.3g} tokens/s |" in row, name
+        assert f"| {turn1} s / {turn8} s |" in row, name
+        assert f"| {round(right * 16)} of 16 |" in row, name
+
+
 def test_the_memory_the_readme_quotes() -> None:
-    total = float(_row("Memory of the whole stack")[1].split()[0])
-    assert f"**{total:.0f} MB** for the whole stack" in README
-    for part, mb in re.findall(r"(Redis|bot|gateway|rq-dashboard|worker) (\d+) MB", _extra("Memory of")):
+    large = _parts(_model_extra("Memory, qwen2.5-coder-1.5b:"))
+    small = _parts(_model_extra("Memory, qwen2.5-coder-0.5b:"))
+    assert f"**{sum(large.values()):,} MB**; with the 0.5B model **{sum(small.values()):,} MB**" in README
+    for part, mb in large.items():
         assert f"{part} {mb} MB" in README, part
 
 
 def test_the_voice_figures_the_readme_quotes() -> None:
-    for seconds in (30, 120):
-        factor = _row(f"Transcription of a {seconds} s voice note")[1].split()[0]
-        assert f"{factor} for a {seconds} s note" in README, seconds
-    added = re.search(r"added by the speech model (\d+) MB", _extra("Memory of the whole stack after voice"))
-    assert added is not None
-    assert f"adds {added.group(1)} MB to the worker" in README
-    assert f"model, once a voice note has come, adds {added.group(1)} MB" in README
+    for model in ("base", "tiny.en"):
+        factors = [
+            _model_row(f"Transcription of a {seconds} s voice note, {model}")[1].split()[0]
+            for seconds in (30, 120)
+        ]
+        said = (
+            f"{factors[0]} for a 30 s note and {factors[1]} for a 120 s note"
+            if model == "base"
+            else " and ".join(factors)
+        )
+        assert said in README, model
+        added = re.search(
+            r"added by the speech model (\d+) MB",
+            _model_extra(f"Memory of the whole stack after voice notes, {model}"),
+        )
+        assert added is not None
+        assert (
+            f"base adds {added.group(1)} MB" if model == "base" else f"tiny.en {added.group(1)} MB"
+        ) in README
