@@ -324,3 +324,17 @@ def test_a_chunked_body_over_the_limit_is_refused(
         assert chunked(small).startswith(b"HTTP/1.1 202")
     finally:
         served.stop()
+
+
+def test_a_user_id_in_a_path_longer_than_the_column_is_refused(client: TestClient) -> None:
+    """Found by the schema fuzzer on PostgreSQL: a 129-character id in the path was a 500 there."""
+    long_id = "u" * 129
+    for method, route, body in [
+        ("PUT", "speech-language", {"language": "ru"}),
+        ("PUT", "persona", {"persona": "concise"}),
+        ("GET", "quota", None),
+    ]:
+        response = client.request(method, f"/api/users/{long_id}/{route}", json=body, headers=OPERATOR)
+        assert response.status_code == 422, (route, response.text)
+    longest = client.put(f"/api/users/{'u' * 128}/speech-language", json={"language": "ru"}, headers=OPERATOR)
+    assert longest.status_code == 200
