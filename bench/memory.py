@@ -94,7 +94,8 @@ def _measure(
             **settings,
         )
         # The stack's own output is kept in the scratch folder's log, shown when it does not come up.
-        log = open(Path(workdir) / "stack.log", "wb")  # noqa: SIM115 - closed with the stack
+        log_path = Path(workdir) / "stack.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed with the stack
         stack = subprocess.Popen(
             [sys.executable, "-m", "stack"],
             cwd=workdir,
@@ -112,7 +113,7 @@ def _measure(
                 except (httpx.HTTPError, ValueError):
                     pass
                 if time.monotonic() > deadline or stack.poll() is not None:
-                    said = (Path(workdir) / "stack.log").read_text(errors="replace")[-3000:]
+                    said = log_path.read_text(errors="replace")[-3000:]
                     raise TimeoutError(f"the stack did not come up:\n{said}")
                 time.sleep(0.3)
             key = next(

