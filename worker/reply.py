@@ -226,8 +226,7 @@ class ReplyService:
                     progress.cancel = progress.cancel or standing.cancel
                     last_flush = self._clock()
         except Exception as exc:
-            # Also RQ's job timeout, which arrives as an exception between two tokens.
-            timed_out = isinstance(exc, JobTimeoutException)
+            timed_out = _is_job_timeout(exc)
             log.exception("task=%s generation failed", task_id)
             # A model that can say what went wrong in a user's words (a remote server) is let to.
             if isinstance(exc, ModelFailure):
@@ -247,3 +246,19 @@ class ReplyService:
         finally:
             heartbeat.stop()
         return progress, self._clock() - began
+
+
+def _is_job_timeout(exc: BaseException) -> bool:
+    """Whether RQ's job timeout is behind `exc`.
+
+    The timeout arrives as an exception wherever the job happens to be: between two tokens, or in
+    the middle of a database call, where the driver's cleanup can fail in turn (PostgreSQL: "another
+    command is already in progress") and raise its own error with the timeout as its context."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, JobTimeoutException):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

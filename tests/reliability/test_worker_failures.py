@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from rq import Queue
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from shared.recovery import WORKER_LOST
 from tests.conftest import wait_for
@@ -107,6 +108,29 @@ def test_rq_job_timeout_is_a_backstop(
     assert status["error"] == TIMED_OUT
     assert status["finish_reason"] == "timeout"
     assert task_id in queue.failed_job_registry.get_job_ids()
+
+
+def test_a_job_timeout_inside_a_database_call_still_fails_as_timed_out(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel, monkeypatch: Any
+) -> None:
+    """RQ's timeout can land in the middle of a database call; the driver's cleanup then fails in
+    turn (PostgreSQL: "another command is already in progress") with the timeout as its context.
+    The task is still told it took too long, not that something broke."""
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            raise JobTimeoutException("Task exceeded maximum timeout value (1 seconds)")
+        except JobTimeoutException:
+            raise RuntimeError("sending query failed: another command is already in progress")  # noqa: B904
+
+    task_id = _send(client, "hang on")
+    monkeypatch.setattr(fake_model, "generate", interrupted)
+    run_jobs()
+
+    status = _status(client, task_id)
+    assert status["status"] == "failed"
+    assert status["error"] == TIMED_OUT
+    assert status["finish_reason"] == "timeout"
 
 
 @pytest.mark.slow
