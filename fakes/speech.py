@@ -92,3 +92,29 @@ def spoken_seconds(audio: bytes) -> float:
 def corrupt(audio: bytes) -> bytes:
     """The OGG's first bytes kept, the rest scrambled: a file no decoder can read."""
     return b"OggS" + bytes((byte * 7 + 13) % 256 for byte in audio[4:2000])
+
+
+def silent_flac(seconds: float, rate: int = 8_000, declared: bool = True) -> bytes:
+    """`seconds` of digital silence as FLAC: an hour is well under a megabyte, and gigabytes once
+    decoded. `declared=False` blanks the length in the file's header (FLAC allows "unknown")."""
+    with tempfile.NamedTemporaryFile(suffix=".flac") as out_file:
+        with av.open(out_file.name, "w", format="flac") as out:
+            stream = out.add_stream("flac", rate=rate)
+            stream.layout = "mono"
+            block = np.zeros((1, rate * 10), dtype=np.int16)  # ten seconds at a time
+            for start in range(0, int(seconds), 10):
+                frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+                frame.sample_rate = rate
+                frame.pts = start * rate
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        data = bytearray(Path(out_file.name).read_bytes())
+    if not declared:
+        # STREAMINFO follows "fLaC" and its 4-byte block header; its total-samples field is the low
+        # 36 bits of the 8 bytes at offset 10 of the block.
+        at = 8 + 10
+        field = int.from_bytes(data[at : at + 8], "big") & ~((1 << 36) - 1)
+        data[at : at + 8] = field.to_bytes(8, "big")
+    return bytes(data)
