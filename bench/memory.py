@@ -125,7 +125,8 @@ def _measure(
             ids = [
                 httpx.post(
                     f"{api}/api/chat",
-                    json={"user_id": "bench", "text": f"Tell me a fact, number {n}."},
+                    # Several people: their conversations wait their turn, as on a real box.
+                    json={"user_id": f"bench-{n}", "text": f"Tell me a fact, number {n}."},
                     headers=headers,
                 ).json()["task_id"]
                 for n in range(messages)

@@ -14,9 +14,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.machine import memory_mb
-from shared.presets import PRESETS, Preset, default_preset
+from shared.presets import PRESETS, Fit, Preset, default_fit
 
 # Small models answer a Russian question in English unless told; and they must know what they are.
+# With a model the operator chose; the default model's come from its fit (shared.presets).
+_PARALLEL = 4
+_KV_CACHE_MB = 128
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. Answer briefly and accurately. "
     "Always reply in the language of the user's last message."
@@ -202,12 +205,12 @@ class ModelSettings(_EnvSettings):
         "same whether written alone or beside others (greedy or seeded); about a fifth less total "
         "speed when several are written at once.",
     )
-    kv_cache_mb: int = Field(
-        128,
+    kv_cache_mb: int | None = Field(
+        None,
         ge=0,
         description="RAM for the computed contexts of conversations waiting for their next message "
         "(moved out of the model's context while others are answered); past it the oldest are read "
-        "again.",
+        "again. Unset: 128, or 32 with the default model on a box under 2.6 GB.",
     )
     system_prompt: str = Field(
         DEFAULT_SYSTEM_PROMPT,
@@ -235,8 +238,24 @@ class ModelSettings(_EnvSettings):
             return PRESETS[self.model_preset], "MODEL_PRESET"
         if self.model_file:
             return None, "MODEL_FILE"
-        name, reason = default_preset(self.memory_mb or memory_mb())
-        return PRESETS[name], reason
+        fit = default_fit(self.memory_mb or memory_mb())
+        return PRESETS[fit.preset], fit.reason
+
+    def fit(self) -> Fit | None:
+        """How the default model is run on this machine; None when the operator chose a model (or a
+        remote server answers)."""
+        if self.llm_backend == "openai":
+            return None
+        if self.model_path is not None or self.model_preset is not None or self.model_file:
+            return None
+        return default_fit(self.memory_mb or memory_mb())
+
+    def kv_cache_budget_mb(self) -> int:
+        """KV_CACHE_MB, or what the default model's fit gives waiting conversations."""
+        if self.kv_cache_mb is not None:
+            return self.kv_cache_mb
+        fit = self.fit()
+        return fit.kv_cache_mb if fit else _KV_CACHE_MB
 
     def source(self) -> tuple[str | None, str]:
         """Where the model comes from: (hub repository or None, file name)."""
@@ -269,13 +288,16 @@ class ModelSettings(_EnvSettings):
 
 
 class WorkerSettings(_EnvSettings):
+    """How a worker process serves; `answers_at_once` is the one reading of PARALLEL."""
+
     worker_name: str | None = Field(None, description="RQ worker name; default host and pid.")
-    parallel: int = Field(
-        4,
+    parallel: int | None = Field(
+        None,
         ge=1,
         le=64,
         description="Answers one worker process writes at once, sharing its one loaded model "
-        "(continuous batching); each holds a context of N_CTX tokens.",
+        "(continuous batching); each holds a context of N_CTX tokens. Unset: 4, or 2 with the "
+        "default model on a box under 2.6 GB.",
     )
     partial_interval_seconds: float = Field(
         0.25, gt=0, description="How often the growing answer is written for /api/status."
@@ -286,6 +308,13 @@ class WorkerSettings(_EnvSettings):
     generation_timeout_seconds: float = Field(
         300, gt=0, description="Longest time one answer may take; it then fails as timed out."
     )
+
+    def answers_at_once(self, model: ModelSettings) -> int:
+        """PARALLEL, or what the default model's fit on this machine gives (4 otherwise)."""
+        if self.parallel is not None:
+            return self.parallel
+        fit = model.fit()
+        return fit.parallel if fit else _PARALLEL
 
 
 class VoiceSettings(_EnvSettings):

@@ -143,12 +143,32 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def default_preset(memory_mb: int) -> tuple[str, str]:
-    """The preset a machine with `memory_mb` of memory gets when no model is chosen, and why."""
+@dataclass(frozen=True)
+class Fit:
+    """The model a box gets when nobody chose one, and how it is run to fit the box's memory."""
+
+    preset: str
+    parallel: int  # answers written at once (PARALLEL)
+    kv_cache_mb: int  # RAM for waiting conversations' contexts (KV_CACHE_MB)
+    reason: str
+
+
+# Measured by `make bench` (bench/models-results.md), the whole stack with voice notes heard:
+# the 1.5B model writing 4 answers at once takes ~1.83 GB (and up to 128 MB more for waiting
+# conversations), over what a 2 GB VPS can give; 2 at once with 32 MB for waiting ones, ~1.71 GB.
+FULL_FROM_MB = 2600
+
+
+def default_fit(memory_mb: int) -> Fit:
+    """What a machine with `memory_mb` of memory runs when no model is chosen, and why."""
     has = f"this machine has {memory_mb / 1000:.1f} GB of memory"
-    if memory_mb >= LARGE_DEFAULT_FROM_MB:
-        return LARGE_DEFAULT, f"{has} (the 1.5B model from {LARGE_DEFAULT_FROM_MB} MB)"
-    return SMALL_DEFAULT, f"{has} (the 1.5B model needs {LARGE_DEFAULT_FROM_MB} MB)"
+    if memory_mb < LARGE_DEFAULT_FROM_MB:
+        reason = f"{has} (the 1.5B model needs {LARGE_DEFAULT_FROM_MB} MB)"
+        return Fit(SMALL_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason)
+    reason = f"{has} (the 1.5B model from {LARGE_DEFAULT_FROM_MB} MB)"
+    if memory_mb < FULL_FROM_MB:
+        return Fit(LARGE_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason)
+    return Fit(LARGE_DEFAULT, parallel=4, kv_cache_mb=128, reason=reason)
 
 
 def catalogue() -> str:

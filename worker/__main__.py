@@ -65,7 +65,8 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     queue_settings = QueueSettings()
     db = Database.from_settings(DatabaseSettings())
     name = worker_settings.worker_name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    model = model or load_model(model_settings, worker_settings.parallel)
+    parallel = worker_settings.answers_at_once(model_settings)
+    model = model or load_model(model_settings, parallel)
     redis = make_redis(queue_settings)
     queue = make_queue(queue_settings, redis)
     wait_for_redis(redis)
@@ -91,9 +92,15 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     )
     for thread in background:
         thread.start()
-    log.info("worker %s ready on queue %r, %d answers at once", name, queue.name, worker_settings.parallel)
+    log.info(
+        "worker %s ready on queue %r, %d answers at once%s",
+        name,
+        queue.name,
+        parallel,
+        "" if worker_settings.parallel else " (PARALLEL unset: what fits with this model and memory)",
+    )
     try:
-        pool = SlotPool(queue, redis, name, worker_settings.parallel)
+        pool = SlotPool(queue, redis, name, parallel)
         pool.run(burst, os.environ.get("LOG_LEVEL", "INFO").upper(), wait_for_redis)
     finally:
         for thread in background:

@@ -115,7 +115,10 @@ class LlamaChatModel:
             unified=not settings.exact_batching,
         )
         self.engine = BatchEngine(
-            self.native, shape, settings.kv_cache_mb * 1024 * 1024, repeat_penalty=settings.repeat_penalty
+            self.native,
+            shape,
+            settings.kv_cache_budget_mb() * 1024 * 1024,
+            repeat_penalty=settings.repeat_penalty,
         )
         self._bos_text = self._token_text(self.native.bos)
         eos_text = self._token_text(self.native.eos)
@@ -134,7 +137,7 @@ class LlamaChatModel:
             settings.n_ctx,
             parallel,
             settings.kv_cache_type,
-            settings.kv_cache_mb,
+            settings.kv_cache_budget_mb(),
         )
 
     def _token_text(self, token: int) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import ModelSettings
+from shared.config import ModelSettings, WorkerSettings
 from shared.machine import memory_mb
 from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
 
@@ -62,3 +62,30 @@ def test_the_tests_model_is_never_a_default() -> None:
     for memory in (256, 1000, 2000, 64_000):
         chosen, _ = ModelSettings(_env_file=None, memory_mb=memory).choice()
         assert chosen is not None and chosen.name != "smollm2-135m"
+
+
+@pytest.mark.parametrize(
+    ("memory", "parallel", "kv_cache_mb"),
+    [
+        (1_000, 2, 32),  # a "1 GB" VPS: the 0.5B model, compact
+        (1_966, 2, 32),  # a "2 GB" VPS: the 1.5B model, compact (4 at once did not fit, measured)
+        (4_000, 4, 128),  # room for the 1.5B model writing 4 answers at once
+    ],
+)
+def test_the_default_model_is_run_to_fit_the_memory(memory: int, parallel: int, kv_cache_mb: int) -> None:
+    model = ModelSettings(_env_file=None, memory_mb=memory)
+    assert WorkerSettings(_env_file=None).answers_at_once(model) == parallel
+    assert model.kv_cache_budget_mb() == kv_cache_mb
+
+
+def test_the_operators_parallel_and_kv_cache_win_over_the_fit(tmp_path: Path) -> None:
+    small_box = ModelSettings(_env_file=None, memory_mb=1_966, kv_cache_mb=64)
+    assert WorkerSettings(_env_file=None, parallel=3).answers_at_once(small_box) == 3
+    assert small_box.kv_cache_budget_mb() == 64
+    # A model of the operator's own, or a remote server, is not fitted: the plain defaults.
+    for chosen in (
+        ModelSettings(_env_file=None, memory_mb=1_966, model_path=tmp_path / "mine.gguf"),
+        ModelSettings(_env_file=None, memory_mb=1_966, llm_backend="openai"),
+    ):
+        assert WorkerSettings(_env_file=None).answers_at_once(chosen) == 4
+        assert chosen.kv_cache_budget_mb() == 128
