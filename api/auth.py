@@ -33,8 +33,8 @@ TELEGRAM_PREFIX = "tg:"
 _PUBLIC_PATHS = frozenset({"/", "/health", "/openapi.json", "/favicon.ico"})
 _PUBLIC_PREFIXES = ("/static/",)
 _PUBLIC_ROUTES = frozenset({("POST", "/api/session")})
-# A revoked or expired personal credential stops working within this many seconds (at once for
-# a sign-out through this process, which forgets it here).
+# A revoked or expired personal credential, or a blocked person's, stops working within this many
+# seconds (at once for a sign-out or a block through this process, which forgets it here).
 CACHE_SECONDS = 30.0
 # The bot reads for all its people at once: its budget is this many clients' worth.
 BOT_READ_SCALE = 10.0
@@ -109,6 +109,11 @@ class _Cache:
 
     def forget(self, credential_id: int) -> None:
         for key in [k for k, (c, _) in self._entries.items() if c and c.credential_id == credential_id]:
+            del self._entries[key]
+
+    def forget_user(self, user_id: str) -> None:
+        """Every credential of `user_id` is looked up again (they were blocked)."""
+        for key in [k for k, (c, _) in self._entries.items() if c and c.user_id == user_id]:
             del self._entries[key]
 
 

@@ -8,7 +8,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, exists, func, select, update
 
 from shared.db import Database
-from shared.models import FINAL_STATUSES, Conversation, Message, Task, TaskStatus, User, VoiceNote, utcnow
+from shared.models import (
+    FINAL_STATUSES,
+    AccessStatus,
+    Conversation,
+    Credential,
+    Message,
+    Task,
+    TaskStatus,
+    User,
+    VoiceNote,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 _ACTIVE = (TaskStatus.QUEUED, TaskStatus.STARTED)
@@ -55,6 +66,13 @@ def forget_user(db: Database, external_id: str) -> bool:
         session.execute(delete(Task).where(Task.user_id == user.id))
         session.execute(delete(Message).where(Message.conversation_id.in_(conversations)))
         session.execute(delete(Conversation).where(Conversation.user_id == user.id))
+        if user.access == AccessStatus.BLOCKED:
+            # The block is the admins' decision, not the person's data: it outlives the deletion
+            # (else a blocked person could lift it by deleting themselves), and nothing else does.
+            session.execute(delete(Credential).where(Credential.user_id == user.id))
+            user.persona = user.display_name = user.instructions = user.speech_language = None
+            log.info("user=%s forgotten: all their data deleted, their block kept", external_id)
+            return True
         session.execute(delete(User).where(User.id == user.id))
     log.info("user=%s forgotten: all their data deleted", external_id)
     return True

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
-from api.auth import TELEGRAM_PREFIX, CallerRole, ServedUserDep, ServiceDep
+from api.auth import TELEGRAM_PREFIX, CallerRole, ServedUserDep, ServiceDep, guard_of
 from api.deps import DbDep
 from api.services import access
 from shared.models import AccessStatus
@@ -27,9 +28,14 @@ def get_access(user_id: ServedUserDep, db: DbDep) -> AccessOut:
 
 
 @router.put("/users/{user_id:path}/access", response_model=AccessOut)
-def put_access(user_id: ServedUserDep, body: AccessDecision, db: DbDep) -> AccessOut:
-    """Allow or block a person (or put them back to waiting), from now on, with no restart."""
-    return access.decide(db, user_id, body.access)
+async def put_access(user_id: ServedUserDep, body: AccessDecision, db: DbDep, request: Request) -> AccessOut:
+    """Allow or block a person (or put them back to waiting), from now on, with no restart: a block
+    also shuts their web sessions and API tokens out."""
+    decided = await run_in_threadpool(access.decide, db, user_id, body.access)
+    if body.access == AccessStatus.BLOCKED:
+        # Here, in the event loop, where the guard's cache is read.
+        guard_of(request).cache.forget_user(user_id)
+    return decided
 
 
 @router.get("/access", response_model=list[AccessOut])

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from api.services.users import get_or_create_user
 from shared.db import Database
-from shared.models import Credential, CredentialKind, User, utcnow
+from shared.models import AccessStatus, Credential, CredentialKind, User, utcnow
 
 # Distinguishes our secrets in logs and secret scanners; the rest is 256 random bits.
 PREFIX = {CredentialKind.INVITE: "aai_", CredentialKind.SESSION: "aas_", CredentialKind.API: "aat_"}
@@ -54,16 +54,19 @@ def issue(
 
 
 def resolve(db: Database, token: str, kinds: frozenset[CredentialKind]) -> Holder | None:
-    """The holder of a live credential of one of `kinds`, or None."""
+    """The holder of a live credential of one of `kinds`, or None (also for a blocked person's)."""
     if not token.startswith(tuple(PREFIX[kind] for kind in kinds)):
         return None
     with db.reading() as session:
         row = session.execute(
-            select(Credential.id, Credential.kind, Credential.expires_at, User.external_id)
+            select(Credential.id, Credential.kind, Credential.expires_at, User.external_id, User.access)
             .join(User, Credential.user_id == User.id)
             .where(Credential.token_hash == digest(token))
         ).first()
     if row is None or row.kind not in kinds:
+        return None
+    # A person an admin blocked is out by every way in, not only through the bot.
+    if row.access == AccessStatus.BLOCKED:
         return None
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None

@@ -338,3 +338,39 @@ def test_a_user_id_in_a_path_longer_than_the_column_is_refused(client: TestClien
         assert response.status_code == 422, (route, response.text)
     longest = client.put(f"/api/users/{'u' * 128}/speech-language", json={"language": "ru"}, headers=OPERATOR)
     assert longest.status_code == 200
+
+
+def test_a_blocked_person_is_out_by_every_way_in_and_cannot_delete_the_block(
+    client: TestClient, db: Database
+) -> None:
+    """A block an admin puts on a Telegram user shuts their web session and API token too, at once
+    (they were used, so the gateway had them cached); deleting themselves keeps the block."""
+    person = "tg:4242"
+    token = _token(db, person)
+    invite, _ = credentials.issue(db, person, CredentialKind.INVITE, timedelta(hours=1))
+    page = client  # a browser: no key of its own, a cookie jar (a header, when sent, goes first)
+    assert page.post("/api/session", json={"invite": invite}).status_code == 200
+    assert client.get("/api/me", headers=token).status_code == 200
+    assert page.get("/api/me").status_code == 200
+    _chat(client, token, "before the block")
+
+    blocked = client.put(f"/api/users/{person}/access", json={"access": "blocked"}, headers=BOT)
+    assert blocked.status_code == 200 and blocked.json()["access"] == "blocked"
+    assert client.get("/api/me", headers=token).status_code == 401
+    assert client.post("/api/chat", json={"text": "after"}, headers=token).status_code == 401
+    assert page.get("/api/me").status_code == 401
+
+    # Asking to be forgotten, with the operator's key (theirs opens nothing now): data goes, the block stays.
+    assert client.delete(f"/api/users/{person}", headers=OPERATOR).status_code == 204
+    access = client.get(f"/api/users/{person}/access", headers=BOT).json()
+    assert access["access"] == "blocked"
+    assert client.get(f"/api/users/{person}/history", headers=OPERATOR).json() == []
+    with db.reading() as session:
+        assert session.scalars(select(Credential)).all() == []
+    # Allowed again, they need new credentials: the old ones were deleted with their data.
+    client.put(f"/api/users/{person}/access", json={"access": "allowed"}, headers=BOT)
+    assert client.get("/api/me", headers=token).status_code == 401
+    # Someone who was never blocked is deleted whole.
+    _token(db, "tg:7")
+    assert client.delete("/api/users/tg:7", headers=OPERATOR).status_code == 204
+    assert client.get("/api/users/tg:7/access", headers=BOT).json()["access"] is None
