@@ -7,6 +7,8 @@ SQLite gets its pragmas on every new connection, and write transactions start wi
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import DatabaseSettings
 
 _IMMEDIATE = "sqlite_begin_immediate"
+log = logging.getLogger(__name__)
+
+
+def private_file(path: Path) -> None:
+    """Make `path` (created empty if missing), and any -wal and -shm files beside it, readable and
+    writable by their owner only: a database or a backup holds everything people wrote."""
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            fd = os.open(file, os.O_RDONLY | (os.O_CREAT if file == path else 0), 0o600)
+        except FileNotFoundError:
+            continue
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        except PermissionError:
+            log.warning("%s is not ours to make private (mode %o)", file, os.fstat(fd).st_mode & 0o777)
+        finally:
+            os.close(fd)
 
 
 def make_engine(settings: DatabaseSettings) -> Engine:
@@ -32,6 +52,8 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     database = engine.url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives its -wal and -shm files the database file's mode.
+        private_file(Path(database))
     busy_timeout = int(settings.sqlite_busy_timeout_ms)
 
     @event.listens_for(engine, "connect")

@@ -1,14 +1,15 @@
 """Backup and restore of the SQLite database: `make backup`, `make restore FILE=…`.
 
 A backup uses SQLite's online backup API, so it is consistent while the gateway and workers write.
+Backups hold everything people wrote: they and their folder are for the owner alone (0600, 0700).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
-import time
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,9 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from shared.config import DatabaseSettings
+from shared.db import private_file
+
+BACKUPS = Path("data/backups")
 
 
 class BackupError(Exception):
@@ -43,8 +47,14 @@ def backup(database_url: str, dest_dir: Path) -> Path:
     source = sqlite_path(database_url)
     if not source.is_file():
         raise BackupError(f"No database at {source}.")
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / f"{source.stem}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.db"
+    return _copy(source, dest_dir, source.stem)
+
+
+def _copy(source: Path, dest_dir: Path, stem: str) -> Path:
+    dest_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(dest_dir, 0o700)  # an older folder, made before backups were kept private
+    target = dest_dir / f"{stem}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.db"
+    private_file(target)
     src = sqlite3.connect(source, timeout=30)
     dst = sqlite3.connect(target)
     try:
@@ -59,24 +69,28 @@ def backup(database_url: str, dest_dir: Path) -> Path:
     return target
 
 
-def restore(database_url: str, backup_file: Path) -> Path:
-    """Put `backup_file` in place of the database (stop the stack first); the old one is kept aside."""
+def restore(database_url: str, backup_file: Path, backups: Path = BACKUPS) -> Path | None:
+    """Put `backup_file` in place of the database (stop the stack first). The database it replaces
+    is first backed up into `backups`, like any backup; returns that copy (None if there was none)."""
     target = sqlite_path(database_url)
     if (result := integrity(backup_file)) != "ok":
         raise BackupError(f"{backup_file} is damaged ({result}); nothing was changed.")
-    kept = target.with_name(f"{target.name}.before-restore-{int(time.time())}")
-    if target.exists():
-        shutil.move(target, kept)
-    for suffix in ("-wal", "-shm"):
+    previous = _copy(target, backups, f"{target.stem}-before-restore") if target.exists() else None
+    for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
+    private_file(target)
     shutil.copyfile(backup_file, target)
-    return kept
+    if (result := integrity(target)) != "ok":
+        raise BackupError(
+            f"The restored database failed its integrity check ({result}); {previous} holds the one before."
+        )
+    return previous
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m stack.backup", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("backup").add_argument("--dest", type=Path, default=Path("data/backups"))
+    commands.add_parser("backup").add_argument("--dest", type=Path, default=BACKUPS)
     commands.add_parser("restore").add_argument("file", type=Path)
     args = parser.parse_args()
     url = DatabaseSettings().database_url
@@ -84,8 +98,9 @@ def main() -> None:
         if args.command == "backup":
             print(f"Backup written: {backup(url, args.dest)}")
         else:
-            kept = restore(url, args.file)
-            print(f"Restored {args.file}. The previous database is kept as {kept}.")
+            previous = restore(url, args.file)
+            kept = f" The database it replaced is backed up as {previous}." if previous else ""
+            print(f"Restored {args.file}.{kept}")
     except BackupError as exc:
         raise SystemExit(str(exc)) from None
 

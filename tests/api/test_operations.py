@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,7 +16,7 @@ from sqlalchemy import func, select, update
 from shared.db import Database
 from shared.models import Conversation, Message, Task, User, utcnow
 from shared.retention import purge_conversations
-from stack.backup import BackupError, backup, integrity, restore
+from stack.backup import BackupError, backup, integrity, restore, sqlite_path
 from tests.conftest import sqlite_only
 
 
@@ -83,10 +84,17 @@ def test_backup_while_writing_is_consistent_and_restores(
     db.dispose()
     with sqlite3.connect(copies[0]) as conn:
         expected = conn.execute("SELECT count(*) FROM task").fetchone()[0]
-    kept = restore(db_url, copies[0])
-    assert kept.exists()
+    live = sqlite_path(db_url)
+    previous = restore(db_url, copies[0], backups=tmp_path / "backups")
+    # The database it replaced became a backup like the others, not a copy left beside the live one.
+    assert previous is not None and previous.parent == tmp_path / "backups" and integrity(previous) == "ok"
+    assert not list(live.parent.glob(f"{live.name}.before-restore*"))
     with db.reading() as session:
         assert session.scalar(select(func.count()).select_from(Task)) == expected
+    # Everything people wrote is for the owner alone: the database, its journal, backups, their folder.
+    for path in [live, *live.parent.glob(f"{live.name}-wal"), previous, *copies]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((tmp_path / "backups").stat().st_mode) == 0o700
 
 
 def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:
