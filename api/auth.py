@@ -135,9 +135,14 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+# The one route that long-polls; its waits are capped as streams are (MAX_STREAMS_PER_USER).
+_LONG_POLL_PREFIX = "/api/status/"
+
+
 def _long_poll(scope: Scope) -> bool:
-    """A status request that waits for a change (If-None-Match and `wait`): free until one comes."""
-    if _header(scope, b"if-none-match") is None:
+    """A status request that waits for a change (If-None-Match and `wait`): free until one comes.
+    Judged by the route, not by the headers alone: on any other GET they are only decoration."""
+    if not scope["path"].startswith(_LONG_POLL_PREFIX) or _header(scope, b"if-none-match") is None:
         return False
     wait = parse_qs(scope["query_string"].decode("latin-1")).get("wait", ["0"])[-1]
     try:

@@ -18,7 +18,7 @@ from api.services.pacing import Pacer
 from shared.config import GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.models import CredentialKind, TaskStatus
-from tests.conftest import make_client, wait_for
+from tests.conftest import API_KEY, make_client, wait_for
 
 
 class Statements:
@@ -154,3 +154,40 @@ def test_plain_polls_of_one_task_are_spaced_and_budgets_refill() -> None:
     assert asyncio.run(burst("b", 1)) == [None]  # another client has a budget of its own
     now[0] += 10
     assert asyncio.run(burst("a", 4)) == [None] * 4  # and the budget refills
+
+
+def test_long_poll_headers_do_not_exempt_other_reads_from_pacing(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
+) -> None:
+    """Only the status route long-polls: `If-None-Match` and `?wait=` on an export are paced as the
+    plain read it is (eight at once, against a budget of one a second: some wait or are refused)."""
+    settings = gateway_settings.model_copy(update={"reads_per_second": 1, "reads_per_second_total": 1000})
+    token, _ = credentials.issue(db, "web:exporter", CredentialKind.API, timedelta(days=1))
+    disguised = {"Authorization": f"Bearer {token}", "If-None-Match": "x"}
+    operator = {"X-API-Key": API_KEY}
+
+    def paced(client: TestClient) -> int:
+        text = client.get("/metrics", headers=operator).text
+        return sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in text.splitlines()
+            if line.startswith('ai_assistant_paced_requests_total{kind="read_')
+        )
+
+    with make_client(settings, db_url, queue_settings) as client:
+        del client.headers["X-API-Key"]
+        before = paced(client)
+        codes: list[int] = []
+
+        def export() -> None:
+            response = client.get("/api/users/web:exporter/export", params={"wait": 1}, headers=disguised)
+            codes.append(response.status_code)
+
+        threads = [threading.Thread(target=export) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        after = paced(client)
+    assert set(codes) <= {200, 429} and 200 in codes
+    assert after - before >= 1
