@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -50,6 +51,12 @@ class Pending:
     text: str
     key: str
     target: Target
+
+
+class Resent(enum.Enum):
+    SENT = "sent"
+    GONE = "gone"  # sent already, or forgotten (the bot keeps the latest ones only)
+    NOT_YOURS = "not_yours"
 
 
 class Conversations:
@@ -138,12 +145,17 @@ class Conversations:
         log.info("chat=%s user=%s task=%s queued at %s", target.chat, user_id, task_id, accepted.position)
         self.deliverer.follow(task_id, target)
 
-    async def resend(self, token: str) -> bool:
-        pending = self._pending.pop(token, None)
+    async def resend(self, token: str, presser: int) -> Resent:
+        """Send again the message behind a "Try again" button, if `presser` is the one who wrote it
+        (in a group, anyone can press a button; it may not send a message as someone else)."""
+        pending = self._pending.get(token)
         if pending is None:
-            return False
+            return Resent.GONE
+        if pending.user_id != presser:
+            return Resent.NOT_YOURS
+        del self._pending[token]
         await self.ask(pending.user_id, pending.text, pending.key, pending.target)
-        return True
+        return Resent.SENT
 
     def _remember(self, pending: Pending) -> str:
         token = pending.key.replace("tg:", "")[-48:]

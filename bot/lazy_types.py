@@ -1,8 +1,8 @@
 """aiogram, imported without building a validator for every Telegram type up front.
 
 `aiogram.types` ends its import by rebuilding each of its ~440 pydantic models with all of the
-others' names, and so builds every model's validator there and then: measured here, 105 MB of the
-bot's 180 MB and 2.8 s of its start, for types the bot mostly never meets. This module lets that
+others' names, and so builds every model's validator there and then: measured here, about 95 MB of
+the bot's 180 MB and 2.8 s of its start, for types the bot mostly never meets. This module lets that
 import skip the rebuild and puts the same names where pydantic looks when a model is first used
 (the namespace of the module that defines it), so each model is built the first time it is needed,
 as pydantic does for any model whose annotations name later classes.

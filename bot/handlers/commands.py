@@ -16,7 +16,7 @@ from aiogram.types import (
 )
 
 from bot.access import refused_unless_admin
-from bot.conversation import Conversations, refusal, user_key, when
+from bot.conversation import Conversations, Resent, refusal, user_key, when
 from bot.delivery import Deliverer, Target, place
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import language_of, t
@@ -171,8 +171,12 @@ async def new_button(callback: CallbackQuery, lang: str, gateway: GatewayClient)
 
 
 async def resend_button(callback: CallbackQuery, lang: str, conversations: Conversations) -> None:
-    sent = await conversations.resend((callback.data or "").removeprefix("resend:"))
-    await callback.answer(None if sent else t(lang, "nothing_to_retry"))
+    token = (callback.data or "").removeprefix("resend:")
+    resent = await conversations.resend(token, callback.from_user.id)
+    if resent is Resent.NOT_YOURS:
+        await callback.answer(t(lang, "not_yours"), show_alert=True)
+        return
+    await callback.answer(None if resent is Resent.SENT else t(lang, "nothing_to_retry"))
 
 
 async def on_error(event: ErrorEvent) -> bool:
