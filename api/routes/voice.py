@@ -19,6 +19,7 @@ from api.deps import (
     GatewaySettingsDep,
     QueueDep,
     QueueSettingsDep,
+    StreamsDep,
     VoiceSettingsDep,
 )
 from api.errors import OpenAIError
@@ -116,6 +117,7 @@ async def transcriptions(
     db: DbDep,
     queue: QueueDep,
     changes: ChangesDep,
+    streams: StreamsDep,
     gateway: GatewaySettingsDep,
     queue_settings: QueueSettingsDep,
     settings: VoiceSettingsDep,
@@ -136,9 +138,18 @@ async def transcriptions(
     user_id = caller.user_id if caller.role == CallerRole.PERSON else "openai:default"
     assert user_id is not None
     note_id = await run_in_threadpool(
-        voice.submit_transcription, db, queue, user_id, Upload(audio, language), tasks.Limits.of(gateway)
+        voice.submit_transcription,
+        db,
+        queue,
+        user_id,
+        Upload(audio, language),
+        tasks.Limits.of(gateway),
+        queue_settings.max_queue_length,
     )
-    result = await voice.wait_for(db, changes, note_id, queue_settings.job_timeout_seconds)
+    # The request waits on an open connection, as a long poll does: it counts as one of the
+    # person's streams (MAX_STREAMS_PER_USER).
+    with streams.hold(user_id):
+        result = await voice.wait_for(db, changes, note_id, queue_settings.job_timeout_seconds)
     if result.text is None and result.error_code != FinishReason.VOICE_EMPTY:
         raise _refusal(result.error_code)
     text = result.text or ""

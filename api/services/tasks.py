@@ -40,6 +40,7 @@ from shared.models import (
     Task,
     TaskStatus,
     User,
+    VoiceNote,
     task_table,
     utcnow,
 )
@@ -61,12 +62,29 @@ def _changed(result: object) -> bool:
 
 
 # Statements of every chat request, built once (building one costs more than running it on SQLite).
-_QUEUED_COUNT = select(func.count()).where(Task.status == TaskStatus.QUEUED)
+_WAITING = [TaskStatus.QUEUED, TaskStatus.STARTED]
+# Work waiting for a worker: tasks, and transcriptions asked for on their own (/v1), which are
+# notes with no task.
+_QUEUED_COUNT = select(
+    select(func.count()).where(Task.status == TaskStatus.QUEUED).scalar_subquery()
+    + select(func.count())
+    .where(VoiceNote.task_id.is_(None), VoiceNote.status == TaskStatus.QUEUED)
+    .scalar_subquery()
+)
 _ADD_MESSAGE = insert(Message).values(role=Role.USER).returning(Message.id)
 
 
-_ACTIVE_OF_USER = select(func.count()).where(
-    Task.user_id == bindparam("user_id"), Task.status.in_([TaskStatus.QUEUED, TaskStatus.STARTED])
+_ACTIVE_OF_USER = select(
+    select(func.count())
+    .where(Task.user_id == bindparam("user_id"), Task.status.in_(_WAITING))
+    .scalar_subquery()
+    + select(func.count())
+    .where(
+        VoiceNote.user_id == bindparam("user_id"),
+        VoiceNote.task_id.is_(None),
+        VoiceNote.status.in_(_WAITING),
+    )
+    .scalar_subquery()
 )
 
 
@@ -92,6 +110,20 @@ class Limits:
     def of(cls, settings: GatewaySettings) -> Limits:
         quota = quotas.Defaults(settings.quota_tokens_per_day, settings.quota_tokens_per_month)
         return cls(settings.rate_limit_per_minute, settings.max_active_per_user, quota)
+
+
+def admit(queue: Queue, user_id: str, limits: Limits) -> None:
+    """What every kind of work (a message, a regeneration, a /v1 request, a transcription) passes
+    before anything is written: the person's rate, and a Redis that can take the job."""
+    rate_limit.check(queue.connection, user_id, limits.per_minute)
+    check_redis(queue)
+
+
+def admit_within(session: Session, user: User, limits: Limits, max_queue: int) -> None:
+    """What every kind of work passes inside the transaction that records it: room in the queue,
+    the person's answers in flight, their quota."""
+    ensure_room(session, max_queue)
+    ensure_not_too_busy(session, user, limits)
 
 
 def ensure_not_too_busy(session: Session, user: User, limits: Limits) -> None:
@@ -205,8 +237,7 @@ def submit_chat(
         if existing is not None:
             return existing, True
     limits = limits or Limits()
-    rate_limit.check(queue.connection, user_id, limits.per_minute)
-    check_redis(queue)
+    admit(queue, user_id, limits)
     with db.reading() as session:
         # A full queue refuses at the cost of a read: a flood of refusals takes no write lock from
         # the workers (checked again inside the write, where it counts).
@@ -245,8 +276,7 @@ def _record(
             existing = _find_by_key(session, request.user_id, request.idempotency_key)
             if existing is not None:
                 return existing, True
-        ensure_room(session, max_queue)
-        ensure_not_too_busy(session, user, limits)
+        admit_within(session, user, limits, max_queue)
         conversation = current_conversation(session, user, request.chat_id or "", request.text)
         task = new_task(
             session,
@@ -281,8 +311,7 @@ def regenerate(
     answered as corrected (a voice note heard wrong), and the correction is what history keeps.
     """
     limits = limits or Limits()
-    rate_limit.check(queue.connection, owner, limits.per_minute)
-    check_redis(queue)
+    admit(queue, owner, limits)
     with db.writing() as session:
         old = session.get(Task, task_id)
         if old is None:
@@ -294,12 +323,11 @@ def regenerate(
             raise Conflict("This answer was already answered again; regenerate the newest one.")
         if session.scalar(_IN_FLIGHT_IN_CONVERSATION, {"conversation_id": old.conversation_id}):
             raise Conflict("An answer in this conversation is still being written; wait for it first.")
-        ensure_room(session, max_queue)
         user = session.get(User, old.user_id)
         text = text or session.scalar(select(Message.content).where(Message.id == old.request_message_id))
         chat = session.scalar(select(Conversation.chat_id).where(Conversation.id == old.conversation_id))
         assert user is not None and text is not None
-        ensure_not_too_busy(session, user, limits)
+        admit_within(session, user, limits, max_queue)
         old.superseded = True
         task = new_task(
             session,

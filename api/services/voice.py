@@ -16,10 +16,9 @@ from rq import Queue
 from sqlalchemy import delete, select, update
 from starlette.concurrency import run_in_threadpool
 
-from api.services import rate_limit
 from api.services.changes import TaskChanges
 from api.services.stream import reads
-from api.services.tasks import Limits, check_redis
+from api.services.tasks import Limits, admit, admit_within
 from api.services.users import get_or_create_user
 from api.services.voice_notes import Upload, add_note
 from shared.db import Database
@@ -29,12 +28,16 @@ from shared.models import FINAL_STATUSES, TaskStatus, VoiceNote, utcnow
 log = logging.getLogger(__name__)
 
 
-def submit_transcription(db: Database, queue: Queue, user_id: str, upload: Upload, limits: Limits) -> str:
-    """Queue a transcription on its own; returns the note id to wait for."""
-    rate_limit.check(queue.connection, user_id, limits.per_minute)
-    check_redis(queue)
+def submit_transcription(
+    db: Database, queue: Queue, user_id: str, upload: Upload, limits: Limits, max_queue: int
+) -> str:
+    """Queue a transcription on its own, admitted as any other work is; returns the note id to
+    wait for."""
+    admit(queue, user_id, limits)
     with db.writing() as session:
-        note_id = add_note(session, get_or_create_user(session, user_id), None, upload)
+        user = get_or_create_user(session, user_id)
+        admit_within(session, user, limits, max_queue)
+        note_id = add_note(session, user, None, upload)
     try:
         enqueue_transcription(queue, note_id)
     except Exception:

@@ -3,6 +3,7 @@ audio is kept; and a transcription no worker takes in time."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from shared.config import GatewaySettings, QueueSettings, VoiceSettings
 from shared.db import Database
 from shared.models import CredentialKind, TaskStatus, User, VoiceNote, utcnow
 from shared.retention import purge_voice
-from tests.conftest import make_client
+from tests.conftest import make_client, wait_for
 from tests.voice.test_pipeline import send_voice
 
 
@@ -129,3 +130,49 @@ def test_a_transcription_no_worker_takes_fails_at_the_job_timeout_and_a_late_wor
     voice_jobs()
     with db.reading() as session:
         assert session.execute(select(VoiceNote.status, VoiceNote.text)).one() == (TaskStatus.FAILED, None)
+
+
+def test_transcriptions_are_admitted_as_messages_are(
+    gateway_settings: GatewaySettings,
+    db_url: str,
+    queue_settings: QueueSettings,
+    db: Database,
+    spoken: bytes,
+) -> None:
+    """One admission path: a transcription waiting for a worker counts as work in flight and takes
+    a place in the queue, so with one answer in flight per person a second transcription, or a
+    message, of the same person is refused; and a full queue refuses transcriptions too."""
+    busy = gateway_settings.model_copy(update={"max_active_per_user": 1})
+    # No worker runs here: Ann's transcription waits (3 s, the job timeout) while the rest is asked.
+    waiting = queue_settings.model_copy(update={"job_timeout_seconds": 3, "max_queue_length": 2})
+    people = {}
+    for name in ("ann", "bob", "cid"):
+        token, _ = credentials.issue(db, f"web:{name}", CredentialKind.API, timedelta(days=1))
+        people[name] = {"Authorization": f"Bearer {token}"}
+
+    def transcribe(client: TestClient, who: str) -> Any:
+        return client.post("/v1/audio/transcriptions", files={"file": ("n.ogg", spoken)}, headers=people[who])
+
+    with make_client(busy, db_url, waiting) as client:
+        del client.headers["X-API-Key"]
+        first: list[Any] = []
+        ann = threading.Thread(target=lambda: first.append(transcribe(client, "ann")))
+        ann.start()
+        wait_for(lambda: _notes(db) == 1, timeout=30)
+
+        again = transcribe(client, "ann")
+        typed = client.post("/api/chat", json={"text": "hi"}, headers=people["ann"])
+        assert again.status_code == 429 and again.json()["error"]["message"]
+        assert typed.status_code == 429
+        # Bob's message takes the queue's last place; Cid's transcription finds no room.
+        assert client.post("/api/chat", json={"text": "hi"}, headers=people["bob"]).status_code == 202
+        full = transcribe(client, "cid")
+        assert full.status_code == 503 and full.json()["error"]["message"]
+        ann.join()
+    assert first[0].status_code == 504
+    assert _notes(db) == 1
+
+
+def _notes(db: Database) -> int:
+    with db.reading() as session:
+        return len(session.scalars(select(VoiceNote.id)).all())
