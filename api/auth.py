@@ -33,6 +33,8 @@ TELEGRAM_PREFIX = "tg:"
 _PUBLIC_PATHS = frozenset({"/", "/health", "/openapi.json", "/favicon.ico"})
 _PUBLIC_PREFIXES = ("/static/",)
 _PUBLIC_ROUTES = frozenset({("POST", "/api/session")})
+# Public, and each reads the database: paced by address.
+_PACED_PUBLIC_PATHS = frozenset({"/health"})
 # A revoked or expired personal credential, or a blocked person's, stops working within this many
 # seconds (at once for a sign-out or a block through this process, which forgets it here).
 CACHE_SECONDS = 30.0
@@ -151,6 +153,12 @@ def _long_poll(scope: Scope) -> bool:
         return False
 
 
+def _address(scope: Scope) -> str:
+    """Whose budget a request with no known credential counts against: its network address."""
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
+
+
 def _equal(given: str, expected: str | None) -> bool:
     return expected is not None and secrets.compare_digest(given.encode(), expected.encode())
 
@@ -184,8 +192,21 @@ class Guard:
         public = (
             path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES) or (method, path) in _PUBLIC_ROUTES
         )
+        try:
+            if path in _PACED_PUBLIC_PATHS:
+                await self.pacer.read(_address(scope))
+            caller = None if public else await self._authenticate(scope)
+        except RateLimited as exc:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                429,
+                f"Too many requests; please wait {exc.retry_after} s.",
+                retry_after=exc.retry_after,
+            )
+            return
         if not public:
-            caller = await self._authenticate(scope)
             if caller is None:
                 await self._refuse(scope, receive, send, 401, "A valid key or sign-in is required.")
                 return
@@ -236,6 +257,9 @@ class Guard:
         db: Database | None = scope["state"].get("db")
         if db is None:
             return None
+        # A credential not seen lately costs a database read: an address sending ones nobody holds
+        # (guessing, or a client with a stale token) is paced as one reader, before the read.
+        await self.pacer.read(_address(scope))
         # Cookies carry sessions only; headers carry sessions (the page's own requests) or API tokens.
         kinds = frozenset(
             {CredentialKind.SESSION} if from_cookie else {CredentialKind.SESSION, CredentialKind.API}

@@ -191,3 +191,42 @@ def test_long_poll_headers_do_not_exempt_other_reads_from_pacing(
         after = paced(client)
     assert set(codes) <= {200, 429} and 200 in codes
     assert after - before >= 1
+
+
+def test_credentials_nobody_holds_are_paced_by_address_before_the_database_is_asked(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, statements: Statements
+) -> None:
+    """Each unknown token costs a database read: one address guessing is paced as one reader (one a
+    second here, bursts of two), so of a dozen guesses at once some are refused unread, 429; and
+    /health, public and read from the database, is paced by address too."""
+    settings = gateway_settings.model_copy(update={"reads_per_second": 1, "reads_per_second_total": 1000})
+
+    def at_once(client: TestClient, path: str, headers: Callable[[int], dict[str, str]]) -> list[int]:
+        codes: list[int] = []
+
+        def get(n: int) -> None:
+            codes.append(client.get(path, headers=headers(n)).status_code)
+
+        threads = [threading.Thread(target=get, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return codes
+
+    with make_client(settings, db_url, queue_settings) as client:
+        del client.headers["X-API-Key"]
+        one = statements.during(lambda: client.get("/api/me", headers={"Authorization": "Bearer aat_first"}))
+        guesses: list[int] = []
+        reads = statements.during(
+            lambda: guesses.extend(
+                at_once(client, "/api/me", lambda n: {"Authorization": f"Bearer aat_guess{n}"})
+            )
+        )
+    # A new gateway, its budgets full: /health alone.
+    with make_client(settings, db_url, queue_settings) as client:
+        health = at_once(client, "/health", lambda n: {})
+    assert one > 0 and set(guesses) == {401, 429}
+    # Only the guesses let through were looked up.
+    assert reads <= one * guesses.count(401)
+    assert set(health) == {200, 429}
