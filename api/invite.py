@@ -2,6 +2,7 @@
 
     python -m api.invite alice          a one-time link to the web chat for alice (valid INVITE_HOURS)
     python -m api.invite alice --api    a personal token for OpenAI-compatible clients (/v1)
+    python -m api.invite alice --revoke every API token of alice stops working
 
 Both act as the user `web:<name>`: the same person on the page and in a client. The secret is
 printed once; only its hash is stored.
@@ -44,12 +45,18 @@ def api_token(db: Database, name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.invite", description=__doc__.splitlines()[0])
     parser.add_argument("name", help="who the credential is for (letters, digits, _ . @ -)")
-    parser.add_argument("--api", action="store_true", help="a token for /v1 clients instead of a web link")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--api", action="store_true", help="a token for /v1 clients instead of a web link")
+    what.add_argument("--revoke", action="store_true", help="revoke every API token of this person")
     args = parser.parse_args(argv)
     gateway = GatewaySettings()
     db = Database.from_settings(DatabaseSettings())
     try:
-        if args.api:
+        if args.revoke:
+            gone = credentials.revoke_held(db, user_for(args.name), kind=CredentialKind.API)
+            # The gateway may trust a token it checked in the last 30 s a little longer.
+            print(f"Revoked {gone} API token(s) of {user_for(args.name)}; they stop working within 30 s.")
+        elif args.api:
             print(f"Personal API token for {user_for(args.name)} (shown once; use as Bearer key):")
             print(api_token(db, args.name))
         else:

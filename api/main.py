@@ -17,6 +17,7 @@ from api.routes import (
     access,
     chat,
     conversations,
+    credentials,
     health,
     metrics,
     openai,
@@ -105,7 +106,21 @@ def create_app(
     app.add_middleware(Guard, settings=gateway_settings, audio_max_bytes=voice_settings.voice_max_bytes)
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(SecurityHeaders)
-    for router in (chat, voice, users, conversations, access, session, system, openai, metrics, health, web):
+    # credentials before users: `/users/{user_id:path}` would also match its longer paths.
+    for router in (
+        chat,
+        voice,
+        credentials,
+        users,
+        conversations,
+        access,
+        session,
+        system,
+        openai,
+        metrics,
+        health,
+        web,
+    ):
         app.include_router(router.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app

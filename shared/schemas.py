@@ -267,6 +267,17 @@ class InviteOut(BaseModel):
     expires_at: datetime | None
 
 
+class CredentialOut(BaseModel):
+    """A web session or an API token of one person, as they (or an admin) see it: never its secret."""
+
+    id: int
+    kind: str = Field(description="session (a signed-in web page) or api (a token for /v1 clients)")
+    label: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    current: bool = Field(False, description="The credential this request came with.")
+
+
 class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

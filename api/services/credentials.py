@@ -86,6 +86,40 @@ def redeem_invite(db: Database, invite: str, session_lifetime: timedelta) -> tup
     return issue(db, holder.user_id, CredentialKind.SESSION, session_lifetime)
 
 
+# What a person holds and may revoke: invites are one-time links, gone once used or expired.
+_HELD = (CredentialKind.SESSION, CredentialKind.API)
+
+
+def held_by(db: Database, user_id: str) -> list[Credential]:
+    """The live web sessions and API tokens of `user_id`, the newest first."""
+    with db.reading() as session:
+        return list(
+            session.scalars(
+                select(Credential)
+                .join(User, Credential.user_id == User.id)
+                .where(User.external_id == user_id, Credential.kind.in_(_HELD))
+                .where((Credential.expires_at.is_(None)) | (Credential.expires_at > utcnow()))
+                .order_by(Credential.created_at.desc(), Credential.id.desc())
+            ).all()
+        )
+
+
+def revoke_held(
+    db: Database, user_id: str, credential_id: int | None = None, kind: CredentialKind | None = None
+) -> int:
+    """Delete `user_id`'s credential `credential_id` (or all they hold, of `kind` if given); returns
+    how many went. Another person's credential is never touched, whatever its id."""
+    owner = select(User.id).where(User.external_id == user_id).scalar_subquery()
+    query = delete(Credential).where(Credential.user_id == owner, Credential.kind.in_(_HELD))
+    if credential_id is not None:
+        query = query.where(Credential.id == credential_id)
+    if kind is not None:
+        query = query.where(Credential.kind == kind)
+    with db.writing() as session:
+        result = session.execute(query)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def revoke(db: Database, credential_id: int) -> None:
     with db.writing() as session:
         session.execute(delete(Credential).where(Credential.id == credential_id))

@@ -374,3 +374,48 @@ def test_a_blocked_person_is_out_by_every_way_in_and_cannot_delete_the_block(
     _token(db, "tg:7")
     assert client.delete("/api/users/tg:7", headers=OPERATOR).status_code == 204
     assert client.get("/api/users/tg:7/access", headers=BOT).json()["access"] is None
+
+
+def test_a_person_lists_and_revokes_their_own_sessions_and_tokens(client: TestClient, db: Database) -> None:
+    alice, bob = _token(db, "web:alice"), _token(db, "web:bob")
+    invite, _ = credentials.issue(db, "web:alice", CredentialKind.INVITE, timedelta(hours=1))
+    assert client.post("/api/session", json={"invite": invite}).status_code == 200  # a signed-in page
+    listed = client.get("/api/users/web:alice/credentials", headers=alice)
+    assert listed.status_code == 200
+    held = listed.json()
+    assert sorted(c["kind"] for c in held) == ["api", "session"]  # the used invite is gone
+    assert [c["current"] for c in held if c["kind"] == "api"] == [True]
+    assert "aat_" not in listed.text and "aas_" not in listed.text  # never a secret
+
+    # Nobody else's: Bob may not list Alice's, nor revoke hers through his own path.
+    session_id = next(c["id"] for c in held if c["kind"] == "session")
+    assert client.get("/api/users/web:alice/credentials", headers=bob).status_code == 403
+    assert client.delete(f"/api/users/web:bob/credentials/{session_id}", headers=bob).status_code == 404
+    assert client.get("/api/me").status_code == 200  # her page is still signed in
+
+    # Alice signs her page out from elsewhere, then revokes the token she is using: both stop at once.
+    assert client.delete(f"/api/users/web:alice/credentials/{session_id}", headers=alice).status_code == 204
+    assert client.get("/api/me").status_code == 401
+    token_id = next(c["id"] for c in held if c["kind"] == "api")
+    assert client.delete(f"/api/users/web:alice/credentials/{token_id}", headers=alice).status_code == 204
+    assert client.get("/api/me", headers=alice).status_code == 401
+    assert client.get("/api/me", headers=bob).status_code == 200
+    # The operator sees and revokes anyone's.
+    assert [c["kind"] for c in client.get("/api/users/web:bob/credentials", headers=OPERATOR).json()] == [
+        "api"
+    ]
+
+
+def test_make_token_revoke_ends_every_api_token_of_that_person(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api import invite
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    tokens = [invite.api_token(db, "carol") for _ in range(2)]
+    kept = invite.api_token(db, "dave")
+    assert invite.main(["carol", "--revoke"]) == 0
+    assert "Revoked 2 API token(s) of web:carol" in capsys.readouterr().out
+    api_only = frozenset({CredentialKind.API})
+    assert [credentials.resolve(db, t, api_only) for t in tokens] == [None, None]
+    assert credentials.resolve(db, kept, api_only) is not None
