@@ -197,14 +197,7 @@ class Guard:
                 await self.pacer.read(_address(scope))
             caller = None if public else await self._authenticate(scope)
         except RateLimited as exc:
-            await self._refuse(
-                scope,
-                receive,
-                send,
-                429,
-                f"Too many requests; please wait {exc.retry_after} s.",
-                retry_after=exc.retry_after,
-            )
+            await self._refuse_paced(scope, receive, send, exc)
             return
         if not public:
             if caller is None:
@@ -216,14 +209,7 @@ class Guard:
                     scale = BOT_READ_SCALE if caller.client == CallerRole.BOT else 1.0
                     await self.pacer.read(caller.client, scale)
                 except RateLimited as exc:
-                    await self._refuse(
-                        scope,
-                        receive,
-                        send,
-                        429,
-                        f"Too many requests; please wait {exc.retry_after} s.",
-                        retry_after=exc.retry_after,
-                    )
+                    await self._refuse_paced(scope, receive, send, exc)
                     return
         limited = await self._limit_body(scope, receive, send)
         if limited is not None:
@@ -309,6 +295,10 @@ class Guard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         return replay
+
+    async def _refuse_paced(self, scope: Scope, receive: Receive, send: Send, exc: RateLimited) -> None:
+        message = f"Too many requests; please wait {exc.retry_after} s."
+        await self._refuse(scope, receive, send, 429, message, retry_after=exc.retry_after)
 
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, code: int, message: str, retry_after: int = 0

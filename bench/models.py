@@ -40,17 +40,16 @@ def _memory(name: str, path: Path) -> list[Figure]:
 
     box = BOX_MB.get(name)
     fit = default_fit(box) if box else None
-    runs = [("PARALLEL=4", {"PARALLEL": "4"})]
+    # (how it is run, its settings, the budget it is held to: the fitted run only)
+    runs: list[tuple[str, dict[str, str], int | None]] = [("PARALLEL=4", {"PARALLEL": "4"}, None)]
     if fit is not None:
+        how = f"as fitted to {box} MB (PARALLEL={fit.parallel}, KV_CACHE_MB={fit.kv_cache_mb})"
         shape = {"PARALLEL": str(fit.parallel), "KV_CACHE_MB": str(fit.kv_cache_mb)}
-        runs.insert(
-            0, (f"as fitted to {box} MB (PARALLEL={fit.parallel}, KV_CACHE_MB={fit.kv_cache_mb})", shape)
-        )
+        runs.insert(0, (how, shape, BUDGET_MB[name]))
     figures = []
-    for n, (how, settings) in enumerate(runs):
+    for how, settings, budget in runs:
         text_only, with_voice = measure(path, settings)
         total = sum(with_voice.values())
-        budget = BUDGET_MB.get(name) if n == 0 and fit is not None else None
         figures.append(
             Figure(
                 f"Memory, {name}: whole stack, {how}, voice model loaded",

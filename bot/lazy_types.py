@@ -12,12 +12,9 @@ as pydantic does for any model whose annotations name later classes.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 _PACKAGE = "aiogram"
 

@@ -230,23 +230,28 @@ class ModelSettings(_EnvSettings):
             raise ValueError("MODEL_REPO needs MODEL_FILE: the GGUF file to download from it")
         return self
 
-    def choice(self) -> tuple[Preset | None, str]:
-        """The preset to load (None: a file of the operator's) and why, as the worker's log says it."""
+    def _operators_choice(self) -> tuple[Preset | None, str] | None:
+        """The model the operator named (None as its preset: a file of theirs), or None."""
         if self.model_path is not None:
             return None, "MODEL_PATH"
         if self.model_preset is not None:
             return PRESETS[self.model_preset], "MODEL_PRESET"
         if self.model_file:
             return None, "MODEL_FILE"
+        return None
+
+    def choice(self) -> tuple[Preset | None, str]:
+        """The preset to load (None: a file of the operator's) and why, as the worker's log says it."""
+        chosen = self._operators_choice()
+        if chosen is not None:
+            return chosen
         fit = default_fit(self.memory_mb or memory_mb())
         return PRESETS[fit.preset], fit.reason
 
     def fit(self) -> Fit | None:
         """How the default model is run on this machine; None when the operator chose a model (or a
         remote server answers)."""
-        if self.llm_backend == "openai":
-            return None
-        if self.model_path is not None or self.model_preset is not None or self.model_file:
+        if self.llm_backend == "openai" or self._operators_choice() is not None:
             return None
         return default_fit(self.memory_mb or memory_mb())
 

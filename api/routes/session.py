@@ -59,8 +59,8 @@ def me(caller: CallerDep) -> Me:
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT)
 async def sign_out(caller: CallerDep, request: Request, db: DbDep) -> Response:
     """End this web session everywhere it was copied to: the server forgets it."""
-    if caller.credential_id is not None and caller.from_cookie:
-        await run_in_threadpool(credentials.revoke, db, caller.credential_id)
+    if caller.credential_id is not None and caller.user_id is not None and caller.from_cookie:
+        await run_in_threadpool(credentials.revoke_held, db, caller.user_id, caller.credential_id)
         guard_of(request).cache.forget(caller.credential_id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")

@@ -120,11 +120,6 @@ def revoke_held(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def revoke(db: Database, credential_id: int) -> None:
-    with db.writing() as session:
-        session.execute(delete(Credential).where(Credential.id == credential_id))
-
-
 def purge_expired(db: Database) -> int:
     with db.writing() as session:
         result = session.execute(delete(Credential).where(Credential.expires_at <= utcnow()))
