@@ -31,7 +31,6 @@ RUN mkdir -p /app/data && chown assistant:assistant /app/data
 ENV PATH="/opt/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-VOLUME ["/app/data"]
 EXPOSE 8000
 ENTRYPOINT ["docker-entrypoint"]
 CMD ["python", "-m", "uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]

@@ -35,6 +35,8 @@ _PUBLIC_PREFIXES = ("/static/",)
 _PUBLIC_ROUTES = frozenset({("POST", "/api/session")})
 # Public, and each reads the database: paced by address.
 _PACED_PUBLIC_PATHS = frozenset({"/health"})
+# Methods that only read; every other one is a write, counted against the writer's budget.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # A revoked or expired personal credential, or a blocked person's, stops working within this many
 # seconds (at once for a sign-out or a block through this process, which forgets it here).
 CACHE_SECONDS = 30.0
@@ -180,7 +182,10 @@ class Guard:
         self._operator = settings.api_key.get_secret_value() if settings.api_key else None
         self._bot = settings.bot_api_key.get_secret_value() if settings.bot_api_key else None
         self.pacer = Pacer(
-            settings.min_poll_interval_seconds, settings.reads_per_second, settings.reads_per_second_total
+            settings.min_poll_interval_seconds,
+            settings.reads_per_second,
+            settings.reads_per_second_total,
+            settings.writes_per_minute,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -195,7 +200,13 @@ class Guard:
         try:
             if path in _PACED_PUBLIC_PATHS:
                 await self.pacer.read(_address(scope))
+            if (method, path) in _PUBLIC_ROUTES:  # signing in: a write, by whoever the address is
+                self.pacer.write(_address(scope))
             caller = None if public else await self._authenticate(scope)
+            if caller is not None and caller.role == CallerRole.PERSON and method not in _READ_METHODS:
+                # The bot and the operator are not counted here: the bot paces each Telegram user
+                # itself (BOT_RATE_LIMIT_*), and the operator's key may do anything anyway.
+                self.pacer.write(caller.client)
         except RateLimited as exc:
             await self._refuse_paced(scope, receive, send, exc)
             return

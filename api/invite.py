@@ -22,6 +22,9 @@ from shared.models import CredentialKind
 
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 LOCAL_URL = "http://127.0.0.1:8000"
+OWNER = "owner"
+# The start banner's link is meant to be opened now; a log that keeps it keeps it dead after this.
+OWNER_LINK_HOURS = 1
 
 
 def user_for(name: str) -> str:
@@ -35,6 +38,17 @@ def invite_link(db: Database, name: str, base_url: str, hours: int) -> str:
     link = credentials.link(base_url, token)
     assert link is not None
     return link
+
+
+def owner_link(db: Database, base_url: str) -> str | None:
+    """The owner's one-time sign-in for the start banner, or None once they have a web session.
+
+    A link is printed only until the owner has signed in, lives an hour, and each new one cancels
+    the unopened ones before it: a log of many starts holds at most one link that opens."""
+    if any(c.kind == CredentialKind.SESSION for c in credentials.held_by(db, user_for(OWNER))):
+        return None
+    credentials.drop_invites(db, user_for(OWNER))
+    return invite_link(db, OWNER, base_url, OWNER_LINK_HOURS)
 
 
 def api_token(db: Database, name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.models import TaskStatus
 from shared.schemas import Exchange, without_nul
 
 MAX_TITLE_CHARS = 100
@@ -75,6 +76,19 @@ class ConversationExport(BaseModel):
     exchanges: list[Exchange]
 
 
+class TranscriptionExport(BaseModel):
+    """Audio sent to be transcribed on its own (/v1/audio/transcriptions), and what was heard."""
+
+    transcription_id: str
+    status: TaskStatus
+    language: str | None = Field(description="Asked for; null: detected.")
+    detected_language: str | None
+    duration_seconds: float | None
+    text: str | None
+    created_at: datetime
+    audio_kept: bool = Field(description="The audio itself is still kept (until VOICE_KEEP_SECONDS).")
+
+
 class UserExport(BaseModel):
     """Everything kept about a person (the answer to a data access request)."""
 
@@ -84,4 +98,7 @@ class UserExport(BaseModel):
     instructions: str | None
     created_at: datetime
     exported_at: datetime
-    conversations: list[ConversationExport]
+    conversations: list[ConversationExport] = Field(
+        description="Every conversation with every exchange, answers replaced by regenerating included."
+    )
+    transcriptions: list[TranscriptionExport] = Field(default_factory=list)

@@ -206,6 +206,10 @@ class Exchange(BaseModel):
     answer: str | None
     error: str | None
     created_at: datetime
+    superseded: bool = Field(
+        False, description="Answered again since: this answer left the conversation (exports keep it)."
+    )
+    voice: bool = Field(False, description="The message was a voice note; `question` is what was heard.")
 
 
 class UserStats(BaseModel):

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.invite import invite_link
+from api.invite import OWNER, owner_link
 from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelSettings, VoiceSettings
 from shared.db import Database
 from shared.logging import configure_logging
@@ -73,7 +73,7 @@ def main() -> None:
         # The queue holds the work of every user: no local process may reach it without this.
         ensure_secret(ENV_FILE, "REDIS_PASSWORD")
     settings = StackSettings()
-    gateway_settings = GatewaySettings()
+    GatewaySettings()  # a bad gateway setting stops the start here, before any process runs
     python = sys.executable
     services: list[Service] = []
     extra_env: dict[str, str] = {}
@@ -113,9 +113,20 @@ def main() -> None:
     # The banner's link is the owner's own one-time sign-in, never the operator's key.
     db = Database.from_settings(DatabaseSettings())
     try:
-        owner_link = invite_link(db, "owner", local_url, gateway_settings.invite_hours)
+        link = owner_link(db, local_url)
     finally:
         db.dispose()
+    web_lines = (
+        [
+            f"Web chat:     {link}",
+            "              (your one-time sign-in, for an hour; `make invite NAME=…` makes links for others)",
+        ]
+        if link
+        else [
+            f"Web chat:     {local_url}",
+            f"              (you have signed in; `make invite NAME={OWNER}` for a link on another device)",
+        ]
+    )
 
     env = child_env(extra_env)
     services.append(
@@ -170,8 +181,7 @@ def main() -> None:
         "\n".join(
             [
                 "",
-                f"Web chat:     {owner_link}",
-                "              (your one-time sign-in; `make invite NAME=…` makes links for others)",
+                *web_lines,
                 f"Gateway:      http://{settings.api_host}:{settings.api_port}  (schema: /openapi.json)",
                 f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}"
                 f"  (user {settings.dashboard_username}, password DASHBOARD_PASSWORD in .env)",

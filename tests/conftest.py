@@ -159,6 +159,7 @@ def gateway_settings() -> GatewaySettings:
         min_poll_interval_seconds=0,
         reads_per_second=10_000,
         reads_per_second_total=100_000,
+        writes_per_minute=1_000_000,
     )
 
 

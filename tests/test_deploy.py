@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy import privilege
 from shared.config import QueueSettings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
@@ -81,7 +82,7 @@ def test_secrets_are_required_and_come_from_env() -> None:
         assert re.search(rf"\$\{{{secret}:\?[^}}]+\}}", text), f"{secret} is not required"
     assert "TELEGRAM_BOT_TOKEN" not in text or SERVICES["bot"]["profiles"] == ["telegram"]
     for name in APP_SERVICES:
-        assert SERVICES[name]["env_file"] == ".env"
+        assert (SERVICES[name].get("env_file") == ".env") == (name in privilege.CORE), name
 
 
 def test_ports_are_loopback_only_and_match_the_commands() -> None:
@@ -94,30 +95,69 @@ def test_ports_are_loopback_only_and_match_the_commands() -> None:
         assert command[command.index("--port") + 1] == port
 
 
-def test_redis_persists_and_never_evicts() -> None:
-    command = " ".join(SERVICES["redis"]["command"])
-    assert "--appendonly yes" in command and "--appendfsync everysec" in command
-    assert "--maxmemory-policy noeviction" in command and "--requirepass" in command
-    assert "redis-data:/data" in SERVICES["redis"]["volumes"]
-    assert "healthcheck" in SERVICES["redis"]
+def test_redis_persists_never_evicts_and_keeps_its_password_off_every_command_line(
+    tmp_path: Path,
+) -> None:
+    """The service's own command and health check, run here by a shell against a real redis-server:
+    the password reaches the server through a config file, and the health check through
+    REDISCLI_AUTH; neither command line as compose writes it holds the value (only `$$`, which the
+    container's shell expands)."""
+    from stack.redis_server import find_redis_server, free_port
+
+    redis = SERVICES["redis"]
+    assert redis["user"] == "redis"
+    command = redis["command"]
+    assert command[:2] == ["sh", "-c"]
+    script = command[2]
+    for option in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
+        assert option in script
+    (health,) = [t for t in redis["healthcheck"]["test"] if "redis-cli" in t]
+    for line in (script, health):
+        assert "${REDIS_PASSWORD" not in line and " -a " not in line and "--requirepass" not in line
+    assert "redis-data:/data" in redis["volumes"]
+
+    port, password = free_port(), "compose 'quoted' pass"
+    conf = tmp_path / "redis.conf"
+    server_script = script.replace("$$", "$").replace("/tmp/redis.conf", str(conf))
+    server_script += f" --port {port} --dir {tmp_path} --save ''"
+    # The redis-server these tests use, and the redis-cli beside it.
+    env = {"PATH": f"{Path(find_redis_server()).parent}:/usr/bin:/bin", "REDIS_PASSWORD": password}
+    server = subprocess.Popen(["sh", "-c", server_script], env=env)
+    try:
+        ping = health.replace("$$", "$").replace("redis-cli", f"redis-cli -p {port}")
+        wait_for(
+            lambda: subprocess.run(["sh", "-c", ping], env=env).returncode == 0, timeout=30, interval=0.1
+        )
+        assert oct(conf.stat().st_mode & 0o777) == "0o600"
+        no_password = subprocess.run(
+            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, env={"PATH": env["PATH"]}
+        )
+        assert "NOAUTH" in no_password.stdout + no_password.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_volumes_paths_and_dependencies_fit() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "WORKDIR /app" in dockerfile
+    # No VOLUME: a service that mounts nothing (the bot, the dashboard) gets no anonymous volume.
+    assert "\nVOLUME" not in dockerfile
     for name in APP_SERVICES:
         service = SERVICES[name]
-        assert "./data:/app/data" in service["volumes"]
-        assert (
-            service["environment"]
-            .get("DATABASE_URL", "sqlite:////app/data/")
-            .startswith(("${DATABASE_URL:-sqlite:////app/data/", "sqlite:////app/data/"))
-        )
+        mounts = {v.split(":")[1] for v in service.get("volumes", [])}
+        assert mounts == privilege.MOUNTS[name], name
+        environment = service.get("environment") or {}
+        if name in privilege.CORE:
+            assert environment["DATABASE_URL"].startswith("${DATABASE_URL:-sqlite:////app/data/")
+        else:
+            assert not {"DATABASE_URL", "REDIS_URL", "MODELS_DIR"} & set(environment), name
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in SERVICES
             if condition["condition"] == "service_healthy":
                 assert "healthcheck" in SERVICES[dependency], dependency
     assert SERVICES["worker"]["environment"]["MODELS_DIR"].startswith("/app/data")
+    assert {v.split(":")[1] for v in SERVICES["redis"]["volumes"]} == privilege.MOUNTS["redis"]
 
 
 def test_a_stopping_worker_may_finish_its_answer() -> None:
@@ -247,26 +287,25 @@ def test_an_offline_setup_fails_with_one_sentence_naming_the_way_out(tmp_path: P
     assert not (tmp_path / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").exists()
 
 
-SECRETS = {"API_KEY", "BOT_API_KEY", "TELEGRAM_BOT_TOKEN", "DASHBOARD_PASSWORD", "REDIS_PASSWORD"}
-# What each service may hold; every other secret of .env is blanked in its environment.
-NEEDS = {
-    "setup": {"REDIS_URL"},
-    "worker": {"REDIS_URL"},
-    "api": {"REDIS_URL", "API_KEY", "BOT_API_KEY"},
-    "bot": {"BOT_API_KEY", "TELEGRAM_BOT_TOKEN"},
-    "dashboard": {"RQ_DASHBOARD_REDIS_URL", "RQ_DASHBOARD_PASSWORD"},
-}
-
-
-def test_each_service_is_handed_only_its_own_secrets() -> None:
-    """Every service reads .env (env_file), so each one blanks the secrets it has no use for."""
-    for name, needs in NEEDS.items():
+def test_each_service_is_handed_only_its_own_secrets_and_variables() -> None:
+    """The core reads .env (env_file) and blanks the secrets it has no use for; the bot and the
+    dashboard read no .env and are handed their own variables only, the bot every one of its
+    settings but the operator's key."""
+    for name in APP_SERVICES:
         env = SERVICES[name].get("environment") or {}
-        assert SERVICES[name]["env_file"] == ".env"
-        for secret in (SECRETS | {"REDIS_URL"}) - needs:
-            assert env.get(secret) == "", f"{name} would receive {secret}"
-        for secret in needs:
-            assert env.get(secret), f"{name} lacks {secret}"
+        needs = privilege.NEEDS[name]
+        if name in privilege.CORE:
+            for secret in set(privilege.SECRETS) - needs:
+                assert env.get(secret) == "", f"{name} would receive {secret}"
+            assert "REDIS_PASSWORD" in env["REDIS_URL"]
+            for secret in needs - {"REDIS_PASSWORD"}:
+                assert env.get(secret, "").startswith(f"${{{secret}:"), f"{name} lacks {secret}"
+        else:
+            assert set(env) <= privilege.VARIABLES[name], set(env) - privilege.VARIABLES[name]
+            given = {s for s in privilege.SECRETS if any(f"${{{s}:" in str(v) for v in env.values())}
+            assert given == needs, (name, given)
+    assert set(SERVICES["bot"]["environment"]) == privilege.VARIABLES["bot"]
+    assert set(SERVICES["redis"]["environment"]) == privilege.VARIABLES["redis"]
 
 
 def test_the_dashboard_is_read_only() -> None:

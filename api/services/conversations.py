@@ -16,9 +16,15 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from api.services import Conflict, NotFound
-from shared.account_schemas import MAX_TITLE_CHARS, ConversationExport, ConversationSummary, UserExport
+from shared.account_schemas import (
+    MAX_TITLE_CHARS,
+    ConversationExport,
+    ConversationSummary,
+    TranscriptionExport,
+    UserExport,
+)
 from shared.db import Database
-from shared.models import Conversation, Message, Task, TaskStatus, User, utcnow
+from shared.models import Conversation, Message, Task, TaskStatus, User, VoiceNote, utcnow
 from shared.schemas import Exchange
 
 log = logging.getLogger(__name__)
@@ -106,12 +112,12 @@ def export(db: Database, conversation_id: int) -> ConversationExport:
         return _export(session, _get(session, conversation_id))
 
 
-def _export(session: Session, conversation: Conversation) -> ConversationExport:
-    tasks = session.scalars(
-        select(Task)
-        .where(Task.conversation_id == conversation.id, Task.superseded.is_(False))
-        .order_by(Task.request_message_id)
-    ).all()
+def _export(session: Session, conversation: Conversation, superseded: bool = False) -> ConversationExport:
+    """The conversation as it reads now; with `superseded`, answers replaced by regenerating too."""
+    chosen = select(Task).where(Task.conversation_id == conversation.id)
+    if not superseded:
+        chosen = chosen.where(Task.superseded.is_(False))
+    tasks = session.scalars(chosen.order_by(Task.request_message_id)).all()
     texts = dict(
         session.execute(
             select(Message.id, Message.content).where(Message.conversation_id == conversation.id)
@@ -135,7 +141,26 @@ def exchange(task: Task, texts: Mapping[int, str]) -> Exchange:
         answer=texts.get(task.reply_message_id) if task.reply_message_id else None,
         error=task.error,
         created_at=task.created_at,
+        superseded=task.superseded,
+        voice=task.voice,
     )
+
+
+# A person's transcriptions on their own, without reading the audio still kept for some.
+_TRANSCRIPTIONS = (
+    select(
+        VoiceNote.id,
+        VoiceNote.status,
+        VoiceNote.language,
+        VoiceNote.detected_language,
+        VoiceNote.duration_seconds,
+        VoiceNote.text,
+        VoiceNote.created_at,
+        VoiceNote.audio.is_not(None).label("audio_kept"),
+    )
+    .where(VoiceNote.user_id == bindparam("user_id"), VoiceNote.task_id.is_(None))
+    .order_by(VoiceNote.created_at, VoiceNote.id)
+)
 
 
 def export_user(db: Database, user_id: str) -> UserExport:
@@ -154,7 +179,20 @@ def export_user(db: Database, user_id: str) -> UserExport:
             instructions=user.instructions,
             created_at=user.created_at,
             exported_at=datetime.now(UTC),
-            conversations=[_export(session, conversation) for conversation in conversations],
+            conversations=[_export(session, c, superseded=True) for c in conversations],
+            transcriptions=[
+                TranscriptionExport(
+                    transcription_id=row.id,
+                    status=TaskStatus(row.status),
+                    language=row.language,
+                    detected_language=row.detected_language,
+                    duration_seconds=row.duration_seconds,
+                    text=row.text,
+                    created_at=row.created_at,
+                    audio_kept=row.audio_kept,
+                )
+                for row in session.execute(_TRANSCRIPTIONS, {"user_id": user.id})
+            ],
         )
 
 

@@ -120,6 +120,16 @@ def revoke_held(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def drop_invites(db: Database, user_id: str) -> int:
+    """Delete `user_id`'s unopened invites: only a link issued after this one can sign them in."""
+    owner = select(User.id).where(User.external_id == user_id).scalar_subquery()
+    with db.writing() as session:
+        result = session.execute(
+            delete(Credential).where(Credential.user_id == owner, Credential.kind == CredentialKind.INVITE)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def purge_expired(db: Database) -> int:
     with db.writing() as session:
         result = session.execute(delete(Credential).where(Credential.expires_at <= utcnow()))

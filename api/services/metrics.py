@@ -98,11 +98,12 @@ def render(db: Database, queue: Queue, pacer: Pacer | None = None) -> str:
         out.metric(
             "ai_assistant_paced_requests_total",
             "counter",
-            "Requests slowed or refused so that polling cannot take the model's cores (this process).",
+            "Requests slowed or refused so that polling and writes cannot take the box (this process).",
             [
                 ('{kind="poll_held"}', pacer.polls_held),
                 ('{kind="read_held"}', pacer.reads_held),
                 ('{kind="read_refused"}', pacer.reads_refused),
+                ('{kind="write_refused"}', pacer.writes_refused),
             ],
         )
     return out.text()

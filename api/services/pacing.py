@@ -12,6 +12,10 @@ as it can costs generation speed for everyone. Two rules, both in this process:
   with Retry-After.
 
 Long polls (If-None-Match with `wait`) are not counted: they cost nothing until something changes.
+
+Writes (every method but GET and HEAD) have a budget of their own per client, `writes_per_minute`
+with bursts of a fifth of that: each takes the database's write lock and may add rows, so a client
+over it is refused at once (429 with Retry-After), never held.
 """
 
 from __future__ import annotations
@@ -52,12 +56,15 @@ class Pacer:
         poll_interval: float,
         per_second: float,
         total_per_second: float,
+        writes_per_minute: float = 60,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.poll_interval = poll_interval
         self.per_second = per_second
+        self.writes_per_second = writes_per_minute / 60
         self.clock = clock
         self._clients: OrderedDict[str, _Bucket] = OrderedDict()
+        self._writers: OrderedDict[str, _Bucket] = OrderedDict()
         self._total = _Bucket(total_per_second, 2 * total_per_second, clock)
         self._held: dict[str, int] = {}
         self._polled: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -65,6 +72,7 @@ class Pacer:
         self.polls_held = 0
         self.reads_held = 0
         self.reads_refused = 0
+        self.writes_refused = 0
 
     def poll_delay(self, client: str, task_id: str) -> float:
         """Seconds a plain status poll must be held; the poll is counted as made when it is served."""
@@ -83,13 +91,7 @@ class Pacer:
         """Wait for this client's turn to read; RateLimited when the wait would be too long.
 
         `scale` multiplies the client's budget (the bot reads for many people)."""
-        bucket = self._clients.get(client)
-        if bucket is None:
-            rate = self.per_second * scale
-            bucket = self._clients[client] = _Bucket(rate, 2 * rate, self.clock)
-            while len(self._clients) > _MAX_CLIENTS:
-                self._clients.popitem(last=False)
-        self._clients.move_to_end(client)
+        bucket = self._bucket(self._clients, client, self.per_second * scale, 2.0)
         delay = max(bucket.reserve(), self._total.reserve())
         if delay == 0:
             return
@@ -107,3 +109,24 @@ class Pacer:
             self._held[client] -= 1
             if not self._held[client]:
                 del self._held[client]
+
+    def write(self, client: str) -> None:
+        """Count one write against this client's budget; RateLimited, at once, when it is spent."""
+        bucket = self._bucket(self._writers, client, self.writes_per_second, 12.0)
+        delay = bucket.reserve()
+        if delay > 0:
+            bucket.refund()
+            self.writes_refused += 1
+            raise RateLimited(retry_after=max(1, math.ceil(delay)))
+
+    def _bucket(
+        self, buckets: OrderedDict[str, _Bucket], client: str, rate: float, seconds: float
+    ) -> _Bucket:
+        """`client`'s bucket, made full on first use: `rate` a second, a burst of `seconds` of it."""
+        bucket = buckets.get(client)
+        if bucket is None:
+            bucket = buckets[client] = _Bucket(rate, max(1.0, seconds * rate), self.clock)
+            while len(buckets) > _MAX_CLIENTS:
+                buckets.popitem(last=False)
+        buckets.move_to_end(client)
+        return bucket

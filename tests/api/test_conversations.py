@@ -12,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.services import credentials
+from api.services.users import get_or_create_user
+from api.services.voice_notes import Upload, add_note
 from shared.config import GatewaySettings, QueueSettings
 from shared.db import Database
-from shared.models import CredentialKind
+from shared.models import CredentialKind, TaskStatus, VoiceNote
 from shared.titles import TITLE_FROM_MESSAGE_CHARS, title_from
 from tests.conftest import API_KEY, BOT_API_KEY, make_client
 from tests.fakes import FakeChatModel
@@ -130,6 +132,47 @@ def test_export_matches_the_history(client: TestClient, run_jobs: Callable[[], N
     assert everything["user_id"] == "u1"
     assert everything["conversations"][0]["exchanges"] == exported["exchanges"]
     assert client.get("/api/users/nobody/export").status_code == 404
+
+
+def test_a_persons_export_keeps_answers_replaced_by_regenerating_and_their_transcriptions(
+    client: TestClient, run_jobs: Callable[[], None], db: Database
+) -> None:
+    """The data access export promises everything kept: an answer asked again stays in the database,
+    so it is there (marked), and so are transcriptions made on their own, heard or still waiting."""
+    first = _send(client, "what is kept?")
+    run_jobs()
+    assert client.post(f"/api/tasks/{first}/regenerate").status_code == 202
+    run_jobs()
+    with db.writing() as session:
+        user = get_or_create_user(session, "u1")
+        heard = add_note(session, user, None, Upload(b"audio", "ru"))
+        waiting = add_note(session, user, None, Upload(b"more audio"))
+        note = session.get_one(VoiceNote, heard)
+        note.status, note.text, note.audio, note.detected_language = TaskStatus.FINISHED, "привет", None, "ru"
+
+    everything = client.get("/api/users/u1/export").json()
+    exchanges = everything["conversations"][0]["exchanges"]
+    assert [(e["question"], e["superseded"]) for e in exchanges] == [
+        ("what is kept?", True),
+        ("what is kept?", False),
+    ]
+    assert exchanges[0]["task_id"] == first and exchanges[0]["answer"]
+    # The history a model sees, and a conversation's own export, are what the conversation reads now.
+    assert len(client.get("/api/users/u1/history").json()) == 1
+    assert (
+        len(
+            client.get(
+                f"/api/conversations/{everything['conversations'][0]['conversation_id']}/export",
+                params={"format": "json"},
+            ).json()["exchanges"]
+        )
+        == 1
+    )
+    transcriptions = {t["transcription_id"]: t for t in everything["transcriptions"]}
+    assert transcriptions.keys() == {heard, waiting}
+    assert transcriptions[heard]["text"] == "привет" and not transcriptions[heard]["audio_kept"]
+    assert transcriptions[waiting]["status"] == "queued" and transcriptions[waiting]["audio_kept"]
+    assert transcriptions[waiting]["text"] is None
 
 
 def test_own_instructions_follow_the_operators_and_cannot_replace_them(

@@ -230,3 +230,57 @@ def test_credentials_nobody_holds_are_paced_by_address_before_the_database_is_as
     # Only the guesses let through were looked up.
     assert reads <= one * guesses.count(401)
     assert set(health) == {200, 429}
+
+
+def test_writes_have_a_budget_per_person_refused_at_once_beyond_it() -> None:
+    now = [0.0]
+    pacer = Pacer(
+        poll_interval=0, per_second=100, total_per_second=1000, writes_per_minute=60, clock=lambda: now[0]
+    )
+    for _ in range(12):  # a burst of a fifth of a minute's budget
+        pacer.write("web:a")
+    with pytest.raises(RateLimited) as refused:
+        pacer.write("web:a")
+    assert refused.value.retry_after == 1 and pacer.writes_refused == 1
+    pacer.write("web:b")  # each person has their own
+    now[0] += 3
+    for _ in range(3):  # one a second comes back
+        pacer.write("web:a")
+    with pytest.raises(RateLimited):
+        pacer.write("web:a")
+
+
+def test_a_person_cannot_pile_up_rows_with_writes_and_sign_in_guesses_are_paced_by_address(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
+) -> None:
+    """With one write a minute, a token's second new conversation is refused 429 with Retry-After and
+    adds no row; another person, the operator and every read go on; sign-in attempts from one address
+    share a budget, so a second guessed link is refused before it is looked up."""
+    settings = gateway_settings.model_copy(update={"writes_per_minute": 1})
+
+    def bearer(user_id: str) -> dict[str, str]:
+        token, _ = credentials.issue(db, user_id, CredentialKind.API, timedelta(days=1))
+        return {"Authorization": f"Bearer {token}"}
+
+    alice, bob = bearer("web:alice"), bearer("web:bob")
+    with make_client(settings, db_url, queue_settings) as client:
+        del client.headers["X-API-Key"]
+        made = [client.post("/api/conversations", json={}, headers=alice) for _ in range(5)]
+        assert [r.status_code for r in made] == [201, 429, 429, 429, 429]
+        assert made[1].json()["code"] == "rate_limit_exceeded"
+        assert int(made[1].headers["Retry-After"]) >= 1
+        listed = client.get("/api/users/web:alice/conversations", headers=alice)
+        assert listed.status_code == 200 and len(listed.json()) == 1
+        assert client.post("/api/conversations", json={}, headers=bob).status_code == 201
+        operator = {"X-API-Key": API_KEY}
+        for _ in range(3):
+            assert (
+                client.post("/api/conversations", json={"user_id": "web:carol"}, headers=operator).status_code
+                == 201
+            )
+        guesses = [
+            client.post("/api/session", json={"invite": f"aai_guess{n}"}).status_code for n in range(3)
+        ]
+        assert guesses[0] in (400, 401, 404) and guesses[1:] == [429, 429]
+        metrics = client.get("/metrics", headers=operator).text
+    assert 'ai_assistant_paced_requests_total{kind="write_refused"} 6' in metrics

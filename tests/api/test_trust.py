@@ -419,3 +419,27 @@ def test_make_token_revoke_ends_every_api_token_of_that_person(
     api_only = frozenset({CredentialKind.API})
     assert [credentials.resolve(db, t, api_only) for t in tokens] == [None, None]
     assert credentials.resolve(db, kept, api_only) is not None
+
+
+def test_the_start_banner_holds_a_live_sign_in_only_until_the_owner_has_signed_in(db: Database) -> None:
+    """Each `make run` used to print a fresh 24-hour owner link into its log. Now: a link lives an
+    hour, each cancels the unopened ones before it, and once the owner has a session none is made."""
+    from api import invite
+
+    first = invite.owner_link(db, "http://127.0.0.1:8000")
+    second = invite.owner_link(db, "http://127.0.0.1:8000")
+    assert first and second and first != second
+    secret = {link: link.split("#invite=", 1)[1] for link in (first, second)}
+    invite_only = frozenset({CredentialKind.INVITE})
+    assert credentials.resolve(db, secret[first], invite_only) is None  # cancelled by the next start
+    (held,) = [c for c in _all_credentials(db) if c.kind == CredentialKind.INVITE]
+    assert held.expires_at is not None
+    assert timedelta(minutes=59) < held.expires_at - held.created_at <= timedelta(hours=1)
+    credentials.redeem_invite(db, secret[second], timedelta(days=1))
+    assert invite.owner_link(db, "http://127.0.0.1:8000") is None
+    assert [c.kind for c in _all_credentials(db)] == [CredentialKind.SESSION]
+
+
+def _all_credentials(db: Database) -> list[Credential]:
+    with db.reading() as session:
+        return list(session.scalars(select(Credential)).all())

@@ -171,9 +171,13 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
 
     assert stack.stop() == 0
 
-    # A second run reuses the key, the database and the queue's files.
+    # A second run reuses the key, the database and the queue's files; the owner has signed in, so
+    # its banner (and the log that keeps it) holds no sign-in link.
+    first_run = len(stack.log())
     stack.start()
     assert _api_key(stack.workdir) == key
+    second_banner = stack.log()[first_run:]
+    assert "you have signed in" in second_banner and "#invite=" not in second_banner
     wait_for(lambda: _healthy(stack.api), timeout=60, interval=0.3)
     again = httpx.get(f"{stack.api}/api/status/{task['task_id']}", headers=headers).json()
     assert again["answer"] == answer["answer"]
