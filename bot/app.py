@@ -17,7 +17,20 @@ from bot.middlewares import LanguageMiddleware, RateLimitMiddleware
 from bot.texts import LANGUAGES, TEXTS
 from shared.config import BotSettings
 
-COMMANDS = ["new", "chats", "export", "prompt", "voice", "retry", "cancel", "mode", "stats", "web", "help"]
+COMMANDS = [
+    "new",
+    "chats",
+    "export",
+    "prompt",
+    "voice",
+    "retry",
+    "cancel",
+    "mode",
+    "stats",
+    "web",
+    "signout",
+    "help",
+]
 
 
 def build_bot(settings: BotSettings) -> Bot:

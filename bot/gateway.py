@@ -19,6 +19,7 @@ from shared.schemas import (
     ErrorOut,
     InviteOut,
     PersonaOut,
+    RevokedOut,
     SystemStatus,
     TaskOut,
     UserSettingsOut,
@@ -220,6 +221,10 @@ class GatewayClient:
     async def access_list(self, status: AccessStatus | None = None) -> list[AccessOut]:
         params = {"status": status.value} if status else {}
         return await self._call_list(AccessOut, "GET", "/api/access", params=params)
+
+    async def sign_out_everywhere(self, user_id: str) -> int:
+        """End every web session and API token of this user; returns how many there were."""
+        return (await self._call(RevokedOut, "DELETE", f"/api/users/{user_id}/credentials")).revoked
 
     async def invite(self, user_id: str) -> InviteOut:
         """A one-time personal link to the web page for this user."""

@@ -21,6 +21,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "/mode: choose how I answer\n"
             "/stats: your usage\n"
             "/web: a personal link to the same conversations in a browser\n"
+            "/signout: sign out of the web chat everywhere and end your API tokens\n"
             "/help: this list\n\n"
             "In groups I answer when mentioned or replied to. I understand text and voice notes: "
             "reply to my 🎤 transcript with the right words to correct it."
@@ -28,7 +29,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "help_admin": (
             "\n\nAdmins: /status shows the queue, workers and model; /users lists who asked for "
             "access; /allow and /block with a user id let someone in or keep them out; /quota sets "
-            "one person's token quotas."
+            "one person's token quotas; /signout with a user id ends their web sessions and API tokens."
         ),
         "queued": "⏳ In the queue: {position}",
         "queued_eta": "⏳ In the queue: {position}, about {eta}",
@@ -101,6 +102,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "users_header": "👥 People\n",
         "users_line": "{mark} {name} (id {id})",
         "users_empty": "Nobody has asked for access yet.",
+        "signed_out": "🔒 Signed out everywhere. Web sign-ins and API tokens ended: {count}.",
+        "signed_out_other": "🔒 Web sign-ins and API tokens of id {id} ended: {count}.",
+        "signout_usage": "Usage: /signout (your own) or, for admins, /signout <Telegram user id>",
         "web_link": "🔗 Your personal link to the web chat, with the same conversations. It opens once, "
         "within {hours} h; keep it to yourself:\n{link}",
         "web_unavailable": "The web chat is not set up on this server (PUBLIC_URL is not set).",
@@ -159,13 +163,15 @@ TEXTS: dict[str, dict[str, str]] = {
             "/mode — выбрать стиль ответов\n"
             "/stats — ваша статистика\n"
             "/web — личная ссылка на те же разговоры в браузере\n"
+            "/signout — выйти из веб-чата везде и отозвать ваши API-токены\n"
             "/help — этот список\n\n"
             "В группах я отвечаю, когда меня упоминают или отвечают на моё сообщение. Понимаю текст и "
             "голосовые: ответьте на мою расшифровку 🎤 правильными словами, чтобы исправить её."
         ),
         "help_admin": (
             "\n\nДля админов: /status — очередь, воркеры и модель; /users — кто просил доступ; "
-            "/allow и /block с id пользователя — впустить или не пускать; /quota — лимиты токенов человека."
+            "/allow и /block с id пользователя — впустить или не пускать; /quota — лимиты токенов человека; "
+            "/signout с id — закрыть его входы в веб-чат и API-токены."
         ),
         "queued": "⏳ В очереди: {position}",
         "queued_eta": "⏳ В очереди: {position}, примерно {eta}",
@@ -237,6 +243,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "users_header": "👥 Люди\n",
         "users_line": "{mark} {name} (id {id})",
         "users_empty": "Доступ ещё никто не просил.",
+        "signed_out": "🔒 Вы вышли везде. Закрыто входов в веб-чат и API-токенов: {count}.",
+        "signed_out_other": "🔒 У id {id} закрыто входов в веб-чат и API-токенов: {count}.",
+        "signout_usage": "Как писать: /signout (для себя) или, для админов, "
+        "/signout <id пользователя Telegram>",
         "web_link": "🔗 Ваша личная ссылка на веб-чат, с теми же разговорами. Она открывается один раз, "
         "в течение {hours} ч; никому её не передавайте:\n{link}",
         "web_unavailable": "Веб-чат на этом сервере не настроен (не задан PUBLIC_URL).",

@@ -282,6 +282,10 @@ class CredentialOut(BaseModel):
     current: bool = Field(False, description="The credential this request came with.")
 
 
+class RevokedOut(BaseModel):
+    revoked: int = Field(description="How many web sessions and API tokens stopped working.")
+
+
 class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

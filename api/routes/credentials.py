@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CallerDep, OwnUserDep, guard_of
 from api.deps import DbDep
 from api.services import NotFound, credentials
-from shared.schemas import CredentialOut
+from shared.schemas import CredentialOut, RevokedOut
 
 router = APIRouter(prefix="/api", tags=["credentials"])
 
@@ -43,3 +43,11 @@ async def revoke_credential(
     # Here, in the event loop, where the guard's cache is read.
     guard_of(request).cache.forget(credential_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/users/{user_id:path}/credentials", response_model=RevokedOut)
+async def revoke_all_credentials(user_id: OwnUserDep, db: DbDep, request: Request) -> RevokedOut:
+    """Sign the person out everywhere: every web session and API token of theirs stops at once."""
+    revoked = await run_in_threadpool(credentials.revoke_held, db, user_id)
+    guard_of(request).cache.forget_user(user_id)
+    return RevokedOut(revoked=revoked)

@@ -18,6 +18,8 @@ const TEXTS = {
     instructions: "Your instructions", save: "Save", saved: "Saved.",
     instructionsHelp: "Added after the owner's instructions, from your next message (at most 1000 characters).",
     exportAll: "Download everything kept about me",
+    devices: "Signed in", devicesHelp: "Pages signed in as you and your API tokens. Revoking one ends it at once.",
+    thisPage: "This page", webPage: "A web page", apiToken: "API token", since: "since", revoke: "Revoke",
     quota: (period, limit, at) => `You have used your ${period === "month" ? "monthly" : "daily"} quota of ` +
       `${limit} tokens. It starts anew at ${at}.`,
     voice: "Send a voice note (an audio file)", listening: "Listening…",
@@ -48,6 +50,8 @@ const TEXTS = {
     instructions: "Ваши инструкции", save: "Сохранить", saved: "Сохранено.",
     instructionsHelp: "Добавляются после инструкций владельца, со следующего сообщения (не больше 1000 символов).",
     exportAll: "Скачать всё, что хранится обо мне",
+    devices: "Где вы вошли", devicesHelp: "Страницы, где вы вошли, и ваши API-токены. Отозванный сразу перестаёт работать.",
+    thisPage: "Эта страница", webPage: "Веб-страница", apiToken: "API-токен", since: "с", revoke: "Отозвать",
     quota: (period, limit, at) => `Вы израсходовали ${period === "month" ? "месячный" : "дневной"} лимит в ` +
       `${limit} токенов. Он обновится ${at}.`,
     voice: "Отправить голосовое (аудиофайл)", listening: "Слушаю…",
@@ -487,6 +491,35 @@ document.getElementById("save-instructions").addEventListener("click", async () 
     body: JSON.stringify({instructions: text || null}),
   });
   document.getElementById("instructions-saved").hidden = !response.ok;
+});
+
+// Where the person is signed in: pages (sessions) and API tokens, each revocable; never a secret.
+const credentialList = document.getElementById("credentials");
+
+async function loadCredentials() {
+  const response = await api(userPath("/credentials"));
+  if (!response.ok) return;
+  credentialList.replaceChildren();
+  for (const held of await response.json()) {
+    const item = document.createElement("li");
+    item.dataset.kind = held.kind;
+    const kind = held.kind === "api" ? T.apiToken : held.current ? T.thisPage : T.webPage;
+    const since = new Date(held.created_at).toLocaleDateString(LANG);
+    const label = document.createElement("span");
+    label.textContent = `${kind}${held.label ? ` “${held.label}”` : ""} · ${T.since} ${since}`;
+    const revoke = tool("✕", T.revoke, async () => {
+      const gone = await api(userPath(`/credentials/${held.id}`), {method: "DELETE"});
+      if (gone.ok && held.current) signedOut(null);
+      else await loadCredentials();
+    });
+    revoke.classList.add("remove");
+    item.append(label, revoke);
+    credentialList.append(item);
+  }
+}
+
+document.getElementById("devices").addEventListener("toggle", (event) => {
+  if (event.target.open) loadCredentials().catch(() => {});
 });
 
 signOutButton.addEventListener("click", async () => {

@@ -1,4 +1,5 @@
-"""The admins' side of access: Allow / Deny buttons, /allow, /block, /users; and everyone's /web."""
+"""The admins' side of access: Allow / Deny buttons, /allow, /block, /users; and everyone's /web
+and /signout (an admin's reaches someone else's)."""
 
 from __future__ import annotations
 
@@ -137,6 +138,26 @@ async def users(message: Message, lang: str, gateway: GatewayClient, access_gate
     await message.answer(t(lang, "users_header") + "\n".join(lines))
 
 
+async def sign_out(
+    message: Message, command: CommandObject, lang: str, gateway: GatewayClient, access_gate: AccessGate
+) -> None:
+    """/signout: end one's own web sessions and API tokens; an admin's /signout <id>: someone's."""
+    assert message.from_user is not None
+    raw = (command.args or "").strip()
+    if not raw:
+        count = await gateway.sign_out_everywhere(user_key(message.from_user.id))
+        await message.answer(t(lang, "signed_out", count=count))
+        return
+    if await refused_unless_admin(message, lang, access_gate.admins):
+        return
+    if not raw.isdigit():
+        await message.answer(t(lang, "signout_usage"))
+        return
+    count = await gateway.sign_out_everywhere(user_key(int(raw)))
+    log.info("admin=%s signed user=%s out everywhere (%d)", message.from_user.id, raw, count)
+    await message.answer(t(lang, "signed_out_other", id=raw, count=count))
+
+
 async def web(message: Message, lang: str, gateway: GatewayClient, settings: BotSettings) -> None:
     """A one-time personal link to the web chat, continuing this private conversation."""
     assert message.from_user is not None
@@ -161,4 +182,5 @@ def build_router() -> Router:
     router.message.register(users, Command("users"))
     router.message.register(quota, Command("quota"))
     router.message.register(web, Command("web"))
+    router.message.register(sign_out, Command("signout"))
     return router

@@ -443,3 +443,21 @@ def test_the_start_banner_holds_a_live_sign_in_only_until_the_owner_has_signed_i
 def _all_credentials(db: Database) -> list[Credential]:
     with db.reading() as session:
         return list(session.scalars(select(Credential)).all())
+
+
+def test_signing_out_everywhere_ends_every_session_and_token_of_that_person_only(
+    client: TestClient, db: Database
+) -> None:
+    alice, bob = _token(db, "web:alice"), _token(db, "web:bob")
+    invite, _ = credentials.issue(db, "web:alice", CredentialKind.INVITE, timedelta(hours=1))
+    assert client.post("/api/session", json={"invite": invite}).status_code == 200
+    assert client.get("/api/me", headers=alice).status_code == 200  # known to the gateway's cache
+    assert client.delete("/api/users/web:alice/credentials", headers=bob).status_code == 403
+    done = client.delete("/api/users/web:alice/credentials", headers=alice)
+    assert done.status_code == 200 and done.json() == {"revoked": 2}
+    assert client.get("/api/me", headers=alice).status_code == 401
+    assert client.get("/api/me").status_code == 401  # the page's session too
+    assert client.get("/api/me", headers=bob).status_code == 200
+    # The bot reaches Telegram users only.
+    assert client.delete("/api/users/web:bob/credentials", headers=BOT).status_code == 403
+    assert client.delete("/api/users/tg:5/credentials", headers=BOT).json() == {"revoked": 0}

@@ -257,6 +257,34 @@ def test_web_gives_a_personal_link_to_the_same_conversation(
         assert page.get("/api/users/tg:1/history").status_code == 403
 
 
+def test_signout_ends_ones_own_web_sessions_and_an_admins_reaches_someone_elses(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], served_gateway: ServedGateway
+) -> None:
+    start_bot(public_url="https://chat.example.org")
+
+    def sign_in(page: httpx.Client) -> None:
+        links = len([m for m in telegram.chat(USER) if "#invite=" in m.text])
+        telegram.send_text("/web", user_id=USER)
+        telegram.wait_for(lambda: len([m for m in telegram.chat(USER) if "#invite=" in m.text]) > links)
+        invite = telegram.last_with(USER, "#invite=").text.split("#invite=", 1)[1].split()[0]
+        assert page.post("/api/session", json={"invite": invite}).status_code == 200
+
+    with httpx.Client(base_url=served_gateway.url) as page:
+        sign_in(page)
+        telegram.send_text("/signout", user_id=USER)
+        assert "ended: 1" in telegram.last_with(USER, "Signed out everywhere").text
+        assert page.get("/api/me").status_code == 401
+    with httpx.Client(base_url=served_gateway.url) as page:
+        sign_in(page)
+        # Someone else's needs an admin (id 7): a person's "/signout <id>" is refused, and changes nothing.
+        telegram.send_text(f"/signout {USER}", user_id=9009)
+        telegram.last_with(9009, "for the assistant's admins")
+        assert page.get("/api/me").status_code == 200
+        telegram.send_text(f"/signout {USER}", user_id=7)
+        assert f"of id {USER} ended: 1" in telegram.last_with(7, "Web sign-ins").text
+        assert page.get("/api/me").status_code == 401
+
+
 def test_a_flood_from_one_user_is_slowed_kindly(
     telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
 ) -> None:

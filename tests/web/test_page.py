@@ -9,6 +9,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from api.services import credentials
+from shared.db import Database
+from shared.models import CredentialKind
 from tests.conftest import API_KEY, ServedGateway
 from tests.web.conftest import SCREENSHOTS, invite_link, send
 
@@ -85,6 +88,42 @@ def test_a_link_opens_once_and_signing_out_ends_the_session(
     expect(page.locator(".msg.error")).to_contain_text("личная ссылка", timeout=10_000)
     first.close()
     second.close()
+
+
+def test_a_person_sees_where_they_are_signed_in_and_revokes_pages_and_tokens(
+    browser: Browser, served_gateway: ServedGateway, db: Database
+) -> None:
+    token, _ = credentials.issue(db, "web:dave", CredentialKind.API, None, label="laptop")
+    phone = browser.new_context(locale="en-US", viewport={"width": 390, "height": 800})
+    laptop = browser.new_context(locale="en-US")
+    page, other = phone.new_page(), laptop.new_page()
+    for opened in (page, other):
+        opened.goto(invite_link(served_gateway, "web:dave"))
+        expect(opened.locator("#composer")).to_be_visible(timeout=10_000)
+
+    page.click("#menu")
+    page.click("#devices summary")
+    held = page.locator("#credentials li")
+    expect(held).to_have_count(3, timeout=10_000)
+    expect(held.filter(has_text="This page")).to_have_count(1)
+    expect(held.filter(has_text="A web page")).to_have_count(1)
+    expect(held.filter(has_text="API token “laptop”")).to_have_count(1)
+
+    # The token, then the other page: each stops at once, and the list shrinks.
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{served_gateway.url}/api/me", headers=bearer).status_code == 200
+    held.filter(has_text="API token").locator(".tool").click()
+    expect(held).to_have_count(2, timeout=10_000)
+    assert httpx.get(f"{served_gateway.url}/api/me", headers=bearer).status_code == 401
+    held.filter(has_text="A web page").locator(".tool").click()
+    expect(held).to_have_count(1, timeout=10_000)
+    other.reload()
+    expect(other.locator(".msg.error")).to_contain_text("personal link", timeout=10_000)
+    # And this page itself: signed out here too.
+    held.filter(has_text="This page").locator(".tool").click()
+    expect(page.locator("#composer")).to_be_hidden(timeout=10_000)
+    phone.close()
+    laptop.close()
 
 
 def test_a_telegram_user_continues_their_conversation_on_the_page(
