@@ -94,6 +94,20 @@ def changes_channel(queue_name: str) -> str:
     return f"{queue_name}:task-changed"
 
 
+def cancels_channel(queue_name: str) -> str:
+    """The pub/sub channel on which the gateway announces a cancel of a started task to the workers."""
+    return f"{queue_name}:task-cancel"
+
+
+def announce_cancel(queue: Queue, task_id: str) -> None:
+    """Tell the workers at once that `task_id` is to stop; the database flag is the lasting record
+    (a worker that misses the notice reads it at its next publish)."""
+    try:
+        queue.connection.publish(cancels_channel(queue.name), task_id)
+    except RedisError as exc:
+        log.debug("task=%s cancel not announced: %s", task_id, exc)
+
+
 def announce_change(queue: Queue, task_id: str) -> None:
     """Tell the gateways that `task_id` changed, so their followers read it now rather than later.
 

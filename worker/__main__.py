@@ -23,6 +23,7 @@ from shared.jobs import make_queue, make_redis, requeue_unreadable_jobs
 from shared.logging import configure_logging
 from shared.recovery import Periodic, recover, recovery_thread
 from worker import tasks
+from worker.cancels import CancelNotices
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.notices import ChangeNotices
@@ -87,8 +88,12 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     voice = VoiceWork(db, transcriber, name, notices, voice_settings.voice_keep_seconds)
     if transcriber is not None:
         background.append(Periodic("speech-idle", 30, transcriber.unload_if_idle))
+    cancels = CancelNotices(redis, queue.name)
+    cancels.start()
     tasks.install(
-        ReplyService(db, model, model_settings, worker_settings, name, announce=notices, voice=voice)
+        ReplyService(
+            db, model, model_settings, worker_settings, name, announce=notices, voice=voice, cancels=cancels
+        )
     )
     for thread in background:
         thread.start()
@@ -106,6 +111,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
         for thread in background:
             thread.stop()
         notices.stop()
+        cancels.stop()
         tasks.install(None)
         model.close()
 

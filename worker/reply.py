@@ -7,6 +7,7 @@ happens and maps each way an answer can end to what its user is told.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
 from shared.models import FinishReason, TaskStatus
 from shared.recovery import WORKER_LOST
+from worker.cancels import CancelNotices
 from worker.errors import ModelFailure
 from worker.llm import ChatModel
 from worker.prompt import Prompt, PromptTooLong, build_prompt
@@ -46,6 +48,8 @@ class _Progress:
     timed_out: bool = False
     lost: bool = False
     first_token_at: float | None = None
+    # Set by this process's cancel listener the moment the gateway announces a cancel.
+    cancel_heard: threading.Event | None = None
 
     def finish_reason(self, max_tokens: int) -> FinishReason:
         if self.timed_out:
@@ -59,6 +63,8 @@ class _Progress:
         self.tokens += 1
         if time.monotonic() > self.deadline:
             self.timed_out = True
+        if self.cancel_heard is not None and self.cancel_heard.is_set():
+            self.cancel = True
         return self.cancel or self.timed_out or self.lost
 
 
@@ -75,8 +81,10 @@ class ReplyService:
         clock: Callable[[], float] = time.monotonic,
         announce: Callable[[str], None] = lambda _task_id: None,
         voice: VoiceWork | None = None,
+        cancels: CancelNotices | None = None,
     ) -> None:
-        """`announce(task_id)` is called after each change is committed (it wakes the followers)."""
+        """`announce(task_id)` is called after each change is committed (it wakes the followers);
+        `cancels` hears cancels as they are asked for (without it, they are read at each publish)."""
         self.db = db
         self.model = model
         self.model_settings = model_settings
@@ -84,6 +92,7 @@ class ReplyService:
         self.worker_name = worker_name
         self.store = TaskStore(db, model_settings, worker_name, announce, GENERATION_FAILED)
         self.voice = voice or VoiceWork(db, None, worker_name, announce)
+        self.cancels = cancels
         self._clock = clock
 
     def run(self, task_id: str) -> None:
@@ -202,7 +211,10 @@ class ReplyService:
 
         A failure marks the task failed with words its user can read, and is raised to RQ."""
         task_id = context.task_id
-        progress = _Progress(deadline=time.monotonic() + self.worker_settings.generation_timeout_seconds)
+        progress = _Progress(
+            deadline=time.monotonic() + self.worker_settings.generation_timeout_seconds,
+            cancel_heard=self.cancels.watch(task_id) if self.cancels else None,
+        )
         heartbeat = Heartbeat(self.db, task_id, self.worker_settings.heartbeat_interval_seconds)
         heartbeat.start()
         began = self._clock()
@@ -245,6 +257,8 @@ class ReplyService:
             raise
         finally:
             heartbeat.stop()
+            if self.cancels is not None:
+                self.cancels.forget(task_id)
         return progress, self._clock() - began
 
 

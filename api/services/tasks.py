@@ -31,7 +31,7 @@ from api.services.status import describe
 from api.services.users import OPENAI_CHAT, current_conversation, get_or_create_user
 from shared.config import GatewaySettings
 from shared.db import Database
-from shared.jobs import announce_change, enqueue_reply
+from shared.jobs import announce_cancel, announce_change, enqueue_reply
 from shared.models import (
     FINAL_STATUSES,
     Conversation,
@@ -379,6 +379,8 @@ def cancel(db: Database, queue: Queue, task_id: str) -> TaskOut:
                 .where(Task.id == task_id, Task.status == TaskStatus.STARTED)
                 .values(cancel_requested=True)
             )
+    if not was_queued:
+        announce_cancel(queue, task_id)  # the answering worker stops at its next token
     announce_change(queue, task_id)
     if was_queued:
         try:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 
 from fastapi.testclient import TestClient
+from redis import Redis
 from rq import Queue
 from rq.job import Job
 
+from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
+from shared.jobs import announce_change
 from shared.models import Task
-from tests.conftest import wait_for
+from tests.conftest import run_queued_jobs, wait_for
 from tests.fakes import FakeChatModel
 from tests.helpers import send as _send
 from tests.helpers import status as _status
-from worker.reply import GENERATION_FAILED
+from worker import tasks
+from worker.cancels import CancelNotices
+from worker.reply import GENERATION_FAILED, ReplyService
 
 
 def test_answer_and_usage_are_written(client: TestClient, run_jobs: Callable[[], None]) -> None:
@@ -116,35 +123,72 @@ def test_partial_text_is_visible_while_generating(
     assert len(seen[1]) > len(seen[0]) and seen[1].startswith(seen[0])
 
 
-def test_cancel_stops_generation_within_a_second(
-    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel, db: Database
+class _CancelAt(FakeChatModel):
+    """Endless answers; at the `at`-th token `on_token` runs (it asks for the cancel and waits until
+    this worker heard it), then tokens go on as long as the worker lets them."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(endless=True)
+        self.at = at
+        self.on_token: Callable[[], None] = lambda: None
+
+    def generate(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        for produced, piece in enumerate(super().generate(*args, **kwargs), start=1):
+            yield piece
+            if produced == self.at:
+                self.on_token()
+
+
+def test_a_cancel_stops_the_answer_at_its_next_token_without_waiting_for_a_publish(
+    client: TestClient,
+    db: Database,
+    queue: Queue,
+    redis_conn: Redis,
+    model_settings: ModelSettings,
+    worker_settings: WorkerSettings,
 ) -> None:
-    fake_model.token_delay = 0.02
-    fake_model.endless = True
+    """Partial answers are published once an hour here, so only the cancel notice can reach the
+    engine: the answer ends with exactly the tokens made before the cancel was heard."""
+    model = _CancelAt(at=5)
+    cancels = CancelNotices(redis_conn, queue.name)
+    cancels.start()
+    assert cancels.subscribed.wait(10)
+    slow_publishing = worker_settings.model_copy(update={"partial_interval_seconds": 3600})
+    service = ReplyService(
+        db,
+        model,
+        model_settings,
+        slow_publishing,
+        "test-worker",
+        announce=partial(announce_change, queue),
+        cancels=cancels,
+    )
     task_id = _send(client, "go on forever")
-    timing: dict[str, float] = {}
 
-    def cancel_when_started() -> None:
-        wait_for(lambda: _status(client, task_id)["status"] == "started", timeout=10)
-        time.sleep(0.3)
-        timing["asked"] = time.monotonic()
-        response = client.post(f"/api/tasks/{task_id}/cancel")
-        assert response.status_code == 200
+    def cancel_and_wait_until_heard() -> None:
+        assert client.post(f"/api/tasks/{task_id}/cancel").status_code == 200
+        assert cancels.watch(task_id).wait(10), "the cancel notice never reached the worker"
 
-    canceller = threading.Thread(target=cancel_when_started)
-    canceller.start()
-    run_jobs()
-    timing["stopped"] = time.monotonic()
-    canceller.join()
+    model.on_token = cancel_and_wait_until_heard
+    tasks.install(service)
+    try:
+        run_queued_jobs(queue)
+    finally:
+        tasks.install(None)
+        cancels.stop()
 
     status = _status(client, task_id)
     assert status["status"] == "canceled"
-    assert status["answer"].startswith("Answer 1")
-    assert timing["stopped"] - timing["asked"] < 1.0
+    # Five tokens: "Answer 1 to 'go on forever'" has five words; not one more after the cancel.
+    assert status["answer"] == "Answer 1 to 'go on"
     # The next message goes on normally, and sees what the user was shown.
     next_id = _send(client, "and now?")
-    fake_model.endless = False
-    run_jobs()
+    model.endless, model.on_token = False, lambda: None
+    tasks.install(service)
+    try:
+        run_queued_jobs(queue)
+    finally:
+        tasks.install(None)
     assert _status(client, next_id)["answer"].endswith("(saw 1 answers)")
 
 
