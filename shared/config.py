@@ -172,6 +172,18 @@ class ModelSettings(_EnvSettings):
         description="GGUF file name (in data/models, or in MODEL_REPO). Unset, with no MODEL_PRESET, "
         "MODEL_PATH or MODEL_REPO: the default model for this machine's memory.",
     )
+    model_revision: str = Field(
+        "main",
+        pattern=r"^[A-Za-z0-9._/-]{1,100}$",
+        description="With MODEL_REPO: the repository's commit (or branch, or tag) to download from; a "
+        "commit pins the file, so a changed repository cannot change what is loaded.",
+    )
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="With MODEL_REPO: the SHA-256 MODEL_FILE must have (else it is refused, whatever "
+        "the hub says). Unset: the hub's own record of it is checked.",
+    )
     model_preset: str | None = Field(
         None,
         description="A model from the catalogue by name (`make model PRESET=list` shows it): its "
@@ -277,6 +289,13 @@ class ModelSettings(_EnvSettings):
             return self.model_repo, self.model_file
         assert self.model_path is not None  # choice() names no preset only for a file of one's own
         return None, self.model_path.name
+
+    def pins(self) -> tuple[str, str | None]:
+        """What a hub download is held to: (revision, SHA-256 or None) of the preset or of MODEL_REPO."""
+        preset, _ = self.choice()
+        if preset is not None:
+            return preset.revision, preset.sha256
+        return self.model_revision, self.model_sha256
 
     def describe_choice(self) -> str:
         """One line naming the model the worker loads and why (`make run`, `make model`, the worker)."""

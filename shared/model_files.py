@@ -51,13 +51,15 @@ def remember(path: Path, digest: str) -> str:
     return digest
 
 
-def record(path: Path, expected_sha256: str | None = None) -> str:
-    """Hash a freshly downloaded file, check it against the hub's hash if known, and remember it."""
+def record(path: Path, expected_sha256: str | None = None, pinned: bool = False) -> str:
+    """Hash a freshly downloaded file, check it against the expected hash if known (the pinned one,
+    or the hub's), and remember it."""
     check_gguf(path)
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256.lower():
+        whose = "pinned" if pinned else "hub's"
         raise ModelFileRefused(
-            f"{path.name} does not match the hub's SHA-256 ({digest[:12]}… instead of "
+            f"{path.name} does not match the {whose} SHA-256 ({digest[:12]}… instead of "
             f"{expected_sha256[:12]}…): the download is damaged or the file was replaced."
         )
     return remember(path, digest)

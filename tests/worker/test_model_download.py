@@ -71,6 +71,45 @@ def test_a_download_whose_hash_is_not_the_hubs_is_refused(
     assert not (tmp_path / PRESET.file).exists()  # nothing half-trusted is left to load
 
 
+def test_a_pinned_revision_and_hash_hold_whatever_the_hub_announces(
+    hub: FakeHub, model_bytes: bytes, tmp_path: Path
+) -> None:
+    """MODEL_REVISION is what is asked for; MODEL_SHA256 is what the file must be, even when the hub
+    announces the same wrong hash its bytes have (a hub, or whoever answers as one, that changed the
+    file); and a kept file that is not the pinned one is refused at the next start."""
+    import hashlib
+
+    commit = "9" * 40
+    good = hashlib.sha256(model_bytes).hexdigest()
+    hub.add("someone/model-GGUF", "model.gguf", model_bytes)
+
+    def pinned(sha256: str) -> ModelSettings:
+        return ModelSettings(
+            _env_file=None,
+            model_repo="someone/model-GGUF",
+            model_file="model.gguf",
+            model_revision=commit,
+            model_sha256=sha256,
+            models_dir=tmp_path,
+        )
+
+    path = resolve_model_path(pinned(good))
+    assert path.read_bytes() == model_bytes
+    asked = [r for r in hub.requests if "/resolve/" in r]
+    assert asked and all(f"/resolve/{commit}/model.gguf" in r for r in asked)
+
+    # The same bytes with another pin: refused at once, from the kept file.
+    with pytest.raises(ModelUnavailable, match="is not the pinned file"):
+        resolve_model_path(pinned("0" * 64))
+    # A hub that serves other bytes (announcing their own, matching hash) is refused against the pin.
+    path.unlink()
+    record_path(path).unlink()
+    hub.add("someone/model-GGUF", "model.gguf", model_bytes + b"\0")
+    with pytest.raises(ModelUnavailable, match="does not match the pinned SHA-256"):
+        resolve_model_path(pinned(good))
+    assert not path.exists()
+
+
 def test_a_file_changed_after_its_download_is_refused(
     hub: FakeHub, model_bytes: bytes, tmp_path: Path
 ) -> None:
