@@ -25,6 +25,7 @@ import httpx
 
 from bench.harness import MODEL, THREADS, Figure, ask, stack, wait_ready
 from shared.config import ModelSettings
+from stack.lifeline import bound_popen
 from stack.redis_server import free_port
 
 ANSWER_TOKENS = 96
@@ -156,7 +157,7 @@ def _server_turn(http: httpx.Client, url: str, messages: list[dict[str, str]]) -
 class LlamaServer:
     def __init__(self, tools: Path) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen(
+        self.process = bound_popen(
             [
                 str(tools / "llama-server"), "-m", str(MODEL), "-t", THREADS, "-np", str(PARALLEL),
                 "-c", str(N_CTX * PARALLEL), "--host", "127.0.0.1", "--port", str(self.port),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from shared.migrate import upgrade
+from stack.lifeline import bound_popen
 from stack.redis_server import free_port, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,7 @@ def stack(workdir: Path, *, with_worker: bool = True, **settings: str) -> Iterat
         LOG_LEVEL="WARNING",
     )
     env.update(settings)
-    gateway = subprocess.Popen(
+    gateway = bound_popen(
         [
             sys.executable,
             "-m",
@@ -121,7 +121,7 @@ def stack(workdir: Path, *, with_worker: bool = True, **settings: str) -> Iterat
     )
     processes = [gateway]
     if with_worker:
-        processes.append(subprocess.Popen([sys.executable, "-m", "worker"], cwd=workdir, env=env))
+        processes.append(bound_popen([sys.executable, "-m", "worker"], cwd=workdir, env=env))
     api = f"http://127.0.0.1:{api_port}"
     try:
         wait_ready(

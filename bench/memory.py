@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from stack.lifeline import bound_popen
 from stack.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +97,7 @@ def _measure(
         # The stack's own output is kept in the scratch folder's log, shown when it does not come up.
         log_path = Path(workdir) / "stack.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed with the stack
-        stack = subprocess.Popen(
+        stack = bound_popen(
             [sys.executable, "-m", "stack"],
             cwd=workdir,
             env=env,

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from bench.harness import (
 )
 from bench.native import ensure_tools
 from shared.config import ModelSettings
+from stack.lifeline import bound_popen
 from stack.redis_server import free_port
 
 # --- baselines: llama-cpp-python called directly ------------------------------------------------
@@ -243,7 +243,7 @@ def intake(workdir: Path, runs: int, seconds: float) -> Figure:
             # No worker: only intake is measured, and the jobs pile up in the queue.
             ours.append(asyncio.run(_hammer(f"{api}/api/chat", {"text": "hello"}, 50, seconds)))
         port = free_port()
-        server = subprocess.Popen(
+        server = bound_popen(
             [
                 sys.executable,
                 "-m",

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from stack.lifeline import bound_popen
+
 
 class RedisNotFound(Exception):
     pass
@@ -100,7 +102,7 @@ def wait_until_ready(port: int, timeout: float = 10.0) -> None:
 def start_redis(port: int, data_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
     """Start a local Redis and wait until it answers."""
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
-    process = subprocess.Popen(redis_command(port, data_dir), stdout=out, stderr=subprocess.STDOUT)
+    process = bound_popen(redis_command(port, data_dir), stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until_ready(port)
     except TimeoutError:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from stack.lifeline import bound_popen
+
 log = logging.getLogger("stack")
 
 _MAX_BACKOFF = 30.0
@@ -31,7 +33,7 @@ class Service:
 
     def start(self) -> None:
         # A session of its own: Ctrl-C reaches only the supervisor, which stops children in order.
-        self.process = subprocess.Popen(list(self.command), env=self.env, start_new_session=True)
+        self.process = bound_popen(list(self.command), env=self.env, start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
         log.info("started %s (pid %d)", self.name, self.process.pid)

@@ -35,6 +35,7 @@ from shared.config import (
 from shared.db import Database
 from shared.jobs import announce_change, make_queue, make_redis
 from shared.migrate import upgrade
+from stack.lifeline import bound_popen
 from stack.redis_server import free_port, start_redis
 from tests.fakes import FakeChatModel
 from worker import tasks
@@ -290,7 +291,7 @@ def start_worker_process(module: str, env: dict[str, str], log_path: Path) -> su
     workdir = log_path.parent / f"cwd-{uuid.uuid4().hex[:6]}"
     workdir.mkdir()
     with open(log_path, "ab") as log:
-        return subprocess.Popen(
+        return bound_popen(
             [sys.executable, "-m", module], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
         )
 

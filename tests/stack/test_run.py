@@ -17,6 +17,7 @@ import httpx
 import psutil
 import pytest
 
+from stack.lifeline import bound_popen
 from stack.redis_server import free_port
 from tests.conftest import MODELS, ROOT, TINY_MODEL, wait_for
 
@@ -46,7 +47,7 @@ class Stack:
             **extra_env,
         )
         with open(self.output, "ab") as out:
-            self.process = subprocess.Popen(
+            self.process = bound_popen(
                 [sys.executable, "-m", "stack"],
                 cwd=self.workdir,
                 env=env,
