@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.models import TaskStatus
+from shared.enums import TaskStatus
 from shared.schemas import Exchange, without_nul
 
 MAX_TITLE_CHARS = 100
