@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_STOPS = 4
+MAX_STOP_CHARS = 100
 
 
 class ContentPart(BaseModel):
@@ -47,6 +50,14 @@ class ChatCompletionRequest(BaseModel):
         None, description="Same seed, same messages and settings: the same answer."
     )
     n: Annotated[int, Field(ge=1, le=1)] = 1
+    stop: (
+        Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+        | Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]],
+            Field(max_length=MAX_STOPS),
+        ]
+        | None
+    ) = Field(None, description="Up to 4 sequences; the answer ends before the first one it writes.")
     user: Annotated[str, Field(max_length=100)] | None = None
 
     @field_validator("messages")
@@ -61,6 +72,47 @@ class ChatCompletionRequest(BaseModel):
         if not messages[-1].text().strip():
             raise ValueError("the last message must not be empty")
         return messages
+
+    @model_validator(mode="after")
+    def _nothing_asked_that_would_be_ignored(self) -> ChatCompletionRequest:
+        """Options this server does not honour yet are refused, never answered as if absent: an
+        agent that sends tools must not get a plain answer it takes for the model's choice."""
+        extra = self.model_extra or {}
+        refused = {
+            "tools": "tool calling is not supported by this server yet",
+            "functions": "function calling is not supported by this server yet",
+            "logprobs": "log probabilities are not supported by this server",
+        }
+        for name, why in refused.items():
+            if extra.get(name):
+                raise ValueError(f"{name}: {why}")
+        for name in ("tool_choice", "function_call"):
+            if extra.get(name) not in (None, "none"):
+                raise ValueError(f"{name}: tool calling is not supported by this server yet")
+        response_format = extra.get("response_format")
+        if response_format is not None and (
+            not isinstance(response_format, dict) or response_format.get("type") != "text"
+        ):
+            raise ValueError(
+                "response_format: structured output is not supported by this server yet "
+                "(ask for JSON in the messages instead)"
+            )
+        if any(m.role == "tool" for m in self.messages):
+            raise ValueError("messages: tool results need tool calling, which this server does not offer yet")
+        return self
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_without_nul(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if stop is not None and "\x00" in "".join([stop] if isinstance(stop, str) else stop):
+            raise ValueError("stop sequences must not contain NUL characters")
+        return stop
+
+    @property
+    def stops(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else self.stop
 
     @property
     def reply_limit(self) -> int | None:

@@ -183,6 +183,8 @@ class Task(Base):
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     top_p: Mapped[float | None] = mapped_column(Float, nullable=True)
     seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A /v1 request's stop sequences, as a JSON list: the answer ends before the first one written.
+    stop: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -50,12 +50,16 @@ class _Progress:
     first_token_at: float | None = None
     # Set by this process's cancel listener the moment the gateway announces a cancel.
     cancel_heard: threading.Event | None = None
+    # A stop sequence was written: the answer ends before it.
+    stopped: bool = False
 
     def finish_reason(self, max_tokens: int) -> FinishReason:
         if self.timed_out:
             return FinishReason.TIMEOUT
         if self.cancel:
             return FinishReason.CANCEL
+        if self.stopped:
+            return FinishReason.STOP
         return FinishReason.LENGTH if self.tokens >= max_tokens else FinishReason.STOP
 
     def should_stop(self) -> bool:
@@ -65,7 +69,23 @@ class _Progress:
             self.timed_out = True
         if self.cancel_heard is not None and self.cancel_heard.is_set():
             self.cancel = True
-        return self.cancel or self.timed_out or self.lost
+        return self.cancel or self.timed_out or self.lost or self.stopped
+
+    def add(self, piece: str, stops: tuple[str, ...]) -> None:
+        """Add a piece of the answer; at a stop sequence, end the text before it."""
+        if self.stopped:
+            return  # the one token the model makes before it sees the stop
+        start = max(0, len(self.text) - max((len(s) for s in stops), default=0) + 1)
+        self.text += piece
+        found = [at for stop in stops if (at := self.text.find(stop, start)) >= 0]
+        if found:
+            self.text = self.text[: min(found)]
+            self.stopped = True
+
+    def shown(self, stops: tuple[str, ...]) -> str:
+        """What may be published so far: without a tail that could still become a stop sequence."""
+        held = max((len(s) for s in stops), default=1) - 1
+        return self.text if self.stopped or not held else self.text[: max(0, len(self.text) - held)]
 
 
 class ReplyService:
@@ -231,9 +251,9 @@ class ReplyService:
             for piece in pieces:
                 if progress.first_token_at is None:
                     progress.first_token_at = round(self._clock() - began, 4)
-                progress.text += piece
+                progress.add(piece, context.stop)
                 if self._clock() - last_flush >= self.worker_settings.partial_interval_seconds:
-                    standing = self.store.publish(task_id, progress.text)
+                    standing = self.store.publish(task_id, progress.shown(context.stop))
                     progress.lost = standing.lost
                     progress.cancel = progress.cancel or standing.cancel
                     last_flush = self._clock()

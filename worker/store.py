@@ -8,6 +8,7 @@ running it. Writes go to the tables directly: the ORM's bookkeeping buys nothing
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -99,6 +100,8 @@ class AnswerContext:
     sampling: Sampling
     # A voice note: `message` is a placeholder until the note is transcribed (worker.voice).
     voice: bool = False
+    # Stop sequences (a /v1 request's): the answer ends before the first one it writes.
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ class TaskStore:
                 seed=task.seed if task.seed is not None else settings.seed,
             ),
             voice=task.voice,
+            stop=tuple(json.loads(task.stop)) if task.stop else (),
         )
 
     def publish(self, task_id: str, text: str) -> Standing:

@@ -18,17 +18,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import OpenAIError
 from api.openai_schemas import ChatCompletion, ChatCompletionRequest, Choice, Usage
-from api.services import rate_limit
 from api.services.changes import TaskChanges
 from api.services.stream import TextDiff, follow
 from api.services.tasks import (
     Limits,
     add_exchange,
+    admit,
+    admit_within,
     cancel,
-    check_redis,
     enqueue_or_undo,
-    ensure_not_too_busy,
-    ensure_room,
     new_task,
 )
 from api.services.users import OPENAI_CHAT, get_or_create_user
@@ -92,15 +90,13 @@ def submit(
             "invalid_request_error",
             "context_length_exceeded",
         )
-    rate_limit.check(queue.connection, user_id, limits.per_minute)
-    check_redis(queue)
+    admit(queue, user_id, limits)
     system = "\n\n".join(text for role, text in texts if role in ("system", "developer"))
     reply_limit = min(request.reply_limit or bounds.max_tokens, bounds.max_tokens)
     now = utcnow()
     with db.writing() as session:
-        ensure_room(session, bounds.max_queue)
         user = get_or_create_user(session, user_id)
-        ensure_not_too_busy(session, user, limits)
+        admit_within(session, user, limits, bounds.max_queue)
         conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT, title=title_from(texts[-1][1]))
         session.add(conversation)
         session.flush()
@@ -125,6 +121,7 @@ def submit(
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed,
+            stop=json.dumps(request.stops) if request.stops else None,
         )
     enqueue_or_undo(db, queue, task)
     return task.id

@@ -341,6 +341,7 @@ def regenerate(
             temperature=old.temperature,
             top_p=old.top_p,
             seed=old.seed,
+            stop=old.stop,
         )
     try:
         enqueue_or_undo(db, queue, task)

@@ -141,3 +141,61 @@ def test_a_prompt_beyond_the_window_is_context_length_exceeded(
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "😀" * 3000}])
     assert exc.value.code == "context_length_exceeded"
     assert "too long for this model" in exc.value.message
+
+
+def test_stop_sequences_end_the_answer_before_them_streamed_or_not(
+    client: OpenAI, fake_workers: Callable[..., Any]
+) -> None:
+    """The fake answers "Answer 1 to 'hello' (saw 0 answers)"; with "to" as a stop the answer is the
+    text before it, and a stream never shows a piece of the stop (nor anything after it)."""
+    fake_workers(FAKE_TOKEN_DELAY="0.05", PARTIAL_INTERVAL_SECONDS="0.01")
+    whole = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hello"}], stop=["nothing like it", "to"]
+    )
+    assert whole.choices[0].message.content == "Answer 1 "
+    assert whole.choices[0].finish_reason == "stop"
+    pieces = [
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hello"}], stop="1 t", stream=True
+        )
+        if chunk.choices
+    ]
+    assert "".join(pieces) == "Answer "
+    # More than four, or empty ones, are refused before anything is queued.
+    for stop in (["a", "b", "c", "d", "e"], [""]):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stop=stop)
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]},
+        {"tool_choice": "required"},
+        {"response_format": {"type": "json_object"}},
+        {"logprobs": True},
+    ],
+)
+def test_options_this_server_cannot_honour_are_refused_not_ignored(
+    client: OpenAI, asked: dict[str, Any]
+) -> None:
+    """An agent that sends tools or asks for JSON must not get a plain answer it would take for the
+    model's own choice: a 400 in OpenAI's shape names the option."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], extra_body=asked
+        )
+    assert next(iter(asked)) in refused.value.message and "not supported" in refused.value.message
+
+
+def test_harmless_defaults_of_those_options_are_accepted(
+    client: OpenAI, fake_workers: Callable[..., Any]
+) -> None:
+    fake_workers()
+    answer = client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hello"}],
+        extra_body={"tool_choice": "none", "response_format": {"type": "text"}, "tools": [], "stop": None},
+    )
+    assert answer.choices[0].message.content == "Answer 1 to 'hello' (saw 0 answers)"
