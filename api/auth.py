@@ -317,7 +317,7 @@ class Guard:
         # The body was not read: the connection cannot carry another request.
         headers = {"Connection": "close", **({"WWW-Authenticate": "Bearer"} if code == 401 else {})}
         if retry_after:
-            headers = {"Retry-After": str(retry_after)}
+            headers["Retry-After"] = str(retry_after)
         kind = {401: "invalid_api_key", 413: "body_too_large", 429: "rate_limit_exceeded"}[code]
         response = error_response(Request(scope), code, message, headers=headers, code=kind)
         await response(scope, receive, send)

@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
 
 from shared.db import Database
-from shared.jobs import enqueue_reply
+from shared.jobs import announce_change, enqueue_reply
 from shared.models import FinishReason, Task, TaskStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,9 @@ def requeue_lost_tasks(
 
 def recover(db: Database, queue: Queue, stale_after: float) -> None:
     """One repair pass; a Redis outage only postpones the part that needs Redis."""
-    fail_abandoned_tasks(db, stale_after)
+    for task_id in fail_abandoned_tasks(db, stale_after):
+        # Its followers learn of the failure now, not when their cached status runs out.
+        announce_change(queue, task_id)
     try:
         requeue_lost_tasks(db, queue, stale_after)
     except RedisError as exc:

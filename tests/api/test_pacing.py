@@ -269,6 +269,8 @@ def test_a_person_cannot_pile_up_rows_with_writes_and_sign_in_guesses_are_paced_
         assert [r.status_code for r in made] == [201, 429, 429, 429, 429]
         assert made[1].json()["code"] == "rate_limit_exceeded"
         assert int(made[1].headers["Retry-After"]) >= 1
+        # Refused before its body was read: the connection cannot carry another request.
+        assert made[1].headers["Connection"] == "close"
         listed = client.get("/api/users/web:alice/conversations", headers=alice)
         assert listed.status_code == 200 and len(listed.json()) == 1
         assert client.post("/api/conversations", json={}, headers=bob).status_code == 201

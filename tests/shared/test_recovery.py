@@ -11,8 +11,10 @@ from rq.job import Job
 from sqlalchemy import update
 
 from shared.db import Database
+from shared.jobs import changes_channel
 from shared.models import Task, TaskStatus, utcnow
-from shared.recovery import WORKER_LOST, fail_abandoned_tasks, requeue_lost_tasks
+from shared.recovery import WORKER_LOST, fail_abandoned_tasks, recover, requeue_lost_tasks
+from tests.conftest import wait_for
 
 
 def _send(client: TestClient, text: str) -> str:
@@ -58,3 +60,25 @@ def test_a_queued_task_whose_job_vanished_is_answered(
 
     assert client.get(f"/api/status/{lost}").json()["status"] == "finished"
     assert client.get(f"/api/status/{kept}").json()["status"] == "finished"
+
+
+def test_a_task_failed_by_recovery_is_announced_to_its_followers(
+    client: TestClient, db: Database, queue: Queue
+) -> None:
+    """A follower waiting on a long poll hears of the failure at once: recovery publishes the notice
+    that every other change sends (the gateway's cached status would otherwise hold for a while)."""
+    silent = _send(client, "a")
+    long_ago = utcnow() - timedelta(seconds=90)
+    # Listening before the task goes silent: whichever pass fails it (the gateway's own, every few
+    # seconds, or this one), its notice is heard.
+    with queue.connection.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
+        pubsub.subscribe(changes_channel(queue.name))
+        with db.writing() as s:
+            s.execute(
+                update(Task)
+                .where(Task.id == silent)
+                .values(status=TaskStatus.STARTED, started_at=long_ago, heartbeat_at=long_ago)
+            )
+        recover(db, queue, stale_after=60)
+        heard = wait_for(lambda: pubsub.get_message(timeout=0.5), timeout=30)
+    assert isinstance(heard, dict) and heard["data"].decode() == silent
