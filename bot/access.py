@@ -23,6 +23,7 @@ from aiogram.types import (
     User,
 )
 
+from bot.buttons import AccessDecision, Verdict
 from bot.conversation import user_key
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.middlewares import Handler
@@ -47,8 +48,14 @@ def decision_keyboard(lang: str, user_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=t(lang, "button_allow"), callback_data=f"access:allow:{user_id}"),
-                InlineKeyboardButton(text=t(lang, "button_deny"), callback_data=f"access:block:{user_id}"),
+                InlineKeyboardButton(
+                    text=t(lang, "button_allow"),
+                    callback_data=AccessDecision(verdict=Verdict.ALLOW, user_id=user_id).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=t(lang, "button_deny"),
+                    callback_data=AccessDecision(verdict=Verdict.BLOCK, user_id=user_id).pack(),
+                ),
             ]
         ]
     )

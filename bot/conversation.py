@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 
 from aiogram import Bot
 
+from bot.buttons import Resend
 from bot.delivery import Deliverer, Target, retry_keyboard
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import t
@@ -119,7 +121,7 @@ class Conversations:
             word = "busy" if exc.busy else "gateway_down"
             retry = None
             if pending is not None:
-                retry = retry_keyboard(target.lang, f"resend:{self._remember(pending)}")
+                retry = retry_keyboard(target.lang, Resend(token=self._remember(pending)).pack())
             await self.bot.send_message(
                 target.chat,
                 t(target.lang, word),
@@ -158,7 +160,8 @@ class Conversations:
         return Resent.SENT
 
     def _remember(self, pending: Pending) -> str:
-        token = pending.key.replace("tg:", "")[-48:]
+        # Random: the button's data names nothing that could be guessed or built by someone else.
+        token = secrets.token_urlsafe(12)
         self._pending[token] = pending
         while len(self._pending) > self._keep:
             self._pending.popitem(last=False)

@@ -28,6 +28,7 @@ from aiogram.types import (
     ReplyParameters,
 )
 
+from bot.buttons import NewConversation, Regenerate
 from bot.formatting import LIMIT, format_guarded, utf16_len
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import duration, failure, t
@@ -109,8 +110,10 @@ def answer_keyboard(lang: str, task_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=t(lang, "button_regenerate"), callback_data=f"regen:{task_id}"),
-                InlineKeyboardButton(text=t(lang, "button_new"), callback_data="new"),
+                InlineKeyboardButton(
+                    text=t(lang, "button_regenerate"), callback_data=Regenerate(task_id=task_id).pack()
+                ),
+                InlineKeyboardButton(text=t(lang, "button_new"), callback_data=NewConversation().pack()),
             ]
         ]
     )

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.access import AccessGate, refused_unless_admin
+from bot.buttons import AccessDecision, Verdict
 from bot.conversation import user_key
 from bot.gateway import GatewayClient, GatewayRejected
 from bot.texts import t
@@ -39,22 +40,22 @@ async def _decide(
 
 
 async def decision_button(
-    callback: CallbackQuery, lang: str, bot: Bot, gateway: GatewayClient, access_gate: AccessGate
+    callback: CallbackQuery,
+    callback_data: AccessDecision,
+    lang: str,
+    bot: Bot,
+    gateway: GatewayClient,
+    access_gate: AccessGate,
 ) -> None:
     if callback.from_user.id not in access_gate.admins:
         await callback.answer(t(lang, "admins_only"), show_alert=True)
         return
-    _, verb, raw_id = (callback.data or "").split(":", 2)
-    if not raw_id.isdigit() or verb not in ("allow", "block"):
-        await callback.answer()
-        return
-    access = AccessStatus.ALLOWED if verb == "allow" else AccessStatus.BLOCKED
-    name = await _decide(bot, gateway, access_gate, int(raw_id), access, callback.from_user.id)
+    allow = callback_data.verdict is Verdict.ALLOW
+    access = AccessStatus.ALLOWED if allow else AccessStatus.BLOCKED
+    name = await _decide(bot, gateway, access_gate, callback_data.user_id, access, callback.from_user.id)
     await callback.answer()
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(
-            t(lang, f"access_{'allowed' if verb == 'allow' else 'blocked'}", name=name)
-        )
+        await callback.message.edit_text(t(lang, "access_allowed" if allow else "access_blocked", name=name))
 
 
 async def allow_or_block(
@@ -177,7 +178,7 @@ async def web(message: Message, lang: str, gateway: GatewayClient, settings: Bot
 
 def build_router() -> Router:
     router = Router(name="admin")
-    router.callback_query.register(decision_button, F.data.startswith("access:"))
+    router.callback_query.register(decision_button, AccessDecision.filter())
     router.message.register(allow_or_block, Command("allow", "block"))
     router.message.register(users, Command("users"))
     router.message.register(quota, Command("quota"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import (
     BufferedInputFile,
@@ -18,6 +18,7 @@ from aiogram.types import (
     Message,
 )
 
+from bot.buttons import DeleteChat, NewConversation, SwitchChat
 from bot.conversation import user_key
 from bot.delivery import place
 from bot.gateway import GatewayClient, GatewayRejected
@@ -44,13 +45,16 @@ def _keyboard(conversations: list[ConversationSummary], lang: str) -> InlineKeyb
         label = f"{mark}{title} · {conversation.active_at:%d.%m}"
         rows.append(
             [
-                InlineKeyboardButton(text=label, callback_data=f"chat:{conversation.conversation_id}"),
                 InlineKeyboardButton(
-                    text=t(lang, "button_delete"), callback_data=f"chatdel:{conversation.conversation_id}"
+                    text=label, callback_data=SwitchChat(conversation_id=conversation.conversation_id).pack()
+                ),
+                InlineKeyboardButton(
+                    text=t(lang, "button_delete"),
+                    callback_data=DeleteChat(conversation_id=conversation.conversation_id).pack(),
                 ),
             ]
         )
-    rows.append([InlineKeyboardButton(text=t(lang, "button_new"), callback_data="new")])
+    rows.append([InlineKeyboardButton(text=t(lang, "button_new"), callback_data=NewConversation().pack())])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
@@ -72,17 +76,18 @@ async def _relist(callback: CallbackQuery, lang: str, gateway: GatewayClient) ->
     await callback.message.edit_text(text, reply_markup=_keyboard(listed, lang) if listed else None)
 
 
-async def _chosen(callback: CallbackQuery, gateway: GatewayClient, prefix: str) -> ConversationSummary | None:
+async def _chosen(callback: CallbackQuery, gateway: GatewayClient, wanted: int) -> ConversationSummary | None:
     """The presser's conversation the button names, if it is still in their list here."""
     if not isinstance(callback.message, Message):
         return None
-    wanted = (callback.data or "").removeprefix(prefix)
     listed = await gateway.conversations(user_key(callback.from_user.id), place(callback.message), limit=100)
-    return next((c for c in listed if str(c.conversation_id) == wanted), None)
+    return next((c for c in listed if c.conversation_id == wanted), None)
 
 
-async def switch_button(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
-    chosen = await _chosen(callback, gateway, "chat:")
+async def switch_button(
+    callback: CallbackQuery, callback_data: SwitchChat, lang: str, gateway: GatewayClient
+) -> None:
+    chosen = await _chosen(callback, gateway, callback_data.conversation_id)
     if chosen is None:
         await callback.answer(t(lang, "chat_gone"), show_alert=True)
         return
@@ -91,8 +96,10 @@ async def switch_button(callback: CallbackQuery, lang: str, gateway: GatewayClie
     await _relist(callback, lang, gateway)
 
 
-async def delete_button(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
-    chosen = await _chosen(callback, gateway, "chatdel:")
+async def delete_button(
+    callback: CallbackQuery, callback_data: DeleteChat, lang: str, gateway: GatewayClient
+) -> None:
+    chosen = await _chosen(callback, gateway, callback_data.conversation_id)
     if chosen is None:
         await callback.answer(t(lang, "chat_gone"), show_alert=True)
         return
@@ -155,6 +162,6 @@ def build_router() -> Router:
     router.message.register(chats, Command("chats"))
     router.message.register(export, Command("export"))
     router.message.register(prompt, Command("prompt"))
-    router.callback_query.register(switch_button, F.data.startswith("chat:"))
-    router.callback_query.register(delete_button, F.data.startswith("chatdel:"))
+    router.callback_query.register(switch_button, SwitchChat.filter())
+    router.callback_query.register(delete_button, DeleteChat.filter())
     return router

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import (
     CallbackQuery,
@@ -16,6 +16,7 @@ from aiogram.types import (
 )
 
 from bot.access import refused_unless_admin
+from bot.buttons import ModeChoice, NewConversation, Regenerate, Resend
 from bot.conversation import Conversations, Resent, refusal, user_key, when
 from bot.delivery import Deliverer, Target, place
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
@@ -80,7 +81,7 @@ def _name(persona: PersonaOut, lang: str) -> str:
 
 def _persona_keyboard(personas: list[PersonaOut], lang: str) -> InlineKeyboardMarkup:
     rows = [
-        [InlineKeyboardButton(text=_name(persona, lang), callback_data=f"mode:{persona.key}")]
+        [InlineKeyboardButton(text=_name(persona, lang), callback_data=ModeChoice(key=persona.key).pack())]
         for persona in personas
     ]
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -97,8 +98,10 @@ async def mode(message: Message, lang: str, gateway: GatewayClient) -> None:
     )
 
 
-async def mode_chosen(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
-    key = (callback.data or "").removeprefix("mode:")
+async def mode_chosen(
+    callback: CallbackQuery, callback_data: ModeChoice, lang: str, gateway: GatewayClient
+) -> None:
+    key = callback_data.key
     await gateway.set_persona(user_key(callback.from_user.id), key)
     personas = {p.key: _name(p, lang) for p in await gateway.personas()}
     await callback.answer()
@@ -144,9 +147,13 @@ async def status(message: Message, lang: str, gateway: GatewayClient, settings: 
 
 
 async def regenerate_button(
-    callback: CallbackQuery, lang: str, gateway: GatewayClient, deliverer: Deliverer
+    callback: CallbackQuery,
+    callback_data: Regenerate,
+    lang: str,
+    gateway: GatewayClient,
+    deliverer: Deliverer,
 ) -> None:
-    task_id = (callback.data or "").removeprefix("regen:")
+    task_id = callback_data.task_id
     if not isinstance(callback.message, Message):
         await callback.answer()
         return
@@ -170,9 +177,10 @@ async def new_button(callback: CallbackQuery, lang: str, gateway: GatewayClient)
         await callback.message.answer(t(lang, "new_done"))
 
 
-async def resend_button(callback: CallbackQuery, lang: str, conversations: Conversations) -> None:
-    token = (callback.data or "").removeprefix("resend:")
-    resent = await conversations.resend(token, callback.from_user.id)
+async def resend_button(
+    callback: CallbackQuery, callback_data: Resend, lang: str, conversations: Conversations
+) -> None:
+    resent = await conversations.resend(callback_data.token, callback.from_user.id)
     if resent is Resent.NOT_YOURS:
         await callback.answer(t(lang, "not_yours"), show_alert=True)
         return
@@ -204,11 +212,11 @@ def build_router() -> Router:
     router.message.register(cancel, Command("cancel"))
     router.stopped_message_generation.register(draft_stopped)
     router.message.register(mode, Command("mode"))
-    router.callback_query.register(mode_chosen, F.data.startswith("mode:"))
+    router.callback_query.register(mode_chosen, ModeChoice.filter())
     router.message.register(stats, Command("stats"))
     router.message.register(status, Command("status"))
-    router.callback_query.register(regenerate_button, F.data.startswith("regen:"))
-    router.callback_query.register(new_button, F.data == "new")
-    router.callback_query.register(resend_button, F.data.startswith("resend:"))
+    router.callback_query.register(regenerate_button, Regenerate.filter())
+    router.callback_query.register(new_button, NewConversation.filter())
+    router.callback_query.register(resend_button, Resend.filter())
     router.errors.register(on_error)
     return router

@@ -34,4 +34,4 @@ def test_the_bot_following_many_answers_is_never_paced(
         telegram.last_with(user, f"Answer 1 to 'question of {user}'")
     metrics = httpx.get(f"{served_gateway.url}/metrics", headers={"X-API-Key": API_KEY}).text
     paced = dict(re.findall(r'ai_assistant_paced_requests_total\{kind="(\w+)"\} (\d+)', metrics))
-    assert paced == {"poll_held": "0", "read_held": "0", "read_refused": "0"}
+    assert paced == {"poll_held": "0", "read_held": "0", "read_refused": "0", "write_refused": "0"}

@@ -44,7 +44,12 @@ def test_the_page_is_never_paced(
         page.reload()
     expect(page.locator(".msg.user")).to_have_count(4, timeout=10_000)
     expect(page.locator("#send")).to_be_visible(timeout=60_000)
-    assert _paced(served_gateway) == {"poll_held": "0", "read_held": "0", "read_refused": "0"}
+    assert _paced(served_gateway) == {
+        "poll_held": "0",
+        "read_held": "0",
+        "read_refused": "0",
+        "write_refused": "0",
+    }
 
     # The same person's session read in a tight loop, as a script would: now the pacing acts.
     cookies = {cookie["name"]: cookie["value"] for cookie in page.context.cookies()}
