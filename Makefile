@@ -56,10 +56,10 @@ invite: $(VENV)/.installed ## A one-time personal link to the web chat: make inv
 	@$(PY) -m shared.migrate >/dev/null
 	@$(PY) -m api.invite "$(NAME)"
 
-token: $(VENV)/.installed ## A personal API token for /v1 clients: make token NAME=alice (REVOKE=1: revoke alice's tokens)
-	@test -n "$(NAME)" || { echo "Usage: make token NAME=alice [REVOKE=1]"; exit 1; }
+token: $(VENV)/.installed ## A personal API token for /v1 clients: make token NAME=alice [DAYS=90] (REVOKE=1: revoke alice's tokens)
+	@test -n "$(NAME)" || { echo "Usage: make token NAME=alice [DAYS=90] [REVOKE=1]"; exit 1; }
 	@$(PY) -m shared.migrate >/dev/null
-	@$(PY) -m api.invite "$(NAME)" $(if $(REVOKE),--revoke,--api)
+	@$(PY) -m api.invite "$(NAME)" $(if $(REVOKE),--revoke,--api $(if $(DAYS),--days $(DAYS)))
 
 browser: ## Make sure Chromium is there for the web page's tests (installs it as root on Debian/Ubuntu)
 	@command -v chromium >/dev/null 2>&1 || { test "$$(id -u)" = 0 && apt-get update -qq && \

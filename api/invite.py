@@ -2,6 +2,7 @@
 
     python -m api.invite alice          a one-time link to the web chat for alice (valid INVITE_HOURS)
     python -m api.invite alice --api    a personal token for OpenAI-compatible clients (/v1)
+    python -m api.invite alice --api --days 90   one that stops working after 90 days
     python -m api.invite alice --revoke every API token of alice stops working
 
 Both act as the user `web:<name>`: the same person on the page and in a client. The secret is
@@ -51,8 +52,10 @@ def owner_link(db: Database, base_url: str) -> str | None:
     return invite_link(db, OWNER, base_url, OWNER_LINK_HOURS)
 
 
-def api_token(db: Database, name: str) -> str:
-    token, _ = credentials.issue(db, user_for(name), CredentialKind.API, None, label=name)
+def api_token(db: Database, name: str, days: int | None = None) -> str:
+    """A personal API token; with `days`, one that expires (none by default: clients keep it)."""
+    lifetime = timedelta(days=days) if days else None
+    token, _ = credentials.issue(db, user_for(name), CredentialKind.API, lifetime, label=name)
     return token
 
 
@@ -62,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--api", action="store_true", help="a token for /v1 clients instead of a web link")
     what.add_argument("--revoke", action="store_true", help="revoke every API token of this person")
+    parser.add_argument("--days", type=int, metavar="N", help="with --api: the token expires after N days")
     args = parser.parse_args(argv)
+    if args.days is not None and (not args.api or not 1 <= args.days <= 3650):
+        parser.error("--days goes with --api, from 1 to 3650")
     gateway = GatewaySettings()
     db = Database.from_settings(DatabaseSettings())
     try:
@@ -71,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             # The gateway may trust a token it checked in the last 30 s a little longer.
             print(f"Revoked {gone} API token(s) of {user_for(args.name)}; they stop working within 30 s.")
         elif args.api:
-            print(f"Personal API token for {user_for(args.name)} (shown once; use as Bearer key):")
-            print(api_token(db, args.name))
+            lasts = f"for {args.days} days" if args.days else "until revoked"
+            print(f"Personal API token for {user_for(args.name)} ({lasts}; shown once; use as Bearer key):")
+            print(api_token(db, args.name, args.days))
         else:
             base = gateway.public_url or LOCAL_URL
             print(f"One-time link for {user_for(args.name)} (opens once, within {gateway.invite_hours} h):")

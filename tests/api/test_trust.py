@@ -461,3 +461,21 @@ def test_signing_out_everywhere_ends_every_session_and_token_of_that_person_only
     # The bot reaches Telegram users only.
     assert client.delete("/api/users/web:bob/credentials", headers=BOT).status_code == 403
     assert client.delete("/api/users/tg:5/credentials", headers=BOT).json() == {"revoked": 0}
+
+
+def test_make_token_days_gives_a_token_that_expires(
+    db: Database, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api import invite
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert invite.main(["erin", "--api", "--days", "30"]) == 0
+    printed = capsys.readouterr().out
+    assert "for 30 days" in printed
+    token = printed.strip().splitlines()[-1]
+    (held,) = credentials.held_by(db, "web:erin")
+    assert held.expires_at is not None
+    assert timedelta(days=29) < held.expires_at - held.created_at <= timedelta(days=30)
+    assert credentials.resolve(db, token, frozenset({CredentialKind.API})) is not None
+    with pytest.raises(SystemExit):
+        invite.main(["erin", "--days", "30"])  # a web link's life is INVITE_HOURS, not this
