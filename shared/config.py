@@ -49,6 +49,12 @@ class DatabaseSettings(_EnvSettings):
     sqlite_busy_timeout_ms: int = Field(
         10_000, ge=0, description="How long a SQLite connection waits for a lock before failing."
     )
+    backup_keep_days: int = Field(
+        14,
+        ge=1,
+        description="Backups in data/backups older than this are deleted at the next backup or restore "
+        "(what people asked to delete is gone from every copy by then).",
+    )
 
 
 class QueueSettings(_EnvSettings):

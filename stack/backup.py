@@ -1,7 +1,10 @@
 """Backup and restore of the SQLite database: `make backup`, `make restore FILE=…`.
 
 A backup uses SQLite's online backup API, so it is consistent while the gateway and workers write.
-Backups hold everything people wrote: they and their folder are for the owner alone (0600, 0700).
+Backups hold everything people wrote: they and their folder are for the owner alone (0600, 0700),
+and they are kept BACKUP_KEEP_DAYS, not forever: each backup or restore deletes the older ones (the
+copy a restore makes of the database it replaces included), so what a person asked to have deleted
+is gone from every copy within that time.
 """
 
 from __future__ import annotations
@@ -69,6 +72,18 @@ def _copy(source: Path, dest_dir: Path, stem: str) -> Path:
     return target
 
 
+def prune(backups: Path, keep_days: int, now: datetime | None = None) -> list[Path]:
+    """Delete the backups in `backups` written more than `keep_days` ago; returns what went."""
+    if not backups.is_dir():
+        return []
+    cutoff = (now or datetime.now(UTC)).timestamp() - keep_days * 86400
+    gone = [path for path in sorted(backups.glob("*.db")) if path.stat().st_mtime < cutoff]
+    for path in gone:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return gone
+
+
 def restore(database_url: str, backup_file: Path, backups: Path = BACKUPS) -> Path | None:
     """Put `backup_file` in place of the database (stop the stack first). The database it replaces
     is first backed up into `backups`, like any backup; returns that copy (None if there was none)."""
@@ -93,16 +108,21 @@ def main() -> None:
     commands.add_parser("backup").add_argument("--dest", type=Path, default=BACKUPS)
     commands.add_parser("restore").add_argument("file", type=Path)
     args = parser.parse_args()
-    url = DatabaseSettings().database_url
+    settings = DatabaseSettings()
+    url = settings.database_url
     try:
         if args.command == "backup":
             print(f"Backup written: {backup(url, args.dest)}")
+            folder = args.dest
         else:
             previous = restore(url, args.file)
             kept = f" The database it replaced is backed up as {previous}." if previous else ""
             print(f"Restored {args.file}.{kept}")
+            folder = BACKUPS
     except BackupError as exc:
         raise SystemExit(str(exc)) from None
+    for path in prune(folder, settings.backup_keep_days):
+        print(f"Deleted {path}: older than {settings.backup_keep_days} days (BACKUP_KEEP_DAYS).")
 
 
 if __name__ == "__main__":

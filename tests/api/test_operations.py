@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +18,7 @@ from sqlalchemy import func, select, update
 from shared.db import Database
 from shared.models import Conversation, Message, Task, User, utcnow
 from shared.retention import purge_conversations
-from stack.backup import BackupError, backup, integrity, restore, sqlite_path
+from stack.backup import BackupError, backup, integrity, prune, restore, sqlite_path
 from tests.conftest import sqlite_only
 
 
@@ -104,6 +106,26 @@ def test_backup_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     damaged.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
     with pytest.raises(BackupError):
         restore(f"sqlite:///{tmp_path / 'live.db'}", damaged)
+
+
+@sqlite_only
+def test_backups_are_kept_their_stated_time_the_restores_leftover_included(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`make backup` and `make restore` delete backups older than BACKUP_KEEP_DAYS, the copy a
+    restore made of the database it replaced among them: a deletion reaches every copy in time."""
+    folder = tmp_path / "backups"
+    first = backup(db_url, folder)
+    replaced = restore(db_url, first, backups=folder)
+    fresh = backup(db_url, folder)
+    assert replaced is not None
+    month_ago = time.time() - 30 * 86400
+    for old in (first, replaced):
+        os.utime(old, (month_ago, month_ago))
+    assert sorted(prune(folder, keep_days=14)) == sorted([first, replaced])
+    assert sorted(folder.glob("*.db")) == [fresh]
+    assert not [p for p in folder.iterdir() if p.name.startswith((first.name, replaced.name))]
+    assert prune(tmp_path / "none-yet", keep_days=14) == []
 
 
 def test_retention_deletes_only_old_idle_conversations(
