@@ -185,7 +185,8 @@ class Guard:
             settings.min_poll_interval_seconds,
             settings.reads_per_second,
             settings.reads_per_second_total,
-            settings.writes_per_minute,
+            # Never below the messages a person may send: RATE_LIMIT_PER_MINUTE stays the limit on those.
+            max(settings.writes_per_minute, settings.rate_limit_per_minute),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -133,7 +133,8 @@ class GatewaySettings(_EnvSettings):
         60,
         gt=0,
         description="Writes (POST, PUT, PATCH, DELETE) one person's web page or API token may make per "
-        "minute (bursts of a fifth of that); more get 429. The bot and the operator pace their own.",
+        "minute (bursts of a fifth of that; never fewer than RATE_LIMIT_PER_MINUTE); more get 429. "
+        "The bot and the operator pace their own.",
     )
     session_days: int = Field(90, ge=1, description="How long a web page's sign-in lasts.")
     invite_hours: int = Field(24, ge=1, description="How long a personal link can be opened (once).")

@@ -250,13 +250,26 @@ def test_writes_have_a_budget_per_person_refused_at_once_beyond_it() -> None:
         pacer.write("web:a")
 
 
+def test_the_write_budget_never_undercuts_the_message_rate_limit(gateway_settings: GatewaySettings) -> None:
+    from api.auth import Guard
+
+    def budget(writes: int, messages: int) -> float:
+        settings = gateway_settings.model_copy(
+            update={"writes_per_minute": writes, "rate_limit_per_minute": messages}
+        )
+        return Guard(lambda *_: None, settings).pacer.writes_per_second * 60  # type: ignore[arg-type]
+
+    assert budget(60, 30) == 60
+    assert budget(60, 120) == 120  # an operator who allows more messages gets them
+
+
 def test_a_person_cannot_pile_up_rows_with_writes_and_sign_in_guesses_are_paced_by_address(
     gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings, db: Database
 ) -> None:
     """With one write a minute, a token's second new conversation is refused 429 with Retry-After and
     adds no row; another person, the operator and every read go on; sign-in attempts from one address
     share a budget, so a second guessed link is refused before it is looked up."""
-    settings = gateway_settings.model_copy(update={"writes_per_minute": 1})
+    settings = gateway_settings.model_copy(update={"writes_per_minute": 1, "rate_limit_per_minute": 1})
 
     def bearer(user_id: str) -> dict[str, str]:
         token, _ = credentials.issue(db, user_id, CredentialKind.API, timedelta(days=1))
