@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -107,6 +108,28 @@ ON_POSTGRES = bool(TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgresq
 sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about SQLite itself")
 
 
+@contextlib.contextmanager
+def _postgres_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (a copy of `template`, if given), dropped afterwards."""
+    assert TEST_DATABASE_URL is not None
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _postgres_url(name: str) -> str:
+    assert TEST_DATABASE_URL is not None
+    return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The migrations run once per session, into a template each test's database is copied from:
@@ -116,16 +139,9 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         upgrade(f"sqlite:///{path}")
         yield str(path)
         return
-    assert TEST_DATABASE_URL is not None
-    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    name = f"template_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    upgrade(make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False))
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _postgres_database("template") as name:
+        upgrade(_postgres_url(name))
+        yield name
 
 
 @pytest.fixture
@@ -136,16 +152,8 @@ def db_url(tmp_path: Path, migrated_template: str) -> Iterator[str]:
         shutil.copyfile(migrated_template, path)
         yield f"sqlite:///{path}"
         return
-    assert TEST_DATABASE_URL is not None
-    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"'))
-    url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _postgres_database("test", template=migrated_template) as name:
+        yield _postgres_url(name)
 
 
 @pytest.fixture
