@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -320,6 +321,10 @@ def fake_workers(tmp_path: Path, db_url: str, queue_settings: QueueSettings) -> 
         if process.poll() is None:
             process.kill()
             process.wait()
+    # Shown with a failing test's captured log: what the workers said, for the one reading CI's output.
+    for number in range(len(processes)):
+        said = (tmp_path / f"worker-{number}.log").read_text(errors="replace")
+        logging.getLogger("tests.workers").warning("worker-%d log (tail):\n%s", number, said[-3000:])
 
 
 @pytest.fixture
