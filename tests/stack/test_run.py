@@ -46,6 +46,7 @@ class Stack:
             EMBEDDED_REDIS_PORT=str(self.ports["redis"]),
             **extra_env,
         )
+        before = len(self.log()) if self.output.exists() else 0
         with open(self.output, "ab") as out:
             self.process = bound_popen(
                 [sys.executable, "-m", "stack"],
@@ -54,7 +55,8 @@ class Stack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(lambda: "Press Ctrl-C" in self.log(), timeout=60, interval=0.2)
+        # This start's own banner: the log holds the earlier starts' too.
+        wait_for(lambda: "Press Ctrl-C" in self.log()[before:], timeout=60, interval=0.2)
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
