@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.model_files import ModelFileRefused, remember, sha256_of, verified_sha256
+from shared.model_files import ModelFileRefused, known_sha256, remember
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,9 @@ def _present(path: Path, file: BundledFile) -> bool:
     if not path.is_file():
         return False
     try:
-        digest = verified_sha256(path)
+        digest = known_sha256(path)
     except ModelFileRefused as exc:
         raise BundleUnavailable(str(exc)) from None
-    if digest is None:  # put here by hand, or by a release that kept no record: hashed once
-        digest = remember(path, sha256_of(path))
     if digest != file.sha256:
         raise BundleUnavailable(
             f"{path} is not the {file.name} this release ships (SHA-256 {digest[:12]}… instead of "

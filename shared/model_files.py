@@ -85,6 +85,12 @@ def verified_sha256(path: Path) -> str | None:
     return remember(path, str(expected["sha256"]))  # the same bytes, touched: the next start is quick
 
 
+def known_sha256(path: Path) -> str:
+    """`path`'s SHA-256: the recorded one (checked as `verified_sha256` does), or, for a file put here
+    by hand or by a release that kept no record, hashed once and recorded."""
+    return verified_sha256(path) or remember(path, sha256_of(path))
+
+
 def verify(path: Path) -> None:
     """Refuse a file that is not GGUF, or that changed since its hash was recorded (if it was)."""
     check_gguf(path)

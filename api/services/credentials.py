@@ -109,24 +109,23 @@ def revoke_held(
 ) -> int:
     """Delete `user_id`'s credential `credential_id` (or all they hold, of `kind` if given); returns
     how many went. Another person's credential is never touched, whatever its id."""
-    owner = select(User.id).where(User.external_id == user_id).scalar_subquery()
-    query = delete(Credential).where(Credential.user_id == owner, Credential.kind.in_(_HELD))
-    if credential_id is not None:
-        query = query.where(Credential.id == credential_id)
-    if kind is not None:
-        query = query.where(Credential.kind == kind)
-    with db.writing() as session:
-        result = session.execute(query)
-    return int(getattr(result, "rowcount", 0) or 0)
+    return _delete_of(db, user_id, tuple(k for k in _HELD if kind in (None, k)), credential_id)
 
 
 def drop_invites(db: Database, user_id: str) -> int:
-    """Delete `user_id`'s unopened invites: only a link issued after this one can sign them in."""
+    """Delete `user_id`'s unopened invites (a newer link is about to be handed out)."""
+    return _delete_of(db, user_id, (CredentialKind.INVITE,))
+
+
+def _delete_of(
+    db: Database, user_id: str, kinds: tuple[CredentialKind, ...], credential_id: int | None = None
+) -> int:
     owner = select(User.id).where(User.external_id == user_id).scalar_subquery()
+    query = delete(Credential).where(Credential.user_id == owner, Credential.kind.in_(kinds))
+    if credential_id is not None:
+        query = query.where(Credential.id == credential_id)
     with db.writing() as session:
-        result = session.execute(
-            delete(Credential).where(Credential.user_id == owner, Credential.kind == CredentialKind.INVITE)
-        )
+        result = session.execute(query)
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -13,7 +13,7 @@ as it can costs generation speed for everyone. Two rules, both in this process:
 
 Long polls (If-None-Match with `wait`) are not counted: they cost nothing until something changes.
 
-Writes (every method but GET and HEAD) have a budget of their own per client, `writes_per_minute`
+Writes (every method but GET, HEAD and OPTIONS) have a budget of their own per client, `writes_per_minute`
 with bursts of a fifth of that: each takes the database's write lock and may add rows, so a client
 over it is refused at once (429 with Retry-After), never held.
 """
