@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.json_grammar import SchemaUnsupported, response_format_grammar
 
 MAX_STOPS = 4
 MAX_STOP_CHARS = 100
@@ -35,6 +38,40 @@ class ChatMessageIn(BaseModel):
         return "".join(part.text or "" for part in self.content)
 
 
+class JsonSchemaFormat(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")]
+    description: str | None = None
+    # The answer is held to the schema either way: `strict` changes nothing here.
+    strict: bool | None = None
+    # Named `schema_` in Python: `schema` is a BaseModel method.
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's `response_format`: plain text, any JSON object, or JSON for a given schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _enforceable(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is given with, and only with, type json_schema")
+        try:
+            response_format_grammar(self.stored())
+        except SchemaUnsupported as exc:
+            raise ValueError(f"response_format: {exc}") from None
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """As the task keeps it and the worker reads it (the schema under its OpenAI name)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     # Unknown OpenAI options are accepted and ignored, as clients send many.
     model_config = ConfigDict(extra="allow")
@@ -49,7 +86,7 @@ class ChatCompletionRequest(BaseModel):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = Field(
         None, description="Same seed, same messages and settings: the same answer."
     )
-    n: Annotated[int, Field(ge=1, le=1)] = 1
+    n: Annotated[int, Field(ge=1, le=128)] = 1
     stop: (
         Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
         | Annotated[
@@ -58,6 +95,12 @@ class ChatCompletionRequest(BaseModel):
         ]
         | None
     ) = Field(None, description="Up to 4 sequences; the answer ends before the first one it writes.")
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    response_format: ResponseFormat | None = Field(
+        None, description="json_object or json_schema: the answer is held to it while it is written."
+    )
+    stream_options: StreamOptions | None = None
     user: Annotated[str, Field(max_length=100)] | None = None
 
     @field_validator("messages")
@@ -83,20 +126,14 @@ class ChatCompletionRequest(BaseModel):
             "functions": "function calling is not supported by this server yet",
             "logprobs": "log probabilities are not supported by this server",
         }
+        if self.n != 1:
+            raise ValueError("n: this server writes one choice per request; send n=1 (or leave it out)")
         for name, why in refused.items():
             if extra.get(name):
                 raise ValueError(f"{name}: {why}")
         for name in ("tool_choice", "function_call"):
             if extra.get(name) not in (None, "none"):
                 raise ValueError(f"{name}: tool calling is not supported by this server yet")
-        response_format = extra.get("response_format")
-        if response_format is not None and (
-            not isinstance(response_format, dict) or response_format.get("type") != "text"
-        ):
-            raise ValueError(
-                "response_format: structured output is not supported by this server yet "
-                "(ask for JSON in the messages instead)"
-            )
         if any(m.role == "tool" for m in self.messages):
             raise ValueError("messages: tool results need tool calling, which this server does not offer yet")
         return self
@@ -113,6 +150,17 @@ class ChatCompletionRequest(BaseModel):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else self.stop
+
+    @property
+    def structured(self) -> str | None:
+        """The response format a task keeps (JSON text), or None for plain text."""
+        if self.response_format is None or self.response_format.type == "text":
+            return None
+        return json.dumps(self.response_format.stored(), ensure_ascii=False)
+
+    @property
+    def usage_streamed(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
 
     @property
     def reply_limit(self) -> int | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, idle, models, neighbours
+from bench import concurrency, idle, models, neighbours, structured
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -353,6 +353,8 @@ def main() -> None:
         figures.append(neighbours.status_read_cost(workdir / "status-cost"))
         figures += neighbours.figures(workdir / "neighbours", runs)
         figures += neighbours.thread_counts(workdir / "threads", runs)
+        # The default model's cost of a grammar; the quick run's smoke test takes the fast one.
+        figures.append(structured.figure(runs, MODEL if args.quick else None))
     report(figures, args.out, runs)
     print(args.out.read_text())
 

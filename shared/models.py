@@ -185,6 +185,10 @@ class Task(Base):
     seed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # A /v1 request's stop sequences, as a JSON list: the answer ends before the first one written.
     stop: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A /v1 request's response_format (json_object, json_schema) as JSON: the answer is held to it.
+    response_format: Mapped[str | None] = mapped_column(Text, nullable=True)
+    presence_penalty: Mapped[float | None] = mapped_column(Float, nullable=True)
+    frequency_penalty: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -29,6 +29,7 @@ from typing import Any
 import llama_cpp as C
 import numpy as np
 
+from worker.grammar import Constrained, GrammarRefused
 from worker.kv_slots import Slot, SlotTable
 from worker.llama_native import ContextShape, NativeModel, new_context
 from worker.sampling import Sampling
@@ -55,6 +56,9 @@ class EngineStats:
     widest_step: int = 0  # the most answers that got a token in one step
     decode_seconds: float = 0.0  # inside llama_decode
     busy_seconds: float = 0.0  # with at least one answer in progress
+    constrained_tokens: int = 0  # tokens of answers held to a grammar
+    grammar_resamples: int = 0  # of those, the ones whose first pick broke the grammar
+    grammar_seconds: float = 0.0  # spent picking them (the rest of the batch waits meanwhile)
 
 
 @dataclass(eq=False)
@@ -75,6 +79,7 @@ class _Request:
     pending: int = -1  # the sampled token that the next step computes
     produced: int = 0
     sampler: Any = None  # llama.cpp's chain; None for greedy answers, chosen in `_greedy`
+    constrained: Constrained | None = None  # the answer's grammar (structured output)
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=_PENALTY_LAST_N))
     abandoned: bool = False
     text: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
@@ -118,13 +123,23 @@ class BatchEngine:
         should_stop: Callable[[], bool],
         sampling: Sampling,
         key: str | None = None,
+        grammar: str | None = None,
     ) -> Iterator[str]:
-        """Yield the answer's text as it is written; `should_stop` is asked once per new token."""
+        """Yield the answer's text as it is written; `should_stop` is asked once per new token.
+        With a `grammar` (GBNF), the answer is held to it."""
         if not prompt:
             raise GenerationError("empty prompt")
         request = _Request(key, list(prompt), max_tokens, should_stop, sampling)
+        if grammar is not None:
+            # Parsed here, in the caller's thread, not in the loop that every answer waits on.
+            try:
+                request.constrained = Constrained(self.model.vocab, self.model.n_vocab, grammar)
+            except GrammarRefused as exc:
+                raise GenerationError(str(exc)) from None
         with self._wake:
             if self._closing:
+                if request.constrained is not None:
+                    request.constrained.free()
                 raise GenerationError("the model is shutting down")
             self._inbox.append(request)
             self._wake.notify()
@@ -230,10 +245,14 @@ class BatchEngine:
 
     def _admit(self, request: _Request) -> None:
         if request.abandoned:
+            if request.constrained is not None:
+                request.constrained.free()
             return
         slot, keep = self.slots.acquire(request.key, request.prompt)
         request.slot, request.fed = slot, keep
-        if self.fast_greedy and request.sampling.temperature <= 0:
+        sampling = request.sampling
+        plain = not (sampling.penalised or request.constrained)
+        if self.fast_greedy and sampling.temperature <= 0 and plain:
             request.recent.extend(request.prompt[-_PENALTY_LAST_N:])
         else:
             request.sampler = self._sampler(request.sampling, request.prompt)
@@ -281,11 +300,34 @@ class BatchEngine:
             self.stats.prompt_tokens_computed += request.chunk
             request.chunk = 0
         for request, index in sample_at:
-            if request.sampler is not None:
+            if request.constrained is not None:
+                token = self._constrained(request, index)
+                if token < 0:
+                    continue
+            elif request.sampler is not None:
                 token = C.llama_sampler_sample(request.sampler, self.ctx, index)
             else:
                 token = self._greedy(request, index)
             self._next_token(request, token)
+
+    def _constrained(self, request: _Request, index: int) -> int:
+        """The next token of an answer held to a grammar; -1 when the grammar allows none (ended)."""
+        constrained = request.constrained
+        assert constrained is not None
+        started = time.perf_counter()
+        before = constrained.resamples
+        try:
+            token = constrained.sample(self.ctx, index, request.sampler)
+            if not self.model.is_eog(token):
+                constrained.accept(token)
+        except GrammarRefused as exc:
+            self._end(request, GenerationError(str(exc)))
+            return -1
+        finally:
+            self.stats.grammar_seconds += time.perf_counter() - started
+        self.stats.constrained_tokens += 1
+        self.stats.grammar_resamples += constrained.resamples - before
+        return token
 
     def _put(self, i: int, token: int, position: int, seq: int, logits: bool) -> None:
         batch = self.batch
@@ -359,6 +401,9 @@ class BatchEngine:
         if request.sampler is not None:
             C.llama_sampler_free(request.sampler)
             request.sampler = None
+        if request.constrained is not None:
+            request.constrained.free()
+            request.constrained = None
         if request.slot is not None:
             self.slots.release(request.slot)
         if request in self._active:
@@ -368,11 +413,15 @@ class BatchEngine:
         """llama.cpp's own sampler chain for one answer (the same order as llama-cpp-python's)."""
         chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
         add = C.llama_sampler_chain_add
-        if self.repeat_penalty != 1.0:
+        if self.repeat_penalty != 1.0 or sampling.penalised:
             add(
                 chain,
                 C.llama_sampler_init_penalties(
-                    self.model.n_vocab, _PENALTY_LAST_N, self.repeat_penalty, 0, 0
+                    self.model.n_vocab,
+                    _PENALTY_LAST_N,
+                    self.repeat_penalty,
+                    sampling.frequency_penalty,
+                    sampling.presence_penalty,
                 ),
             )
         if sampling.temperature <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shared.config import ModelSettings
+from shared.json_grammar import response_format_grammar
 from worker.sampling import Sampling
 
 __all__ = ["ChatMessage", "ChatModel", "LlamaChatModel", "RenderedPrompt", "Sampling"]
@@ -178,7 +180,12 @@ class LlamaChatModel:
         sampling: Sampling,
         cache_key: str | None = None,
     ) -> Iterator[str]:
-        return self.engine.generate(prompt.payload, max_tokens, should_stop, sampling, key=cache_key)
+        grammar = None
+        if sampling.response_format is not None:
+            grammar = response_format_grammar(json.loads(sampling.response_format))
+        return self.engine.generate(
+            prompt.payload, max_tokens, should_stop, sampling, key=cache_key, grammar=grammar
+        )
 
     def close(self) -> None:
         self.engine.close()

@@ -72,7 +72,7 @@ class OpenAIChatModel:
         sampling: Sampling,
         cache_key: str | None = None,
     ) -> Iterator[str]:
-        body = {
+        body: dict[str, object] = {
             "model": self.settings.openai_model,
             "messages": prompt.payload,
             "max_tokens": max_tokens,
@@ -82,6 +82,15 @@ class OpenAIChatModel:
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        # The request's own options go on to the server, which enforces them itself.
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        if sampling.presence_penalty:
+            body["presence_penalty"] = sampling.presence_penalty
+        if sampling.frequency_penalty:
+            body["frequency_penalty"] = sampling.frequency_penalty
+        if sampling.response_format is not None:
+            body["response_format"] = json.loads(sampling.response_format)
         try:
             # Leaving this block closes the connection, which is how a server learns to stop.
             with self._http.stream("POST", "/chat/completions", json=body) as response:

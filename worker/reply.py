@@ -251,9 +251,9 @@ class ReplyService:
             for piece in pieces:
                 if progress.first_token_at is None:
                     progress.first_token_at = round(self._clock() - began, 4)
-                progress.add(piece, context.stop)
+                progress.add(piece, context.sampling.stop)
                 if self._clock() - last_flush >= self.worker_settings.partial_interval_seconds:
-                    standing = self.store.publish(task_id, progress.shown(context.stop))
+                    standing = self.store.publish(task_id, progress.shown(context.sampling.stop))
                     progress.lost = standing.lost
                     progress.cancel = progress.cancel or standing.cancel
                     last_flush = self._clock()

@@ -10,3 +10,15 @@ class Sampling:
     temperature: float
     top_p: float
     seed: int | None = None
+    # OpenAI's penalties on tokens already in the recent text: once each (presence), per use (frequency).
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    # A /v1 request's `response_format` as JSON text (json_object, json_schema): the answer is held to it.
+    response_format: str | None = None
+    # Stop sequences (a /v1 request's): the answer ends before the first one it writes. The worker
+    # cuts the text itself; a remote server is told too, so that it stops writing.
+    stop: tuple[str, ...] = ()
+
+    @property
+    def penalised(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty)

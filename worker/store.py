@@ -100,8 +100,6 @@ class AnswerContext:
     sampling: Sampling
     # A voice note: `message` is a placeholder until the note is transcribed (worker.voice).
     voice: bool = False
-    # Stop sequences (a /v1 request's): the answer ends before the first one it writes.
-    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,9 +180,12 @@ class TaskStore:
                 temperature=task.temperature if task.temperature is not None else settings.temperature,
                 top_p=task.top_p if task.top_p is not None else settings.top_p,
                 seed=task.seed if task.seed is not None else settings.seed,
+                presence_penalty=task.presence_penalty or 0.0,
+                frequency_penalty=task.frequency_penalty or 0.0,
+                response_format=task.response_format,
+                stop=tuple(json.loads(task.stop)) if task.stop else (),
             ),
             voice=task.voice,
-            stop=tuple(json.loads(task.stop)) if task.stop else (),
         )
 
     def publish(self, task_id: str, text: str) -> Standing:

@@ -81,7 +81,9 @@ async def chat_completions(
         async def chunks() -> AsyncIterator[str]:
             # Counted while the body is sent: a response never started holds nothing.
             with streams.hold(user_id):
-                async for chunk in completions.stream(db, queue, changes, task_id, model, ending):
+                async for chunk in completions.stream(
+                    db, queue, changes, task_id, model, ending, body.usage_streamed
+                ):
                     yield chunk
 
         return StreamingResponse(

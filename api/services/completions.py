@@ -122,6 +122,9 @@ def submit(
             top_p=request.top_p,
             seed=request.seed,
             stop=json.dumps(request.stops) if request.stops else None,
+            response_format=request.structured,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
         )
     enqueue_or_undo(db, queue, task)
     return task.id
@@ -185,8 +188,12 @@ async def stream(
     task_id: str,
     model: str,
     disconnected: Callable[[], Awaitable[bool]],
+    include_usage: bool = False,
 ) -> AsyncIterator[str]:
-    """OpenAI's streaming format: `data: {chunk}` lines, then `data: [DONE]`. Hanging up cancels."""
+    """OpenAI's streaming format: `data: {chunk}` lines, then `data: [DONE]`. Hanging up cancels.
+
+    The last chunk with a choice carries the usage; with `include_usage` (stream_options) a chunk
+    of its own follows with the usage and no choices, as OpenAI's clients expect."""
     created = int(time.time())
     base = {
         "id": f"chatcmpl-{task_id}",
@@ -223,7 +230,10 @@ async def stream(
             if status.status in (TaskStatus.FINISHED, TaskStatus.CANCELED):
                 finished = True
                 reason = _FINISH.get(status.finish_reason or "stop", "stop")
-                yield chunk({}, reason, usage=_usage(status).model_dump())
+                usage = _usage(status).model_dump()
+                yield chunk({}, reason, usage=usage)
+                if include_usage:
+                    yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
                 yield "data: [DONE]\n\n"
                 return
     finally:

@@ -342,6 +342,9 @@ def regenerate(
             top_p=old.top_p,
             seed=old.seed,
             stop=old.stop,
+            response_format=old.response_format,
+            presence_penalty=old.presence_penalty,
+            frequency_penalty=old.frequency_penalty,
         )
     try:
         enqueue_or_undo(db, queue, task)

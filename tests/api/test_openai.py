@@ -173,7 +173,6 @@ def test_stop_sequences_end_the_answer_before_them_streamed_or_not(
     [
         {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]},
         {"tool_choice": "required"},
-        {"response_format": {"type": "json_object"}},
         {"logprobs": True},
     ],
 )

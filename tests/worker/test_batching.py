@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,3 +237,86 @@ def test_a_user_cannot_forge_a_turn_with_special_tokens(model: LlamaChatModel) -
     assert plain.count(marker[0]) == 3
     text = model.native.tokenize("What is 2+2?", add_bos=False, special=False)
     assert any(plain[i : i + len(text)] == text for i in range(len(plain)))
+
+
+CONTACT_FORMAT = json.dumps(
+    {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "contact",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "maxLength": 20},
+                    "kind": {"enum": ["person", "company"]},
+                    "phones": {"type": "array", "items": {"type": "string", "maxLength": 15}, "maxItems": 2},
+                },
+                "required": ["name", "kind", "phones"],
+                "additionalProperties": False,
+            },
+        },
+    }
+)
+
+
+def _structured(model: LlamaChatModel, sampling: Sampling, tokens: int = 120) -> str:
+    messages = _messages("Give the contact of Anna Petrova, phone 555-0101, as JSON.")
+    return "".join(model.generate(model.render_chat(messages), tokens, lambda: False, sampling))
+
+
+@pytest.mark.slow
+def test_an_answer_held_to_a_schema_parses_and_leaves_the_others_in_its_batch_unchanged(
+    model: LlamaChatModel,
+) -> None:
+    """The small model writes JSON for the schema (greedy and sampled), and beside three plain answers
+    in the same steps it changes none of their words (exact batching)."""
+    for sampling in (
+        Sampling(temperature=0, top_p=1, response_format=CONTACT_FORMAT),
+        *(
+            Sampling(temperature=1.0, top_p=0.95, seed=seed, response_format=CONTACT_FORMAT)
+            for seed in range(3)
+        ),
+    ):
+        contact = json.loads(_structured(model, sampling))
+        assert set(contact) == {"name", "kind", "phones"} and contact["kind"] in ("person", "company")
+        assert isinstance(contact["name"], str) and len(contact["name"]) <= 20
+        assert isinstance(contact["phones"], list) and len(contact["phones"]) <= 2
+    assert model.engine.stats.constrained_tokens > 0
+
+    plain = QUESTIONS[:3]
+    alone = [_answer(model, _messages(q)) for q in plain]
+    results: list[str] = [""] * 4
+    start = threading.Barrier(4)
+    widest = model.engine.stats.widest_step
+
+    def run(i: int) -> None:
+        start.wait()
+        if i == 3:
+            results[i] = _structured(model, Sampling(temperature=0, top_p=1, response_format=CONTACT_FORMAT))
+        else:
+            results[i] = _answer(model, _messages(plain[i]))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert results[:3] == alone
+    json.loads(results[3])
+    assert model.engine.stats.widest_step == 4 >= widest
+
+
+@pytest.mark.slow
+def test_presence_and_frequency_penalties_reach_the_sampler(model: LlamaChatModel) -> None:
+    """OpenAI's penalties change a greedy answer (they push away from words already used), and the
+    same penalties give the same answer again."""
+    question = _messages("List the days of the week, then list them again.")
+    rendered = model.render_chat(question)
+
+    def answer(sampling: Sampling) -> str:
+        return "".join(model.generate(rendered, 64, lambda: False, sampling))
+
+    plain = answer(GREEDY)
+    penalised = answer(Sampling(temperature=0, top_p=1, frequency_penalty=1.5, presence_penalty=1.0))
+    assert penalised != plain
+    assert answer(Sampling(temperature=0, top_p=1, frequency_penalty=1.5, presence_penalty=1.0)) == penalised

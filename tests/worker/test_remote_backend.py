@@ -5,6 +5,7 @@ The server is llama-cpp-python's own (`python -m llama_cpp.server`) with the bun
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -197,3 +198,70 @@ def test_a_silent_server_times_out_clearly(client: TestClient, remote_worker: Ca
     assert result["status"] == "failed"
     assert result["finish_reason"] == "model_unavailable"
     assert time.monotonic() - started < 15
+
+
+def test_the_requests_own_options_go_on_to_the_server() -> None:
+    """Stop sequences, penalties and the response format are the remote server's to enforce."""
+    from shared.config import ModelSettings
+    from worker.llm import Sampling
+    from worker.remote_llm import OpenAIChatModel
+
+    sent: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(
+            200, text='data: {"choices": [{"delta": {"content": "{}"}}]}\n\ndata: [DONE]\n\n'
+        )
+
+    model = OpenAIChatModel(
+        ModelSettings(_env_file=None, llm_backend="openai"), transport=httpx.MockTransport(answer)
+    )
+    response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    sampling = Sampling(
+        0.5,
+        0.9,
+        seed=3,
+        presence_penalty=0.5,
+        frequency_penalty=-0.25,
+        response_format=json.dumps(response_format),
+        stop=("END", "\n\n"),
+    )
+    assert (
+        "".join(
+            model.generate(model.render_chat([{"role": "user", "content": "x"}]), 5, lambda: False, sampling)
+        )
+        == "{}"
+    )
+    (body,) = sent
+    assert body["stop"] == ["END", "\n\n"]
+    assert (body["presence_penalty"], body["frequency_penalty"], body["seed"]) == (0.5, -0.25, 3)
+    assert body["response_format"] == response_format
+    # A plain request sends none of them.
+    list(
+        model.generate(
+            model.render_chat([{"role": "user", "content": "x"}]), 5, lambda: False, Sampling(0.5, 0.9)
+        )
+    )
+    assert not {"stop", "presence_penalty", "frequency_penalty", "response_format"} & set(sent[-1])
+
+
+def test_a_json_answer_through_a_remote_server_that_enforces_it(
+    client: TestClient, llama_server: str, remote_worker: Callable[..., Any]
+) -> None:
+    """A /v1 request for a JSON object reaches the remote server, whose own grammar holds the answer."""
+    remote_worker(llama_server, MAX_TOKENS="300")
+    response = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "m",
+            "messages": [{"role": "user", "content": "Describe a cat as JSON."}],
+            "response_format": {"type": "json_object"},
+            "temperature": 0,
+            "max_tokens": 300,
+        },
+    )
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    assert isinstance(json.loads(choice["message"]["content"]), dict)
