@@ -126,7 +126,6 @@ class _Compiler:
         self.root = root
         self.rules: dict[str, str] = {}
         self.refs: dict[str, str] = {}
-        self.used_base: set[str] = set()
 
     def add(self, hint: str, body: str) -> str:
         if len(self.rules) >= _MAX_RULES:
@@ -136,14 +135,10 @@ class _Compiler:
         self.rules[name] = body
         return name
 
-    def base(self, name: str) -> str:
-        self.used_base.add(name)
-        return name
-
     def visit(self, schema: Any, hint: str) -> str:
         """A GBNF expression for the instances of `schema`."""
         if schema is True or schema == {}:
-            return self.base("value")
+            return "value"
         if not isinstance(schema, dict):
             raise SchemaUnsupported(f"{hint}: a schema must be an object")
         unknown = sorted(set(schema) - _UNDERSTOOD - _ANNOTATIONS)
@@ -178,7 +173,7 @@ class _Compiler:
             elif "items" in schema:
                 kind = "array"
             else:
-                return self.base("value")
+                return "value"
         if isinstance(kind, list):
             if not kind:
                 raise SchemaUnsupported(f"{hint}: type must not be an empty list")
@@ -192,12 +187,11 @@ class _Compiler:
         if kind == "string":
             low, high = _bound(schema, "minLength") or 0, _bound(schema, "maxLength")
             if low == 0 and high is None:
-                return self.base("string")
+                return "string"
             if high is not None and high < low:
                 raise SchemaUnsupported(f"{hint}: maxLength is below minLength")
-            self.base("char")
             return f'"\\"" {_repeat("char", low, high)} "\\""'
-        return self.base(kind)
+        return str(kind)
 
     def ref(self, ref: Any) -> str:
         if ref in self.refs:
@@ -226,9 +220,9 @@ class _Compiler:
             if extra is False:
                 return '"{" ws "}"'
             if extra is True or extra == {}:
-                return self.base("object")
+                return "object"
             value = self.visit(extra, f"{hint}-value")
-            pair = f'{self.base("string")} ws ":" ws {value}'
+            pair = f'string ws ":" ws {value}'
             return self.add(hint, f'"{{" ws ({pair} (ws "," ws {pair})* ws)? "}}"')
         pairs = [
             f'{_json_literal(name)} ws ":" ws {self.visit(sub, f"{hint}-{name}")}'
@@ -268,23 +262,9 @@ class _Compiler:
         return self.add(hint, f'"[" ws {body} ws "]"')
 
     def grammar(self, root: str) -> str:
-        # The base rules refer to one another: whichever is used brings the rest it needs.
-        needs = {
-            "value": {"object", "array", "string", "number", "boolean", "null"},
-            "object": {"ws", "string", "value"},
-            "array": {"ws", "value"},
-            "string": {"char"},
-            "number": {"integer"},
-        }
-        wanted = set(self.used_base) | {"ws"}
-        while True:
-            grown = wanted | {n for w in wanted for n in needs.get(w, ())}
-            if grown == wanted:
-                break
-            wanted = grown
+        # The base rules come whole: llama.cpp lets rules nobody refers to be.
         lines = [f"root ::= {root}"]
-        lines += [f"{name} ::= {body}" for name, body in self.rules.items()]
-        lines += [f"{name} ::= {body}" for name, body in _BASE_RULES.items() if name in wanted]
+        lines += [f"{name} ::= {body}" for name, body in (self.rules | _BASE_RULES).items()]
         return "\n".join(lines) + "\n"
 
 

@@ -57,7 +57,6 @@ class EngineStats:
     decode_seconds: float = 0.0  # inside llama_decode
     busy_seconds: float = 0.0  # with at least one answer in progress
     constrained_tokens: int = 0  # tokens of answers held to a grammar
-    grammar_resamples: int = 0  # of those, the ones whose first pick broke the grammar
     grammar_seconds: float = 0.0  # spent picking them (the rest of the batch waits meanwhile)
 
 
@@ -245,8 +244,7 @@ class BatchEngine:
 
     def _admit(self, request: _Request) -> None:
         if request.abandoned:
-            if request.constrained is not None:
-                request.constrained.free()
+            self._end(request, None)  # lets go of its grammar
             return
         slot, keep = self.slots.acquire(request.key, request.prompt)
         request.slot, request.fed = slot, keep
@@ -315,7 +313,6 @@ class BatchEngine:
         constrained = request.constrained
         assert constrained is not None
         started = time.perf_counter()
-        before = constrained.resamples
         try:
             token = constrained.sample(self.ctx, index, request.sampler)
             if not self.model.is_eog(token):
@@ -326,7 +323,6 @@ class BatchEngine:
         finally:
             self.stats.grammar_seconds += time.perf_counter() - started
         self.stats.constrained_tokens += 1
-        self.stats.grammar_resamples += constrained.resamples - before
         return token
 
     def _put(self, i: int, token: int, position: int, seq: int, logits: bool) -> None:

@@ -40,20 +40,22 @@ class Constrained:
         )
         self._one = (C.llama_token_data * 1)()
         self._one_array = C.llama_token_data_array(self._one, 1, -1, False)
-        self.resamples = 0  # tokens whose first pick broke the grammar
 
     def sample(self, ctx: Any, index: int, chain: Any) -> int:
         """The chain's pick from the logits at `index`, within the grammar; accepted by both."""
         logits = np.ctypeslib.as_array(C.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,))
-        token = self._pick(logits, chain, self._ids)
+        token = self._pick(logits, chain)
         if not self.allows(token):
-            self.resamples += 1
             # The likeliest tokens, checked one by one (microseconds each), nearly always hold the
             # allowed ones worth sampling; the chain's min-p would drop any beyond them. The whole
             # vocabulary is filtered (16 ms here) only when none of them fits.
             best = np.argpartition(logits, -_SHORTLIST)[-_SHORTLIST:]
             allowed = np.fromiter((t for t in best.tolist() if self.allows(t)), dtype=np.int32)
-            token = self._pick(logits, chain, allowed) if allowed.size else self._pick(logits, chain, None)
+            token = (
+                self._pick(logits, chain, allowed)
+                if allowed.size
+                else self._pick(logits, chain, everything=True)
+            )
         C.llama_sampler_accept(chain, token)
         return token
 
@@ -68,17 +70,24 @@ class Constrained:
         C.llama_sampler_apply(self.grammar, ctypes.byref(self._one_array))
         return bool(np.isfinite(self._one[0].logit))
 
-    def _pick(self, logits: np.ndarray[Any, Any], chain: Any, ids: np.ndarray[Any, Any] | None) -> int:
-        """The chain's pick among `ids`, or among all tokens the grammar allows when None."""
+    def _pick(
+        self,
+        logits: np.ndarray[Any, Any],
+        chain: Any,
+        among: np.ndarray[Any, Any] | None = None,
+        everything: bool = False,
+    ) -> int:
+        """The chain's pick among the tokens `among` (all of them when None); with `everything`,
+        among all the tokens the grammar allows."""
         # The chain sorts and shrinks the array in place: it is refilled for every pick.
-        count = self.n_vocab if ids is None else len(ids)
+        count = self.n_vocab if among is None else len(among)
         view = self._all[:count]
-        view["id"] = self._ids if ids is None else ids
-        view["logit"] = logits if ids is None else logits[ids]
+        view["id"] = self._ids if among is None else among
+        view["logit"] = logits if among is None else logits[among]
         view["p"] = 0.0
         array = self._all_array
         array.size, array.selected, array.sorted = count, -1, False
-        if ids is None:
+        if everything:
             C.llama_sampler_apply(self.grammar, ctypes.byref(array))
         C.llama_sampler_apply(chain, ctypes.byref(array))
         # Read through the array's own pointer: a sampler may point it elsewhere.
