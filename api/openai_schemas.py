@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.json_grammar import SchemaUnsupported, response_format_grammar
+from shared.json_grammar import SchemaUnsupported, response_format_grammar, schema_grammar
+from shared.tools import FUNCTION_NAME, MAX_TOOLS, ToolChoice, ToolFunction, ToolSpec
 
 MAX_STOPS = 4
 MAX_STOP_CHARS = 100
@@ -20,11 +21,34 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+class FunctionCallIn(BaseModel):
+    name: Annotated[str, Field(pattern=FUNCTION_NAME)]
+    arguments: Annotated[str, Field(max_length=100_000)]
+
+    def parsed(self) -> Any:
+        """The arguments as JSON (a model's template writes them as an object, not as text)."""
+        try:
+            return json.loads(self.arguments)
+        except ValueError:
+            raise ValueError(f"tool_calls: the arguments of {self.name} are not valid JSON") from None
+
+
+class ToolCallIn(BaseModel):
+    """A call an earlier answer made, as the client brings it back."""
+
+    id: Annotated[str, Field(min_length=1, max_length=100)]
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    # An assistant's calls, and a tool message's answer to one of them.
+    tool_calls: Annotated[list[ToolCallIn], Field(max_length=MAX_TOOLS)] | None = None
+    tool_call_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
     def text(self) -> str:
         """The message as plain text; only text parts are understood."""
@@ -68,6 +92,20 @@ class ResponseFormat(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+class ToolIn(BaseModel):
+    type: Literal["function"]
+    function: ToolFunction
+
+
+class NamedFunction(BaseModel):
+    name: Annotated[str, Field(pattern=FUNCTION_NAME)]
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
@@ -101,20 +139,51 @@ class ChatCompletionRequest(BaseModel):
         None, description="json_object or json_schema: the answer is held to it while it is written."
     )
     stream_options: StreamOptions | None = None
+    tools: Annotated[list[ToolIn], Field(max_length=MAX_TOOLS)] | None = Field(
+        None, description="Functions the model may call; their arguments are held to each one's schema."
+    )
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    # More than one call in an answer only when asked for: unasked, a small model that has made a
+    # call tends to make the same one again and again (measured with Qwen2.5-Coder 1.5B).
+    parallel_tool_calls: bool | None = None
     user: Annotated[str, Field(max_length=100)] | None = None
 
     @field_validator("messages")
     @classmethod
     def _ends_with_user(cls, messages: list[ChatMessageIn]) -> list[ChatMessageIn]:
-        if messages[-1].role != "user":
-            raise ValueError("the last message must come from the user")
+        if messages[-1].role not in ("user", "tool"):
+            raise ValueError("the last message must come from the user (or be a tool's result)")
         for message in messages:
             text = message.text()
             if "\x00" in text:
                 raise ValueError("messages must not contain NUL characters")
-        if not messages[-1].text().strip():
+        if messages[-1].role == "user" and not messages[-1].text().strip():
             raise ValueError("the last message must not be empty")
+        called: set[str] = set()
+        for message in messages:
+            if message.tool_calls and message.role != "assistant":
+                raise ValueError("tool_calls: only an assistant's message makes tool calls")
+            for call in message.tool_calls or []:
+                call.function.parsed()
+                called.add(call.id)
+            if message.role == "tool" and message.tool_call_id not in called:
+                raise ValueError("messages: a tool message must answer an earlier tool call (tool_call_id)")
         return messages
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_enforceable(cls, tools: list[ToolIn] | None) -> list[ToolIn] | None:
+        names = [tool.function.name for tool in tools or []]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: each function needs a name of its own")
+        for tool in tools or []:
+            if tool.function.parameters.get("type", "object") != "object":
+                raise ValueError(f"tools: the parameters of {tool.function.name} must be an object schema")
+            try:
+                schema_grammar(tool.function.parameters)
+            except SchemaUnsupported as exc:
+                raise ValueError(f"tools: {tool.function.name}: {exc}") from None
+        return tools
 
     @model_validator(mode="after")
     def _nothing_asked_that_would_be_ignored(self) -> ChatCompletionRequest:
@@ -122,20 +191,24 @@ class ChatCompletionRequest(BaseModel):
         agent that sends tools must not get a plain answer it takes for the model's choice."""
         extra = self.model_extra or {}
         refused = {
-            "tools": "tool calling is not supported by this server yet",
-            "functions": "function calling is not supported by this server yet",
+            "functions": "the old function-calling form is not supported; send tools instead",
+            "function_call": "the old function-calling form is not supported; send tool_choice instead",
             "logprobs": "log probabilities are not supported by this server",
         }
         if self.n != 1:
             raise ValueError("n: this server writes one choice per request; send n=1 (or leave it out)")
         for name, why in refused.items():
-            if extra.get(name):
+            if extra.get(name) and extra.get(name) != "none":
                 raise ValueError(f"{name}: {why}")
-        for name in ("tool_choice", "function_call"):
-            if extra.get(name) not in (None, "none"):
-                raise ValueError(f"{name}: tool calling is not supported by this server yet")
-        if any(m.role == "tool" for m in self.messages):
-            raise ValueError("messages: tool results need tool calling, which this server does not offer yet")
+        choice = self.tool_choice
+        if choice not in (None, "none") and not self.tools:
+            raise ValueError("tool_choice: there are no tools to choose from")
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in {
+            tool.function.name for tool in self.tools or []
+        }:
+            raise ValueError(f"tool_choice: no tool is named {choice.function.name}")
+        if self.tool_spec is not None and self.structured is not None:
+            raise ValueError("response_format: not with tools; describe the answer as a tool instead")
         return self
 
     @field_validator("stop")
@@ -157,6 +230,54 @@ class ChatCompletionRequest(BaseModel):
         if self.response_format is None or self.response_format.type == "text":
             return None
         return json.dumps(self.response_format.stored(), ensure_ascii=False)
+
+    @property
+    def tool_spec(self) -> ToolSpec | None:
+        """The tools the answer may call; None without tools or with tool_choice none."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        functions = [tool.function for tool in self.tools]
+        if isinstance(self.tool_choice, NamedToolChoice):
+            return ToolSpec(
+                functions=functions,
+                choice=ToolChoice.FUNCTION,
+                name=self.tool_choice.function.name,
+                parallel=False,
+            )
+        choice = ToolChoice.REQUIRED if self.tool_choice == "required" else ToolChoice.AUTO
+        return ToolSpec(functions=functions, choice=choice, parallel=self.parallel_tool_calls is True)
+
+    @property
+    def uses_tools(self) -> bool:
+        """Tools are offered, or the conversation holds earlier calls: it cannot be kept as plain
+        question-and-answer history, and the worker reads it whole (see `transcript`)."""
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages)
+
+    def transcript(self) -> list[dict[str, Any]]:
+        """The conversation after its system messages, as the models' chat templates read it:
+        calls with their arguments as JSON objects, tool results with their function's name."""
+        names: dict[str, str] = {}
+        out: list[dict[str, Any]] = []
+        for message in self.messages:
+            if message.role in ("system", "developer"):
+                continue
+            entry: dict[str, Any] = {"role": message.role, "content": message.text()}
+            if message.tool_calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.function.name, "arguments": call.function.parsed()},
+                    }
+                    for call in message.tool_calls
+                ]
+                names.update((call.id, call.function.name) for call in message.tool_calls)
+            if message.role == "tool":
+                assert message.tool_call_id is not None  # checked with the messages
+                entry["tool_call_id"] = message.tool_call_id
+                entry["name"] = names[message.tool_call_id]
+            out.append(entry)
+        return out
 
     @property
     def usage_streamed(self) -> bool:

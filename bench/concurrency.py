@@ -246,7 +246,7 @@ def _decode_pair(api: str, tools: Path, n: int) -> tuple[float, float]:
 def divergence(questions: int = 8) -> str:
     """How greedy answers written beside 3 others differ from the same answers written alone, with the
     default shared cache buffer (EXACT_BATCHING=false; with it, they are the same: tested)."""
-    from worker.llm import LlamaChatModel, Sampling
+    from worker.llm import LlamaChatModel, Sampling, words
 
     settings = ModelSettings(_env_file=None, model_path=MODEL, n_threads=int(THREADS))
     model = LlamaChatModel(MODEL, settings, parallel=PARALLEL)
@@ -257,7 +257,7 @@ def divergence(questions: int = 8) -> str:
     ]
 
     def answer(i: int) -> str:
-        return "".join(model.generate(prompts[i], ANSWER_TOKENS, lambda: False, greedy))
+        return "".join(words(model.generate(prompts[i], ANSWER_TOKENS, lambda: False, greedy)))
 
     try:
         alone = []

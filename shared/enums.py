@@ -40,9 +40,11 @@ class CredentialKind(enum.StrEnum):
 
 
 class FinishReason(enum.StrEnum):
-    """Why an answer ended; the last four are failures, each told to people in words of its own."""
+    """Why an answer ended; from TIMEOUT on, failures, each told to people in words of its own."""
 
     STOP = "stop"
+    # The answer ends with calls to the request's tools (/v1), for the client to run.
+    TOOL_CALLS = "tool_calls"
     LENGTH = "length"
     CANCEL = "cancel"
     TIMEOUT = "timeout"

@@ -122,8 +122,9 @@ def _bound(schema: dict[str, Any], key: str) -> int | None:
 
 
 class _Compiler:
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: dict[str, Any], prefix: str = "") -> None:
         self.root = root
+        self.prefix = prefix
         self.rules: dict[str, str] = {}
         self.refs: dict[str, str] = {}
 
@@ -131,7 +132,7 @@ class _Compiler:
         if len(self.rules) >= _MAX_RULES:
             raise SchemaUnsupported("the schema is too large")
         base = re.sub(r"[^a-zA-Z0-9]+", "-", hint).strip("-").lower() or "rule"
-        name = f"{base}-{len(self.rules)}"
+        name = f"{self.prefix}{base}-{len(self.rules)}"
         self.rules[name] = body
         return name
 
@@ -261,20 +262,29 @@ class _Compiler:
             body = f"({body})?"
         return self.add(hint, f'"[" ws {body} ws "]"')
 
-    def grammar(self, root: str) -> str:
-        # The base rules come whole: llama.cpp lets rules nobody refers to be.
-        lines = [f"root ::= {root}"]
-        lines += [f"{name} ::= {body}" for name, body in (self.rules | _BASE_RULES).items()]
-        return "\n".join(lines) + "\n"
+
+def grammar_of(root: str, *rule_sets: dict[str, str]) -> str:
+    """A whole grammar: `root`'s expression, the given rules and the base ones (ws, string, ...)."""
+    # The base rules come whole: llama.cpp lets rules nobody refers to be.
+    lines = [f"root ::= {root}"]
+    for rules in (*rule_sets, _BASE_RULES):
+        lines += [f"{name} ::= {body}" for name, body in rules.items()]
+    return "\n".join(lines) + "\n"
+
+
+def schema_rules(schema: Any, prefix: str = "") -> tuple[str, dict[str, str]]:
+    """An expression for `schema`'s instances and the rules it needs, named from `prefix`, so that
+    the rules of several schemas can share one grammar (raises SchemaUnsupported)."""
+    if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
+        raise SchemaUnsupported(f"the schema is longer than {MAX_SCHEMA_CHARS} characters")
+    compiler = _Compiler(schema if isinstance(schema, dict) else {}, prefix)
+    return compiler.visit(schema, "root"), compiler.rules
 
 
 def schema_grammar(schema: Any) -> str:
     """The GBNF grammar of `schema`'s instances (raises SchemaUnsupported)."""
-    if len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
-        raise SchemaUnsupported(f"the schema is longer than {MAX_SCHEMA_CHARS} characters")
-    root = schema if isinstance(schema, dict) else {}
-    compiler = _Compiler(root)
-    return compiler.grammar(compiler.visit(schema, "root"))
+    root, rules = schema_rules(schema)
+    return grammar_of(root, rules)
 
 
 def response_format_grammar(response_format: dict[str, Any]) -> str | None:

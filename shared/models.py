@@ -189,6 +189,12 @@ class Task(Base):
     response_format: Mapped[str | None] = mapped_column(Text, nullable=True)
     presence_penalty: Mapped[float | None] = mapped_column(Float, nullable=True)
     frequency_penalty: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Tool calling (/v1): the tools the answer may call (shared.tools.ToolSpec as JSON); the whole
+    # conversation as the request brought it, tool calls and results included (the worker renders
+    # it instead of the recorded history); and the calls the answer made (JSON list of ToolCall).
+    tools: Mapped[str | None] = mapped_column(Text, nullable=True)
+    transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tool_calls: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)

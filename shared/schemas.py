@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.enums import AccessStatus, FinishReason, TaskStatus
+from shared.tools import ToolCall
 
 
 class ErrorCode(enum.StrEnum):
@@ -194,6 +195,9 @@ class TaskOut(BaseModel):
     delivered: bool = False
     client_meta: dict[str, ClientMetaValue] | None = None
     voice: VoiceOut | None = Field(None, description="For a voice note: its transcript once known.")
+    tool_calls: list[ToolCall] | None = Field(
+        None, description="The calls the answer made to the request's tools (/v1), once finished."
+    )
     usage: Usage
 
 

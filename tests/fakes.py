@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from worker.llm import ChatMessage, RenderedPrompt, Sampling
 
@@ -55,7 +56,9 @@ class FakeChatModel:
     def count_tokens(self, text: str) -> int:
         return len(text.encode("utf-8"))
 
-    def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
+    def render_chat(
+        self, messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any]] | None = None
+    ) -> RenderedPrompt:
         # One token per byte of the messages as JSON: a simple, predictable count.
         size = len(json.dumps(list(messages), ensure_ascii=False).encode("utf-8"))
         return RenderedPrompt(size=size, payload=[dict(m) for m in messages])

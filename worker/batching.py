@@ -29,7 +29,7 @@ from typing import Any
 import llama_cpp as C
 import numpy as np
 
-from worker.grammar import Constrained, GrammarRefused
+from worker.grammar import Constrained, GrammarRefused, Opening
 from worker.kv_slots import Slot, SlotTable
 from worker.llama_native import ContextShape, NativeModel, new_context
 from worker.sampling import Sampling
@@ -79,6 +79,15 @@ class _Request:
     produced: int = 0
     sampler: Any = None  # llama.cpp's chain; None for greedy answers, chosen in `_greedy`
     constrained: Constrained | None = None  # the answer's grammar (structured output)
+    # The token that puts the answer under its grammar (a tool call's opening); until the model
+    # writes it, the answer is free. -1: held from the first token.
+    trigger: int = -1
+    # A form the answer may begin in that another grammar then holds (a call written as bare JSON):
+    # until `begun` tells, the answer's tokens and text are kept to be re-read.
+    opening: Opening | None = None
+    opening_grammar: Constrained | None = None
+    opening_tokens: list[int] = field(default_factory=list)
+    opening_text: str = ""
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=_PENALTY_LAST_N))
     abandoned: bool = False
     text: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
@@ -123,22 +132,31 @@ class BatchEngine:
         sampling: Sampling,
         key: str | None = None,
         grammar: str | None = None,
+        trigger: int | None = None,
+        opening: Opening | None = None,
     ) -> Iterator[str]:
         """Yield the answer's text as it is written; `should_stop` is asked once per new token.
-        With a `grammar` (GBNF), the answer is held to it."""
+        With a `grammar` (GBNF), the answer is held to it: from its first token, or with a
+        `trigger`, from the token after the model writes that one. With an `opening`, an answer
+        that begins in its form is held to its grammar instead."""
         if not prompt:
             raise GenerationError("empty prompt")
         request = _Request(key, list(prompt), max_tokens, should_stop, sampling)
-        if grammar is not None:
-            # Parsed here, in the caller's thread, not in the loop that every answer waits on.
-            try:
+        if trigger is not None:
+            request.trigger = trigger
+        # Parsed here, in the caller's thread, not in the loop that every answer waits on.
+        try:
+            if grammar is not None:
                 request.constrained = Constrained(self.model.vocab, self.model.n_vocab, grammar)
-            except GrammarRefused as exc:
-                raise GenerationError(str(exc)) from None
+            if opening is not None:
+                request.opening = opening
+                request.opening_grammar = Constrained(self.model.vocab, self.model.n_vocab, opening.grammar)
+        except GrammarRefused as exc:
+            self._free_grammars(request)
+            raise GenerationError(str(exc)) from None
         with self._wake:
             if self._closing:
-                if request.constrained is not None:
-                    request.constrained.free()
+                self._free_grammars(request)
                 raise GenerationError("the model is shutting down")
             self._inbox.append(request)
             self._wake.notify()
@@ -249,7 +267,7 @@ class BatchEngine:
         slot, keep = self.slots.acquire(request.key, request.prompt)
         request.slot, request.fed = slot, keep
         sampling = request.sampling
-        plain = not (sampling.penalised or request.constrained)
+        plain = not (sampling.penalised or request.constrained or request.opening)
         if self.fast_greedy and sampling.temperature <= 0 and plain:
             request.recent.extend(request.prompt[-_PENALTY_LAST_N:])
         else:
@@ -298,12 +316,17 @@ class BatchEngine:
             self.stats.prompt_tokens_computed += request.chunk
             request.chunk = 0
         for request, index in sample_at:
-            if request.constrained is not None:
+            if request.constrained is not None and request.trigger < 0:
                 token = self._constrained(request, index)
                 if token < 0:
                     continue
             elif request.sampler is not None:
                 token = C.llama_sampler_sample(request.sampler, self.ctx, index)
+                if token == request.trigger:
+                    request.trigger = -1  # the grammar holds the answer from the next token on
+                    self._drop_opening(request)
+                elif request.opening is not None:
+                    self._watch_opening(request, token)
             else:
                 token = self._greedy(request, index)
             self._next_token(request, token)
@@ -324,6 +347,43 @@ class BatchEngine:
             self.stats.grammar_seconds += time.perf_counter() - started
         self.stats.constrained_tokens += 1
         return token
+
+    def _watch_opening(self, request: _Request, token: int) -> None:
+        """Keep the answer's first tokens until its opening tells whether it has begun in that
+        form; if it has, and its grammar accepts them all, the grammar holds the answer from here."""
+        opening, grammar = request.opening, request.opening_grammar
+        assert opening is not None and grammar is not None
+        if self.model.is_eog(token):
+            return
+        request.opening_tokens.append(token)
+        request.opening_text += self.model.piece(token).decode("utf-8", "replace")
+        begun = opening.begun(request.opening_text)
+        if begun is None:
+            return
+        if begun:
+            for kept in request.opening_tokens:
+                if not grammar.allows(kept):
+                    break
+                grammar.accept(kept)
+            else:
+                # The opening's grammar takes the place of the one that waited for a trigger.
+                if request.constrained is not None:
+                    request.constrained.free()
+                request.constrained, request.opening_grammar = grammar, None
+                request.trigger = -1
+        self._drop_opening(request)
+
+    def _drop_opening(self, request: _Request) -> None:
+        if request.opening_grammar is not None:
+            request.opening_grammar.free()
+        request.opening, request.opening_grammar = None, None
+        request.opening_tokens, request.opening_text = [], ""
+
+    def _free_grammars(self, request: _Request) -> None:
+        if request.constrained is not None:
+            request.constrained.free()
+            request.constrained = None
+        self._drop_opening(request)
 
     def _put(self, i: int, token: int, position: int, seq: int, logits: bool) -> None:
         batch = self.batch
@@ -397,9 +457,7 @@ class BatchEngine:
         if request.sampler is not None:
             C.llama_sampler_free(request.sampler)
             request.sampler = None
-        if request.constrained is not None:
-            request.constrained.free()
-            request.constrained = None
+        self._free_grammars(request)
         if request.slot is not None:
             self.slots.release(request.slot)
         if request in self._active:

@@ -11,6 +11,8 @@ before the whole vocabulary is ever filtered. An answer without a grammar never 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp as C
@@ -25,6 +27,16 @@ assert _TOKEN_DATA.itemsize == ctypes.sizeof(C.llama_token_data)
 
 class GrammarRefused(ValueError):
     """llama.cpp could not parse the grammar."""
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A form an answer may begin in, held to `grammar` once it has: `begun` says of the answer's
+    text so far True (it has: the grammar re-reads the answer from its first token and holds the
+    rest), False (it has not: the answer stays free) or None (not known yet)."""
+
+    begun: Callable[[str], bool | None]
+    grammar: str
 
 
 class Constrained:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,17 @@ class NativeModel:
         self.bos: int = C.llama_vocab_bos(self.vocab)
         self.eos: int = C.llama_vocab_eos(self.vocab)
         self._pieces: dict[int, bytes] = {}
+        # Tokens the vocabulary adds as whole words (Qwen2.5's <tool_call> and </tool_call>): llama.cpp
+        # reads them out of plain text too, so a message or a tool's result could write one.
+        added = [
+            t
+            for t in range(self.n_vocab)
+            if C.llama_vocab_get_attr(self.vocab, t) & C.LLAMA_TOKEN_ATTR_USER_DEFINED
+        ]
+        words = sorted(
+            {self.piece(t, special=True).decode("utf-8", "replace") for t in added}, key=len, reverse=True
+        )
+        self._added = re.compile("|".join(map(re.escape, words))) if words else None
 
     def close(self) -> None:
         if self.ptr:
@@ -80,6 +92,20 @@ class NativeModel:
         return buffer.value.decode("utf-8", errors="replace")
 
     def tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
+        """`text` as tokens; with `special` False, nothing in it becomes a token of the markup (an
+        added word is read as the characters it is made of)."""
+        if special or self._added is None or not self._added.search(text):
+            return self._tokenize(text, add_bos, special)
+        tokens = self._tokenize("", True, False) if add_bos else []  # the BOS, if the model takes one
+        at = 0
+        for match in self._added.finditer(text):
+            word = match.group()
+            for part in (text[at : match.start()], word[:1], word[1:]):
+                tokens += self._tokenize(part, False, False) if part else []
+            at = match.end()
+        return tokens + (self._tokenize(text[at:], False, False) if text[at:] else [])
+
+    def _tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
         data = text.encode("utf-8")
         room = len(data) + 2
         tokens = (C.llama_token * room)()

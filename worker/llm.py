@@ -5,21 +5,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from shared.config import ModelSettings
 from shared.json_grammar import response_format_grammar
+from shared.tools import ToolCall, ToolChoice
+from worker import tool_calls
+from worker.chat_template import CHATML, ChatTemplate, TemplateUnusable
 from worker.sampling import Sampling
 
-__all__ = ["ChatMessage", "ChatModel", "LlamaChatModel", "RenderedPrompt", "Sampling"]
+__all__ = ["ChatMessage", "ChatModel", "LlamaChatModel", "RenderedPrompt", "Sampling", "words"]
 
 log = logging.getLogger(__name__)
 
-ChatMessage = dict[str, str]
+# A message as chat templates read it: role and content, and for tool calling `tool_calls`
+# (arguments as JSON objects), `tool_call_id` and `name`.
+ChatMessage = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -30,29 +35,12 @@ class RenderedPrompt:
     payload: Any
 
 
-# Used when a GGUF carries no chat template of its own.
-_CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-# Private-use characters around each message's index while the template is rendered, so that the
-# messages' own text can be told from the template's (and tokenized without special tokens).
-_MARKED = re.compile("\ue000(\\d+)\ue001")
-
-
-def _render_marked(formatter: Any, messages: Sequence[ChatMessage]) -> str:
-    marked = [{**m, "content": f"\ue000{n}\ue001"} for n, m in enumerate(messages)]
-    return str(formatter(messages=marked).prompt)
-
-
-def _keeps_contents_apart(formatter: Any) -> bool:
-    """True when the template puts every message's text in the prompt once, untouched, in order."""
-    probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-    probe += [{"role": "assistant", "content": "a"}, {"role": "user", "content": "v"}]
-    found = [int(n) for n in _MARKED.findall(_render_marked(formatter, probe))]
-    return found == list(range(len(probe)))
+def words(pieces: Iterable[str | ToolCall]) -> Iterator[str]:
+    """An answer's text, where no tools were offered (so none can be called)."""
+    for piece in pieces:
+        if not isinstance(piece, str):
+            raise TypeError("a tool call in an answer that was offered no tools")
+        yield piece
 
 
 class ChatModel(Protocol):
@@ -66,8 +54,11 @@ class ChatModel(Protocol):
     @property
     def context_window(self) -> int: ...
 
-    def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
-        """These messages as a prompt for the assistant's reply, with its size in tokens."""
+    def render_chat(
+        self, messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any]] | None = None
+    ) -> RenderedPrompt:
+        """These messages (and the tools the reply may call) as a prompt for the assistant's reply,
+        with its size in tokens."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
@@ -79,8 +70,9 @@ class ChatModel(Protocol):
         should_stop: Callable[[], bool],
         sampling: Sampling,
         cache_key: str | None = None,
-    ) -> Iterator[str]:
-        """Yield the reply piece by piece; `should_stop` is called once for every new token.
+    ) -> Iterator[str | ToolCall]:
+        """Yield the reply piece by piece, then the calls it makes to `sampling.tools` if any;
+        `should_stop` is called once for every new token.
 
         `cache_key` names the conversation, so a model that keeps computed contexts can find its own.
         May be called from several threads at once."""
@@ -99,9 +91,6 @@ class LlamaChatModel:
     """
 
     def __init__(self, path: Path, settings: ModelSettings, parallel: int = 1) -> None:
-        from jinja2.exceptions import TemplateError
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         from worker.batching import BatchEngine
         from worker.llama_native import ContextShape, NativeModel
 
@@ -124,15 +113,15 @@ class LlamaChatModel:
         )
         self._bos_text = self._token_text(self.native.bos)
         eos_text = self._token_text(self.native.eos)
-        template = self.native.metadata("tokenizer.chat_template") or _CHATML
+        source = self.native.metadata("tokenizer.chat_template") or CHATML
         try:
-            self._formatter = Jinja2ChatFormatter(template, eos_token=eos_text, bos_token=self._bos_text)
-            usable = _keeps_contents_apart(self._formatter)
-        except TemplateError:
-            usable = False
-        if not usable:
-            log.warning("model %s has an unusable chat template; using ChatML", path.name)
-            self._formatter = Jinja2ChatFormatter(_CHATML, eos_token=eos_text, bos_token=self._bos_text)
+            self.template = ChatTemplate(source, self._bos_text, eos_text)
+        except TemplateUnusable as exc:
+            log.warning("model %s has an unusable chat template (%s); using ChatML", path.name, exc)
+            self.template = ChatTemplate(CHATML, self._bos_text, eos_text)
+        # Tool calls open with one token of their own, or this model is not asked to make them.
+        opening = self.native.tokenize(tool_calls.OPEN, add_bos=False, special=True)
+        self._call_token = opening[0] if self.template.calls_tools and len(opening) == 1 else None
         log.info(
             "model loaded: %s (%d-token context × %d conversations at once; KV %s; %d MB for saved ones)",
             path.name,
@@ -158,18 +147,20 @@ class LlamaChatModel:
     def count_tokens(self, text: str) -> int:
         return len(self.native.tokenize(text, add_bos=False, special=False))
 
-    def render_chat(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
-        """The template's own text is read with its special tokens; every message's text is read
-        as plain text, so `<|im_start|>system` typed by a user is just characters to the model."""
-        pieces = _MARKED.split(_render_marked(self._formatter, messages))
+    def render_chat(
+        self, messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any]] | None = None
+    ) -> RenderedPrompt:
+        """The template's own text is read with its special tokens; every message's text (and
+        every JSON value it writes) is read as plain text, so `<|im_start|>system` typed by a user
+        is just characters to the model."""
+        pieces = self.template.render(messages, tools)
         # The template may already begin with the BOS token; never add a second one.
-        add_bos = not (self._bos_text and pieces[0].startswith(self._bos_text))
+        add_bos = not (
+            self._bos_text and pieces and not pieces[0][1] and pieces[0][0].startswith(self._bos_text)
+        )
         tokens: list[int] = []
-        for n, piece in enumerate(pieces):
-            if n % 2:
-                tokens += self.native.tokenize(messages[int(piece)]["content"], add_bos=False, special=False)
-            elif piece:
-                tokens += self.native.tokenize(piece, add_bos=add_bos and n == 0, special=True)
+        for n, (text, plain) in enumerate(pieces):
+            tokens += self.native.tokenize(text, add_bos=add_bos and n == 0, special=not plain)
         return RenderedPrompt(size=len(tokens), payload=tokens)
 
     def generate(
@@ -179,13 +170,39 @@ class LlamaChatModel:
         should_stop: Callable[[], bool],
         sampling: Sampling,
         cache_key: str | None = None,
-    ) -> Iterator[str]:
-        grammar = None
-        if sampling.response_format is not None:
-            grammar = response_format_grammar(json.loads(sampling.response_format))
-        return self.engine.generate(
-            prompt.payload, max_tokens, should_stop, sampling, key=cache_key, grammar=grammar
+    ) -> Iterator[str | ToolCall]:
+        spec = sampling.tools
+        if spec is None:
+            grammar = None
+            if sampling.response_format is not None:
+                grammar = response_format_grammar(json.loads(sampling.response_format))
+            return self.engine.generate(
+                prompt.payload, max_tokens, should_stop, sampling, key=cache_key, grammar=grammar
+            )
+        from worker.grammar import Opening  # with llama.cpp, like the engine
+
+        if self._call_token is None:
+            raise tool_calls.ToolsUnsupported(self.name)
+        grammar = tool_calls.calls_grammar(spec)
+        # A required call starts the answer; otherwise the grammar waits for the model to open one.
+        opened = spec.choice != ToolChoice.AUTO
+        tokens = [*prompt.payload, self._call_token] if opened else prompt.payload
+        bare = (
+            None
+            if opened
+            else Opening(partial(tool_calls.bare_begun, spec=spec), tool_calls.bare_grammar(spec))
         )
+        pieces = self.engine.generate(
+            tokens,
+            max_tokens,
+            should_stop,
+            sampling,
+            key=cache_key,
+            grammar=grammar,
+            trigger=None if opened else self._call_token,
+            opening=bare,
+        )
+        return tool_calls.split_answer(pieces, spec, opened)
 
     def close(self) -> None:
         self.engine.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shared.enums import FinishReason
 from worker.errors import ModelFailure
@@ -84,4 +85,36 @@ def build_prompt(
 
     return Prompt(
         rendered=rendered, max_tokens=min(max_tokens, window - rendered.size), history_messages=2 * pairs
+    )
+
+
+def build_transcript_prompt(
+    model: ChatModel,
+    system_prompt: str,
+    transcript: Sequence[ChatMessage],
+    tools: Sequence[dict[str, Any]] | None,
+    max_tokens: int,
+    min_reply_tokens: int,
+) -> Prompt:
+    """A conversation a /v1 request brought whole (tool calls and results in it), with the tools.
+
+    When it does not fit beside a reply, its oldest turns go first, each from a user's message to
+    the next one, so that a call is never kept without its result or the other way round; what
+    remains from the last user's message on must leave `min_reply_tokens`, or `PromptTooLong`."""
+    window = model.context_window
+    head: list[ChatMessage] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    starts = [0] + [n for n, message in enumerate(transcript) if n and message["role"] == "user"]
+    budget = window - max(max_tokens, min_reply_tokens)
+    rendered = None
+    for start in starts:
+        rendered = model.render_chat(head + list(transcript[start:]), tools)
+        if rendered.size <= budget:
+            break
+    assert rendered is not None
+    if rendered.size + min_reply_tokens > window:
+        raise PromptTooLong(rendered.size, window - min_reply_tokens)
+    return Prompt(
+        rendered=rendered,
+        max_tokens=min(max_tokens, window - rendered.size),
+        history_messages=len(transcript) - 1 - start,
     )

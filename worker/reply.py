@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rq.timeouts import JobTimeoutException
 
@@ -18,10 +18,12 @@ from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
 from shared.models import FinishReason, TaskStatus
 from shared.recovery import WORKER_LOST
+from shared.tools import ToolCall
+from worker import tool_calls
 from worker.cancels import CancelNotices
 from worker.errors import ModelFailure
 from worker.llm import ChatModel
-from worker.prompt import Prompt, PromptTooLong, build_prompt
+from worker.prompt import Prompt, PromptTooLong, build_prompt, build_transcript_prompt
 from worker.speech import VoiceFailed
 from worker.store import AnswerContext, Heartbeat, LoadFailed, Step, TaskStore
 from worker.voice import VOICE_ERRORS, VoiceWork
@@ -52,12 +54,16 @@ class _Progress:
     cancel_heard: threading.Event | None = None
     # A stop sequence was written: the answer ends before it.
     stopped: bool = False
+    # The calls the answer made to the request's tools.
+    calls: list[ToolCall] = field(default_factory=list)
 
     def finish_reason(self, max_tokens: int) -> FinishReason:
         if self.timed_out:
             return FinishReason.TIMEOUT
         if self.cancel:
             return FinishReason.CANCEL
+        if self.calls:
+            return FinishReason.TOOL_CALLS
         if self.stopped:
             return FinishReason.STOP
         return FinishReason.LENGTH if self.tokens >= max_tokens else FinishReason.STOP
@@ -151,6 +157,17 @@ class ReplyService:
         if prompt is None:
             return
         progress, elapsed = self._write(context, prompt)
+        if context.transcript is not None and tool_calls.repeats_answered(progress.calls, context.transcript):
+            # A small model given its tools' results often calls the same tool again instead of
+            # answering (measured with Qwen2.5-Coder 1.5B): the answer is written again with no
+            # tools offered, which it then gives in words.
+            log.info("task=%s repeated an answered tool call; answering without tools", context.task_id)
+            context = replace(context, sampling=replace(context.sampling, tools=None))
+            prompt = self._prompt(context)
+            if prompt is None:
+                return
+            progress, more = self._write(context, prompt)
+            elapsed += more
         usage = {
             "model_name": self.model.name[:128],  # the column's size; a remote name could be longer
             "prompt_tokens": prompt.rendered.size,
@@ -165,7 +182,7 @@ class ReplyService:
             self.store.fail(task_id, TIMED_OUT, FinishReason.TIMEOUT, **usage)
             raise ReplyFailed(f"task {task_id}: timed out")
         outcome = TaskStatus.CANCELED if progress.cancel else TaskStatus.FINISHED
-        self.store.complete(task_id, outcome, progress.text, usage)
+        self.store.complete(task_id, outcome, progress.text, usage, progress.calls)
         log.info(
             "task=%s %s: %d tokens in %.2fs (%.1f tok/s), total %.2fs",
             task_id,
@@ -201,14 +218,25 @@ class ReplyService:
         """The prompt, or None when the message cannot be answered (the task is failed, told why)."""
         task_id = context.task_id
         try:
-            prompt = build_prompt(
-                self.model,
-                context.system_prompt,
-                context.history,
-                context.message,
-                context.max_tokens,
-                self.model_settings.min_reply_tokens,
-            )
+            if context.transcript is not None:
+                tools = context.sampling.tools
+                prompt = build_transcript_prompt(
+                    self.model,
+                    context.system_prompt,
+                    context.transcript,
+                    tools.definitions() if tools else None,
+                    context.max_tokens,
+                    self.model_settings.min_reply_tokens,
+                )
+            else:
+                prompt = build_prompt(
+                    self.model,
+                    context.system_prompt,
+                    context.history,
+                    context.message,
+                    context.max_tokens,
+                    self.model_settings.min_reply_tokens,
+                )
         except PromptTooLong as exc:
             log.info("task=%s refused: %s", task_id, exc)
             self.store.fail(task_id, exc.user_message, exc.failure_kind, prompt_tokens=exc.prompt_tokens)
@@ -249,6 +277,9 @@ class ReplyService:
                 cache_key=f"conversation-{context.conversation_id}",
             )
             for piece in pieces:
+                if isinstance(piece, ToolCall):
+                    progress.calls.append(piece)  # they come last, once the answer is whole
+                    continue
                 if progress.first_token_at is None:
                     progress.first_token_at = round(self._clock() - began, 4)
                 progress.add(piece, context.sampling.stop)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.tools import ToolSpec
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -18,6 +20,8 @@ class Sampling:
     # Stop sequences (a /v1 request's): the answer ends before the first one it writes. The worker
     # cuts the text itself; a remote server is told too, so that it stops writing.
     stop: tuple[str, ...] = ()
+    # The tools the answer may call (a /v1 request's): its calls are held to their schemas.
+    tools: ToolSpec | None = None
 
     @property
     def penalised(self) -> bool:

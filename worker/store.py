@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from shared.config import ModelSettings
 from shared.db import Database
 from shared.models import FinishReason, Message, Role, Task, TaskStatus, message_table, task_table, utcnow
 from shared.personas import system_prompt_for
+from shared.tools import ToolCall, ToolSpec, dump_calls
 from worker.sampling import Sampling
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,8 @@ class AnswerContext:
     sampling: Sampling
     # A voice note: `message` is a placeholder until the note is transcribed (worker.voice).
     voice: bool = False
+    # A /v1 conversation with tool calls, whole as the request brought it (then `history` is empty).
+    transcript: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,9 +170,13 @@ class TaskStore:
         settings = self.model_settings
         system_prompt = system_prompt_for(task.persona, settings.system_prompt, task.system_prompt)
         message = session.scalar(_MESSAGE_TEXT, {"message_id": task.request_message_id})
-        rows = session.execute(
-            _HISTORY, {"conversation_id": task.conversation_id, "before": task.request_message_id}
-        ).all()
+        rows = (
+            session.execute(
+                _HISTORY, {"conversation_id": task.conversation_id, "before": task.request_message_id}
+            ).all()
+            if task.transcript is None
+            else []
+        )
         return AnswerContext(
             task_id=task.id,
             conversation_id=task.conversation_id,
@@ -184,8 +192,10 @@ class TaskStore:
                 frequency_penalty=task.frequency_penalty or 0.0,
                 response_format=task.response_format,
                 stop=tuple(json.loads(task.stop)) if task.stop else (),
+                tools=ToolSpec.model_validate_json(task.tools) if task.tools else None,
             ),
             voice=task.voice,
+            transcript=json.loads(task.transcript) if task.transcript else None,
         )
 
     def publish(self, task_id: str, text: str) -> Standing:
@@ -206,7 +216,14 @@ class TaskStore:
             lost=row is None or row.status != TaskStatus.STARTED, cancel=bool(row and row.cancel_requested)
         )
 
-    def complete(self, task_id: str, outcome: TaskStatus, text: str, usage: dict[str, object]) -> None:
+    def complete(
+        self,
+        task_id: str,
+        outcome: TaskStatus,
+        text: str,
+        usage: dict[str, object],
+        calls: list[ToolCall] | None = None,
+    ) -> None:
         with self.db.writing() as session:
             row = session.execute(_STANDING, {"task_id": task_id}).one_or_none()
             if row is None or row.status != TaskStatus.STARTED:
@@ -227,6 +244,7 @@ class TaskStore:
                     "status": outcome,
                     "finished_at": utcnow(),
                     "reply_message_id": reply_id,
+                    "tool_calls": dump_calls(calls) if calls else None,
                     **usage,
                 },
             )

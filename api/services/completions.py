@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -34,10 +34,12 @@ from shared.db import Database
 from shared.models import Conversation, FinishReason, TaskStatus, utcnow
 from shared.schemas import TaskOut
 from shared.titles import title_from
+from shared.tools import ToolCall
 
 # The worker's finish reasons, as OpenAI names them.
 _FINISH: dict[str, str] = {
     FinishReason.STOP: "stop",
+    FinishReason.TOOL_CALLS: "tool_calls",
     FinishReason.CANCEL: "stop",
     FinishReason.LENGTH: "length",
     FinishReason.TIMEOUT: "length",
@@ -76,14 +78,20 @@ def submit(
     limits = limits or Limits()
     # Parts other than text were refused when the request was validated.
     texts = [(m.role, m.text()) for m in request.messages]
-    if len(texts[-1][1]) > bounds.max_chars:
+    spec = request.tool_spec
+    transcript = request.transcript() if request.uses_tools else None
+    if texts[-1][0] == "user" and len(texts[-1][1]) > bounds.max_chars:
         raise OpenAIError(
             400,
             f"the last message is longer than {bounds.max_chars} characters",
             "invalid_request_error",
             "string_above_max_length",
         )
-    if sum(len(text) for _, text in texts) > bounds.max_prompt_chars:
+    size = sum(len(text) for _, text in texts)
+    if transcript is not None:
+        # Calls, results and the tools' own descriptions take room in the prompt too.
+        size = len(json.dumps(transcript, ensure_ascii=False)) + len(spec.model_dump_json() if spec else "")
+    if size > bounds.max_prompt_chars:
         raise OpenAIError(
             400,
             "the messages are longer than the model's context window; send fewer or shorter ones",
@@ -101,13 +109,18 @@ def submit(
         session.add(conversation)
         session.flush()
         asked: list[str] = []
-        for role, text in texts[:-1]:
-            if role == "user":
-                asked.append(text)
-            elif role == "assistant":
-                # An earlier turn, recorded as an answered exchange so the worker sees it as history.
-                add_exchange(session, user, conversation.id, "\n\n".join(asked), text, now)
-                asked = []
+        if transcript is not None:
+            # The worker reads the conversation whole from the transcript; the task's message is
+            # what it answers: the user's words, or the tools' results since the last call.
+            asked = [text for role, text in texts[_last_turn(texts) : -1]]
+        else:
+            for role, text in texts[:-1]:
+                if role == "user":
+                    asked.append(text)
+                elif role == "assistant":
+                    # An earlier turn, recorded as an answered exchange so the worker sees it as history.
+                    add_exchange(session, user, conversation.id, "\n\n".join(asked), text, now)
+                    asked = []
         # The request's own system messages and sampling; personas are for our own clients.
         task = new_task(
             session,
@@ -125,9 +138,19 @@ def submit(
             response_format=request.structured,
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
+            tools=spec.model_dump_json() if spec is not None else None,
+            transcript=json.dumps(transcript, ensure_ascii=False) if transcript is not None else None,
         )
     enqueue_or_undo(db, queue, task)
     return task.id
+
+
+def _last_turn(texts: Sequence[tuple[str, str]]) -> int:
+    """Where the newest run of messages of the last one's kind begins (users' or tools')."""
+    start = len(texts) - 1
+    while start > 0 and texts[start - 1][0] == texts[-1][0]:
+        start -= 1
+    return start
 
 
 async def _cancel_shielded(db: Database, queue: Queue, task_id: str) -> None:
@@ -167,18 +190,30 @@ async def complete(
         await _cancel_shielded(db, queue, task_id)
         raise OpenAIError(499, "the client closed the request", "invalid_request_error")
     _raise_for_failure(final)
+    message: dict[str, object] = {"role": "assistant", "content": final.answer or ""}
+    if final.tool_calls:
+        # OpenAI's shape: no words beside the calls is `null`, not an empty string.
+        message = {**message, "content": final.answer or None, "tool_calls": _calls(final.tool_calls)}
     return ChatCompletion(
         id=f"chatcmpl-{task_id}",
         created=int(final.created_at.timestamp()),
         model=final.model or model,
-        choices=[
-            Choice(
-                message={"role": "assistant", "content": final.answer or ""},
-                finish_reason=_FINISH.get(final.finish_reason or "stop", "stop"),
-            )
-        ],
+        choices=[Choice(message=message, finish_reason=_FINISH.get(final.finish_reason or "stop", "stop"))],
         usage=_usage(final),
     )
+
+
+def _calls(calls: list[ToolCall], streamed: bool = False) -> list[dict[str, object]]:
+    """An answer's tool calls as OpenAI writes them; streamed, each with its place in the list."""
+    return [
+        {
+            **({"index": n} if streamed else {}),
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for n, call in enumerate(calls)
+    ]
 
 
 async def stream(
@@ -202,7 +237,7 @@ async def stream(
         "model": model,
     }
 
-    def chunk(delta: dict[str, str], finish: str | None = None, **extra: object) -> str:
+    def chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> str:
         body = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
@@ -229,6 +264,9 @@ async def stream(
                 return
             if status.status in (TaskStatus.FINISHED, TaskStatus.CANCELED):
                 finished = True
+                if status.tool_calls:
+                    # Each call whole in one delta: its arguments are known valid only once complete.
+                    yield chunk({"tool_calls": _calls(status.tool_calls, streamed=True)})
                 reason = _FINISH.get(status.finish_reason or "stop", "stop")
                 usage = _usage(status).model_dump()
                 yield chunk({}, reason, usage=usage)

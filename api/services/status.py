@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import Message, Task, TaskStatus, VoiceNote
 from shared.schemas import TaskOut, Usage, VoiceOut
+from shared.tools import load_calls
 
 # How many recent answers the wait estimate and the speed figures average over.
 RECENT = 20
@@ -93,6 +94,7 @@ def describe(session: Session, task: Task) -> TaskOut:
         delivered=task.delivered_at is not None,
         client_meta=json.loads(task.client_meta) if task.client_meta else None,
         voice=voice_of(session, task),
+        tool_calls=load_calls(task.tool_calls) or None,
         usage=Usage(
             prompt_tokens=task.prompt_tokens,
             completion_tokens=task.completion_tokens,

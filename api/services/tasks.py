@@ -345,6 +345,8 @@ def regenerate(
             response_format=old.response_format,
             presence_penalty=old.presence_penalty,
             frequency_penalty=old.frequency_penalty,
+            tools=old.tools,
+            transcript=old.transcript,
         )
     try:
         enqueue_or_undo(db, queue, task)

@@ -171,21 +171,87 @@ def test_stop_sequences_end_the_answer_before_them_streamed_or_not(
 @pytest.mark.parametrize(
     "asked",
     [
-        {"tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]},
-        {"tool_choice": "required"},
         {"logprobs": True},
+        {"functions": [{"name": "weather", "parameters": {"type": "object"}}]},
+        {"function_call": "auto"},
     ],
 )
 def test_options_this_server_cannot_honour_are_refused_not_ignored(
     client: OpenAI, asked: dict[str, Any]
 ) -> None:
-    """An agent that sends tools or asks for JSON must not get a plain answer it would take for the
-    model's own choice: a 400 in OpenAI's shape names the option."""
+    """An agent must not get a plain answer it would take for the model's own choice: a 400 in
+    OpenAI's shape names the option."""
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "hi"}], extra_body=asked
         )
     assert next(iter(asked)) in refused.value.message and "not supported" in refused.value.message
+
+
+def _tool(name: str = "weather", parameters: Any = None) -> dict[str, Any]:
+    function = {"name": name, "parameters": parameters or {"type": "object", "properties": {}}}
+    return {"type": "function", "function": function}
+
+
+def _called(arguments: str = "{}") -> dict[str, Any]:
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": arguments}}
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
+@pytest.mark.parametrize(
+    ("asked", "named"),
+    [
+        ({"tools": [_tool(), _tool()]}, "a name of its own"),
+        ({"tools": [_tool("weather now")]}, "tools"),
+        ({"tools": [_tool(parameters={"type": "string"})]}, "must be an object schema"),
+        (
+            {"tools": [_tool(parameters={"type": "object", "properties": {"d": {"format": "date"}}})]},
+            "format",
+        ),
+        ({"tool_choice": "required"}, "no tools to choose from"),
+        ({"tools": [_tool()], "tool_choice": {"type": "function", "function": {"name": "time"}}}, "time"),
+        ({"tools": [_tool()], "response_format": {"type": "json_object"}}, "not with tools"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "tool", "tool_call_id": "c9", "content": "1"},
+                ]
+            },
+            "earlier tool call",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    _called("{oops"),
+                    {"role": "tool", "tool_call_id": "c1", "content": "1"},
+                ]
+            },
+            "not valid JSON",
+        ),
+        ({"messages": [{"role": "user", "content": "hi"}, _called()]}, "last message"),
+    ],
+    ids=[
+        "same-name",
+        "bad-name",
+        "not-object",
+        "unenforceable",
+        "choice-without-tools",
+        "unknown-choice",
+        "with-response-format",
+        "unanswered-result",
+        "bad-arguments",
+        "ends-with-call",
+    ],
+)
+def test_tools_the_model_could_not_be_held_to_are_refused_before_queueing(
+    client: OpenAI, asked: dict[str, Any], named: str
+) -> None:
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], **asked}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="m", **body)
+    assert named in refused.value.message
 
 
 def test_harmless_defaults_of_those_options_are_accepted(

@@ -6,19 +6,18 @@ grammar sampler, which is what holds an answer to its schema in the worker.
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import json
 from collections.abc import Iterator
 from typing import Any
 
-import llama_cpp as C
 import pytest
 from openai.lib._pydantic import to_strict_json_schema
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.json_grammar import SchemaUnsupported, literal, response_format_grammar, schema_grammar
 from tests.conftest import TINY_MODEL
+from tests.grammar_helpers import grammar_accepts as _accepts
 from worker.llama_native import NativeModel
 
 
@@ -27,23 +26,6 @@ def model() -> Iterator[NativeModel]:
     native = NativeModel(TINY_MODEL)
     yield native
     native.close()
-
-
-def _accepts(model: NativeModel, grammar: str, text: str) -> bool:
-    """Whether the grammar lets `text` be written and then the answer end."""
-    sampler = C.llama_sampler_init_grammar(model.vocab, grammar.encode(), b"root")
-    assert sampler, grammar
-    try:
-        for token in [*model.tokenize(text, add_bos=False, special=False), model.eos]:
-            one = (C.llama_token_data * 1)(C.llama_token_data(token, 0.0, 0.0))
-            C.llama_sampler_apply(sampler, ctypes.byref(C.llama_token_data_array(one, 1, -1, False)))
-            if one[0].logit == float("-inf"):
-                return False
-            if token != model.eos:
-                C.llama_sampler_accept(sampler, token)
-        return True
-    finally:
-        C.llama_sampler_free(sampler)
 
 
 class Unit(enum.StrEnum):

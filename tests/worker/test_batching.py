@@ -13,7 +13,7 @@ import pytest
 
 from shared.config import ModelSettings
 from tests.conftest import TINY_MODEL
-from worker.llm import ChatMessage, LlamaChatModel, Sampling
+from worker.llm import ChatMessage, LlamaChatModel, Sampling, words
 
 GREEDY = Sampling(temperature=0, top_p=1)
 QUESTIONS = [
@@ -47,7 +47,9 @@ def _messages(question: str, history: list[tuple[str, str]] = ()) -> list[ChatMe
 def _answer(
     model: LlamaChatModel, messages: list[ChatMessage], key: str | None = None, tokens: int = 48
 ) -> str:
-    return "".join(model.generate(model.render_chat(messages), tokens, lambda: False, GREEDY, cache_key=key))
+    return "".join(
+        words(model.generate(model.render_chat(messages), tokens, lambda: False, GREEDY, cache_key=key))
+    )
 
 
 def _together(model: LlamaChatModel, jobs: list[tuple[list[ChatMessage], str | None]]) -> list[str]:
@@ -106,7 +108,7 @@ def test_canceling_one_of_four_leaves_the_others_complete_and_unchanged(model: L
     def run(i: int) -> None:
         rendered = model.render_chat(_messages(QUESTIONS[i]))
         stop = stop_second if i == 1 else (lambda: False)
-        for piece in model.generate(rendered, 48, stop, GREEDY):
+        for piece in words(model.generate(rendered, 48, stop, GREEDY)):
             results[i] += piece
             if i == 1 and len(results[i]) > 10:
                 canceled.set()
@@ -261,7 +263,7 @@ CONTACT_FORMAT = json.dumps(
 
 def _structured(model: LlamaChatModel, sampling: Sampling, tokens: int = 120) -> str:
     messages = _messages("Give the contact of Anna Petrova, phone 555-0101, as JSON.")
-    return "".join(model.generate(model.render_chat(messages), tokens, lambda: False, sampling))
+    return "".join(words(model.generate(model.render_chat(messages), tokens, lambda: False, sampling)))
 
 
 @pytest.mark.slow
@@ -314,7 +316,7 @@ def test_presence_and_frequency_penalties_reach_the_sampler(model: LlamaChatMode
     rendered = model.render_chat(question)
 
     def answer(sampling: Sampling) -> str:
-        return "".join(model.generate(rendered, 64, lambda: False, sampling))
+        return "".join(words(model.generate(rendered, 64, lambda: False, sampling)))
 
     plain = answer(GREEDY)
     penalised = answer(Sampling(temperature=0, top_p=1, frequency_penalty=1.5, presence_penalty=1.0))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import FakeChatModel
-from worker.prompt import PromptTooLong, build_prompt
+from worker.prompt import PromptTooLong, build_prompt, build_transcript_prompt
 
 TURN = st.tuples(st.text(max_size=60), st.text(max_size=120))
 
@@ -51,3 +51,35 @@ def test_a_message_that_cannot_fit_is_refused_in_words_for_people() -> None:
     with pytest.raises(PromptTooLong) as refused:
         build_prompt(FakeChatModel(context_window=64), "", [], "x" * 200, 32, min_reply_tokens=8)
     assert "too long for this model" in refused.value.user_message
+
+
+def _turn(n: int) -> list[dict[str, object]]:
+    """A user's question, the call it led to, the call's result and the answer from it."""
+    call = {"id": f"c{n}", "type": "function", "function": {"name": "lookup", "arguments": {"q": n}}}
+    return [
+        {"role": "user", "content": f"question {n} " + "x" * 100},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": f"c{n}", "name": "lookup", "content": "r" * 100},
+        {"role": "assistant", "content": f"answer {n}"},
+    ]
+
+
+def test_a_transcript_loses_whole_turns_from_the_oldest_and_never_a_call_without_its_result() -> None:
+    transcript = _turn(1) + _turn(2) + _turn(3)[:3]  # ends with the last call's result
+    whole = FakeChatModel(context_window=100_000)
+    fits = build_transcript_prompt(whole, "Be brief.", transcript, None, 100, min_reply_tokens=16)
+    assert fits.rendered.payload == [{"role": "system", "content": "Be brief."}, *transcript]
+
+    for window in range(400, 2000, 50):
+        model = FakeChatModel(context_window=window)
+        try:
+            prompt = build_transcript_prompt(model, "Be brief.", transcript, None, 100, min_reply_tokens=16)
+        except PromptTooLong:
+            # Only when the last turn alone leaves no room for the shortest reply.
+            last = model.render_chat([{"role": "system", "content": "Be brief."}, *transcript[8:]])
+            assert last.size + 16 > window
+            continue
+        kept = prompt.rendered.payload[1:]
+        assert kept[0]["role"] == "user" and kept == transcript[len(transcript) - len(kept) :]
+        assert prompt.rendered.size + prompt.max_tokens <= window
+        assert prompt.history_messages == len(kept) - 1

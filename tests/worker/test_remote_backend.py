@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from stack.redis_server import free_port
 from tests.conftest import TINY_MODEL, start_worker_process, wait_for, worker_env
 from tests.helpers import wait_final as _final
+from worker.llm import words
 from worker.remote_llm import RemoteModelError
 
 pytestmark = pytest.mark.slow
@@ -229,7 +230,11 @@ def test_the_requests_own_options_go_on_to_the_server() -> None:
     )
     assert (
         "".join(
-            model.generate(model.render_chat([{"role": "user", "content": "x"}]), 5, lambda: False, sampling)
+            words(
+                model.generate(
+                    model.render_chat([{"role": "user", "content": "x"}]), 5, lambda: False, sampling
+                )
+            )
         )
         == "{}"
     )
@@ -243,7 +248,68 @@ def test_the_requests_own_options_go_on_to_the_server() -> None:
             model.render_chat([{"role": "user", "content": "x"}]), 5, lambda: False, Sampling(0.5, 0.9)
         )
     )
-    assert not {"stop", "presence_penalty", "frequency_penalty", "response_format"} & set(sent[-1])
+    assert not {"stop", "presence_penalty", "frequency_penalty", "response_format", "tools"} & set(sent[-1])
+
+
+def test_tools_go_on_to_the_server_and_its_streamed_calls_come_back_whole() -> None:
+    """The server gets the tools, the choice and the conversation's calls in OpenAI's shape
+    (arguments as JSON text); the calls it streams in pieces come back as whole calls."""
+    from shared.config import ModelSettings
+    from shared.tools import ToolCall, ToolChoice, ToolFunction, ToolSpec
+    from worker.llm import Sampling
+    from worker.remote_llm import OpenAIChatModel, RemoteModelError
+
+    sent: list[dict[str, Any]] = []
+    deltas: list[dict[str, Any]] = [
+        {"content": "Checking."},
+        {"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_time"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+        {"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "get_time", "arguments": "{}"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '"Осло"}'}}]},
+    ]
+    stream = "".join(f"data: {json.dumps({'choices': [{'delta': d}]})}\n\n" for d in deltas)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, text=stream + "data: [DONE]\n\n")
+
+    model = OpenAIChatModel(
+        ModelSettings(_env_file=None, llm_backend="openai"), transport=httpx.MockTransport(answer)
+    )
+    function = ToolFunction(
+        name="get_time", parameters={"type": "object", "properties": {"city": {"type": "string"}}}
+    )
+    spec = ToolSpec(functions=[function], choice=ToolChoice.FUNCTION, name="get_time")
+    earlier = {"id": "c0", "type": "function", "function": {"name": "get_time", "arguments": {"city": "Рим"}}}
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Time in Rome, then Oslo?"},
+        {"role": "assistant", "content": "", "tool_calls": [earlier]},
+        {"role": "tool", "tool_call_id": "c0", "name": "get_time", "content": "12:00"},
+    ]
+    out = list(
+        model.generate(
+            model.render_chat(messages, spec.definitions()), 50, lambda: False, Sampling(0.0, 1.0, tools=spec)
+        )
+    )
+    assert out[0] == "Checking."
+    calls = out[1:]
+    assert all(isinstance(call, ToolCall) for call in calls)
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in calls if isinstance(c, ToolCall)] == [
+        ("call_a", "get_time", {"city": "Осло"}),
+        ("call_b", "get_time", {}),
+    ]
+    (body,) = sent
+    assert body["tools"] == spec.definitions()
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    assert body["parallel_tool_calls"] is False
+    assert body["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"city": "Рим"}'
+    assert "name" not in body["messages"][2]
+
+    # A call to a function that was not offered is the server's failure, not a call.
+    deltas[1]["tool_calls"][0]["function"]["name"] = "rm_rf"
+    stream = "".join(f"data: {json.dumps({'choices': [{'delta': d}]})}\n\n" for d in deltas)
+    with pytest.raises(RemoteModelError):
+        list(model.generate(model.render_chat(messages), 50, lambda: False, Sampling(0.0, 1.0, tools=spec)))
 
 
 def test_a_json_answer_through_a_remote_server_that_enforces_it(
