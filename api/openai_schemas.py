@@ -245,7 +245,7 @@ class ChatCompletionRequest(BaseModel):
                 parallel=False,
             )
         choice = ToolChoice.REQUIRED if self.tool_choice == "required" else ToolChoice.AUTO
-        return ToolSpec(functions=functions, choice=choice, parallel=self.parallel_tool_calls is True)
+        return ToolSpec(functions=functions, choice=choice, parallel=self.parallel_tool_calls)
 
     @property
     def uses_tools(self) -> bool:

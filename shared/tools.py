@@ -51,7 +51,9 @@ class ToolSpec(BaseModel):
     functions: Annotated[list[ToolFunction], Field(min_length=1, max_length=MAX_TOOLS)]
     choice: ToolChoice = ToolChoice.AUTO
     name: str | None = None  # with ToolChoice.FUNCTION
-    parallel: bool = False  # more than one call in an answer (only when the request asks)
+    # More than one call in an answer: as the request asked; None when it did not say (a local
+    # model then makes one, a remote server does as it does by default).
+    parallel: bool | None = None
 
     def callable(self) -> list[ToolFunction]:
         """The functions this answer may call (one, when the request named it)."""

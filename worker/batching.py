@@ -67,6 +67,7 @@ class _Request:
     max_tokens: int
     should_stop: Callable[[], bool]
     sampling: Sampling
+    shared: int = 0  # the prompt's first tokens that other conversations begin with too
     pieces: deque[str] = field(default_factory=deque)
     ready: threading.Event = field(default_factory=threading.Event)
     handed_at: float = float("-inf")
@@ -134,14 +135,16 @@ class BatchEngine:
         grammar: str | None = None,
         trigger: int | None = None,
         opening: Opening | None = None,
+        shared: int = 0,
     ) -> Iterator[str]:
         """Yield the answer's text as it is written; `should_stop` is asked once per new token.
         With a `grammar` (GBNF), the answer is held to it: from its first token, or with a
         `trigger`, from the token after the model writes that one. With an `opening`, an answer
-        that begins in its form is held to its grammar instead."""
+        that begins in its form is held to its grammar instead. The prompt's first `shared` tokens
+        begin other conversations too (the system prompt): they are computed once and restored."""
         if not prompt:
             raise GenerationError("empty prompt")
-        request = _Request(key, list(prompt), max_tokens, should_stop, sampling)
+        request = _Request(key, list(prompt), max_tokens, should_stop, sampling, shared)
         if trigger is not None:
             request.trigger = trigger
         # Parsed here, in the caller's thread, not in the loop that every answer waits on.
@@ -264,7 +267,7 @@ class BatchEngine:
         if request.abandoned:
             self._end(request, None)  # lets go of its grammar
             return
-        slot, keep = self.slots.acquire(request.key, request.prompt)
+        slot, keep = self.slots.acquire(request.key, request.prompt, request.shared)
         request.slot, request.fed = slot, keep
         sampling = request.sampling
         plain = not (sampling.penalised or request.constrained or request.opening)
@@ -292,6 +295,11 @@ class BatchEngine:
             assert request.slot is not None
             left = len(request.prompt) - request.fed
             request.chunk = min(left, room)
+            if request.fed < request.shared < request.fed + request.chunk and self.slots.wants_prefix(
+                request.prompt[: request.shared]
+            ):
+                # This chunk ends where the shared beginning does, to be saved as it is (see below).
+                request.chunk = request.shared - request.fed
             for offset in range(request.chunk):
                 position = request.fed + offset
                 last = offset == left - 1
@@ -315,6 +323,8 @@ class BatchEngine:
             request.fed += request.chunk
             self.stats.prompt_tokens_computed += request.chunk
             request.chunk = 0
+            if request.fed == request.shared and self.slots.wants_prefix(request.slot.tokens):
+                self.slots.remember_prefix(request.slot)
         for request, index in sample_at:
             if request.constrained is not None and request.trigger < 0:
                 token = self._constrained(request, index)

@@ -77,6 +77,13 @@ class ChatTemplate:
         self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
     ) -> list[tuple[str, bool]]:
         """The prompt for the assistant's next turn, as (text, plain) pieces in order."""
+        return self.render_parts(messages, tools)[0]
+
+    def render_parts(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> tuple[list[tuple[str, bool]], int]:
+        """As `render`, and how many of the pieces come before the text of the first message that
+        is not a system one: the beginning conversations with the same system prompt share."""
         plain: list[str] = []
         marked = [
             {**m, "content": _mark(plain, m["content"])} if m.get("content") else {**m, "content": ""}
@@ -92,4 +99,15 @@ class ChatTemplate:
         if tools:
             variables["tools"] = list(tools)
         parts = _MARKED.split(self._template.render(**variables))
-        return [(plain[int(part)] if n % 2 else part, bool(n % 2)) for n, part in enumerate(parts) if part]
+        # The messages' texts were marked first, in order, so the first turn's text is mark number
+        # `first` (the system messages' texts before it); the JSON values the template writes come after.
+        with_text = [m for m in messages if m.get("content")]
+        first = next((n for n, m in enumerate(with_text) if m["role"] != "system"), len(with_text))
+        pieces: list[tuple[str, bool]] = []
+        opening = 0
+        for n, part in enumerate(parts):
+            if n % 2 and int(part) == first and opening == 0:
+                opening = len(pieces)
+            if part:
+                pieces.append((plain[int(part)] if n % 2 else part, bool(n % 2)))
+        return pieces, opening

@@ -13,12 +13,16 @@ attention runs over all the cells in use, masked, so idle neighbours slow each t
 measures a lone answer beside three idle conversations both ways). Saving and restoring take about
 a millisecond each.
 
-The price: a new conversation no longer finds the system prompt computed in an idle sequence.
-Sharing another sequence's cells for it (llama.cpp lets cells belong to several sequences) was
-tried and left out: shared cells stay where they were first computed and are handed on from
-conversation to conversation, so after a busy moment they keep every later answer's attention as
-wide as that moment left it (measured after a 4-person crowd: a lone answer's decode fell from
-0.94 to 0.88 of llama-bench), to save re-reading a few dozen tokens once per conversation.
+A new conversation no longer finds the system prompt computed in an idle sequence, so the shared
+beginning of prompts (the system prompt, and a /v1 request's tools) is kept apart: once a prompt's
+reading reaches the end of that beginning, the sequence's state is saved as a prefix, and a new
+conversation that begins the same way has it restored instead of reading it again (at 1.5B the
+system prompt alone is ~0.7 s of reading, a request's tools several seconds). A restore writes the
+cells afresh and compactly. Sharing another sequence's cells instead (llama.cpp lets cells belong to
+several sequences) was tried and left out: shared cells stay where they were first computed and are
+handed on from conversation to conversation, so after a busy moment they keep every later answer's
+attention as wide as that moment left it (measured after a 4-person crowd: a lone answer's decode
+fell from 0.94 to 0.88 of llama-bench).
 
 Pure bookkeeping over a `SequenceBackend`, so that it is tested without a model.
 """
@@ -32,6 +36,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+# Shared beginnings kept at once (a system prompt with and without tools, a persona or two); they
+# take at most this share of the saved-state budget.
+_PREFIXES = 4
+_PREFIX_SHARE = 4
 
 
 class SequenceBackend(Protocol):
@@ -79,6 +88,8 @@ class CacheStats:
     restored: int = 0
     dropped: int = 0
     parked: int = 0
+    prefixes_saved: int = 0
+    prefixes_restored: int = 0
 
 
 def common_prefix(a: Tokens[int], b: Tokens[int]) -> int:
@@ -96,14 +107,20 @@ class SlotTable:
         self.budget_bytes = budget_bytes
         self.saved: OrderedDict[str, _Saved] = OrderedDict()
         self.saved_bytes = 0
+        # Shared beginnings of prompts, by their tokens (see the module's note).
+        self.prefixes: OrderedDict[tuple[int, ...], _Saved] = OrderedDict()
+        self.prefix_bytes = 0
         self.stats = CacheStats()
         self._tick = 0
 
     def has_free(self) -> bool:
         return any(not s.busy for s in self.slots)
 
-    def acquire(self, key: str | None, prompt: Tokens[int]) -> tuple[Slot, int]:
-        """A sequence for `key`'s next prompt, and how many of its first tokens are already computed."""
+    def acquire(self, key: str | None, prompt: Tokens[int], shared: int = 0) -> tuple[Slot, int]:
+        """A sequence for `key`'s next prompt, and how many of its first tokens are already computed.
+
+        The prompt's first `shared` tokens are a beginning other conversations share: when the
+        sequence holds less of the prompt than that, a saved copy of it is restored."""
         slot = self._slot_for(key)
         if key is None or slot.key != key:
             self._evict(slot)
@@ -120,6 +137,8 @@ class SlotTable:
                     log.warning("a saved context could not be restored; it is read again")
         # At least the last prompt token is computed again: its logits choose the first new token.
         keep = min(common_prefix(slot.tokens, prompt), len(prompt) - 1)
+        if keep < shared < len(prompt) and (held := self._restore_prefix(slot, prompt[:shared])) is not None:
+            keep = held
         if keep < len(slot.tokens):
             self.backend.trim(slot.index, keep)
             del slot.tokens[keep:]
@@ -127,6 +146,38 @@ class SlotTable:
         self._tick += 1
         slot.busy, slot.used_at, slot.stays = True, self._tick, False
         return slot, keep
+
+    def wants_prefix(self, prefix: Tokens[int]) -> bool:
+        """Whether a sequence that holds just `prefix` should be saved as a shared beginning."""
+        return bool(prefix) and tuple(prefix) not in self.prefixes
+
+    def remember_prefix(self, slot: Slot) -> None:
+        """Save what `slot` holds (a shared beginning, nothing after it) for new conversations."""
+        state, size = self.backend.save(slot.index)
+        self.prefixes[tuple(slot.tokens)] = _Saved(list(slot.tokens), state, size)
+        self.prefix_bytes += size
+        self.stats.prefixes_saved += 1
+        while self.prefixes and (
+            len(self.prefixes) > _PREFIXES or self.prefix_bytes > self.budget_bytes // _PREFIX_SHARE
+        ):
+            _, dropped = self.prefixes.popitem(last=False)
+            self.prefix_bytes -= dropped.size
+
+    def _restore_prefix(self, slot: Slot, prefix: Tokens[int]) -> int | None:
+        """How many tokens `slot` holds after the saved `prefix` is put in it (0 if llama.cpp refused
+        it); None, with the slot untouched, when no such prefix is saved."""
+        saved = self.prefixes.get(tuple(prefix))
+        if saved is None:
+            return None
+        self.prefixes.move_to_end(tuple(prefix))
+        self.backend.trim(slot.index, 0)
+        slot.tokens = []
+        if not self.backend.restore(slot.index, saved.state):
+            log.warning("a saved beginning could not be restored; it is read again")
+            return 0
+        slot.tokens = list(saved.tokens)
+        self.stats.prefixes_restored += 1
+        return len(slot.tokens)
 
     def release(self, slot: Slot) -> None:
         slot.busy = False
@@ -166,6 +217,8 @@ class SlotTable:
             self.forget(slot)
         self.saved.clear()
         self.saved_bytes = 0
+        self.prefixes.clear()
+        self.prefix_bytes = 0
 
     def _slot_for(self, key: str | None) -> Slot:
         idle = [s for s in self.slots if not s.busy]

@@ -33,6 +33,9 @@ class RenderedPrompt:
 
     size: int
     payload: Any
+    # How many of the first tokens every conversation with the same system prompt (and tools) begins
+    # with; a model that keeps computed contexts computes them once. 0: none worth keeping.
+    shared: int = 0
 
 
 def words(pieces: Iterable[str | ToolCall]) -> Iterator[str]:
@@ -153,15 +156,20 @@ class LlamaChatModel:
         """The template's own text is read with its special tokens; every message's text (and
         every JSON value it writes) is read as plain text, so `<|im_start|>system` typed by a user
         is just characters to the model."""
-        pieces = self.template.render(messages, tools)
+        pieces, opening = self.template.render_parts(messages, tools)
         # The template may already begin with the BOS token; never add a second one.
         add_bos = not (
             self._bos_text and pieces and not pieces[0][1] and pieces[0][0].startswith(self._bos_text)
         )
         tokens: list[int] = []
+        shared = 0
         for n, (text, plain) in enumerate(pieces):
+            if n == opening:
+                # Each piece is tokenized alone, so these tokens never depend on what follows.
+                shared = len(tokens)
             tokens += self.native.tokenize(text, add_bos=add_bos and n == 0, special=not plain)
-        return RenderedPrompt(size=len(tokens), payload=tokens)
+        has_system = bool(messages) and messages[0]["role"] == "system"
+        return RenderedPrompt(size=len(tokens), payload=tokens, shared=shared if has_system else 0)
 
     def generate(
         self,
@@ -177,7 +185,13 @@ class LlamaChatModel:
             if sampling.response_format is not None:
                 grammar = response_format_grammar(json.loads(sampling.response_format))
             return self.engine.generate(
-                prompt.payload, max_tokens, should_stop, sampling, key=cache_key, grammar=grammar
+                prompt.payload,
+                max_tokens,
+                should_stop,
+                sampling,
+                key=cache_key,
+                grammar=grammar,
+                shared=prompt.shared,
             )
         from worker.grammar import Opening  # with llama.cpp, like the engine
 
@@ -201,6 +215,7 @@ class LlamaChatModel:
             grammar=grammar,
             trigger=None if opened else self._call_token,
             opening=bare,
+            shared=prompt.shared,
         )
         return tool_calls.split_answer(pieces, spec, opened)
 

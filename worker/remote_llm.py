@@ -170,7 +170,10 @@ def _tool_options(spec: ToolSpec) -> dict[str, object]:
     choice: object = spec.choice.value
     if spec.choice == ToolChoice.FUNCTION:
         choice = {"type": "function", "function": {"name": spec.name}}
-    return {"tools": spec.definitions(), "tool_choice": choice, "parallel_tool_calls": spec.parallel}
+    options: dict[str, object] = {"tools": spec.definitions(), "tool_choice": choice}
+    if spec.parallel is not None:
+        options["parallel_tool_calls"] = spec.parallel
+    return options
 
 
 class _StreamedCalls:

@@ -157,11 +157,16 @@ class ReplyService:
         if prompt is None:
             return
         progress, elapsed = self._write(context, prompt)
-        if context.transcript is not None and tool_calls.repeats_answered(progress.calls, context.transcript):
+        spec, transcript = context.sampling.tools, context.transcript
+        if (
+            spec is not None
+            and transcript is not None
+            and tool_calls.answer_in_words(progress.calls, spec, transcript)
+        ):
             # A small model given its tools' results often calls the same tool again instead of
-            # answering (measured with Qwen2.5-Coder 1.5B): the answer is written again with no
-            # tools offered, which it then gives in words.
-            log.info("task=%s repeated an answered tool call; answering without tools", context.task_id)
+            # answering, or calls a tool it invented (measured with Qwen2.5-Coder 1.5B): the answer
+            # is written again with no tools offered, which it then gives in words.
+            log.info("task=%s called a tool it should not have; answering without tools", context.task_id)
             context = replace(context, sampling=replace(context.sampling, tools=None))
             prompt = self._prompt(context)
             if prompt is None:

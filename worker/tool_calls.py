@@ -21,6 +21,7 @@ same way, and it is returned as a call, not as words.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,11 +110,32 @@ def bare_begun(text: str, spec: ToolSpec) -> bool | None:
     return None if any(form.startswith(compact) for form in forms) else False
 
 
+# The start of an answer that writes a call as bare JSON, whatever function it names (spaces removed).
+_SHAPE_OPENINGS = [f'{opening}{{"name":"' for opening in (*_FENCES, "{")]
+_SHAPE = re.compile(r'(?:```json|```|\{)?\{"name":"([A-Za-z0-9_-]*)(")?')
+
+
+def call_shape(text: str) -> bool | None:
+    """Whether an answer beginning `text` is written as a bare JSON call to some function, offered
+    or not: True once the name is written, False once it cannot be, None while it still might."""
+    compact = "".join(text.split())
+    if not compact or any(opening.startswith(compact) for opening in _SHAPE_OPENINGS):
+        return None
+    shape = _SHAPE.match(compact)
+    if shape is None:
+        return False
+    if shape.group(2):
+        return True
+    return None if shape.end() == len(compact) else False
+
+
 def split_answer(pieces: Iterator[str], spec: ToolSpec, opened: bool) -> Iterator[str | ToolCall]:
     """The answer's words as they come, then its calls (read once the answer is whole).
 
     With `opened`, the opening token was put in front of the answer (a call is required).
-    Otherwise words are held back only while they could still be the start of a call."""
+    Otherwise words are held back only while they could still be the start of a call. An answer
+    written whole as a bare call comes back as that call, even to a function that was not offered:
+    `answer_in_words` tells the caller to have it answered again."""
     text = OPEN if opened else ""
     calling = opened
     bare: bool | None = None if not opened else False
@@ -122,7 +144,7 @@ def split_answer(pieces: Iterator[str], spec: ToolSpec, opened: bool) -> Iterato
         if calling:
             continue
         if bare is None:
-            bare = bare_begun(text, spec)
+            bare = call_shape(text)
         if bare is not False:
             continue
         at = text.find(OPEN)
@@ -138,7 +160,7 @@ def split_answer(pieces: Iterator[str], spec: ToolSpec, opened: bool) -> Iterato
         calling = True
     if calling:
         yield from parse_calls(text, spec)
-    elif bare and (call := parse_bare(text, spec)) is not None:
+    elif bare and (call := parse_bare(text, spec, offered_only=False)) is not None:
         yield call
     elif text:
         yield text
@@ -169,8 +191,9 @@ def parse_calls(text: str, spec: ToolSpec) -> list[ToolCall]:
     return calls
 
 
-def parse_bare(text: str, spec: ToolSpec) -> ToolCall | None:
-    """The call a whole answer makes as bare JSON; None when it is not one after all."""
+def parse_bare(text: str, spec: ToolSpec, offered_only: bool = True) -> ToolCall | None:
+    """The call a whole answer makes as bare JSON; None when it is not one after all (or, with
+    `offered_only`, when it calls a function that was not offered)."""
     body = text.strip()
     for fence in _FENCES[:-1]:
         if body.startswith(fence) and body.endswith("```"):
@@ -179,7 +202,15 @@ def parse_bare(text: str, spec: ToolSpec) -> ToolCall | None:
     else:
         if body.startswith("{{") and body.endswith("}}"):
             body = body[1:-1]
-    return _call(body, spec)
+    return _call(body, spec, offered_only)
+
+
+def answer_in_words(calls: list[ToolCall], spec: ToolSpec, transcript: list[dict[str, Any]]) -> bool:
+    """Whether an answer's calls should have been words: one calls a function that was not offered
+    (a small model asked "what is 2+2?" invents `add`), or they only ask again what the tools have
+    already answered."""
+    offered = {function.name for function in spec.callable()}
+    return any(call.name not in offered for call in calls) or repeats_answered(calls, transcript)
 
 
 def repeats_answered(calls: list[ToolCall], transcript: list[dict[str, Any]]) -> bool:
@@ -197,7 +228,7 @@ def repeats_answered(calls: list[ToolCall], transcript: list[dict[str, Any]]) ->
     return bool(calls) and all((c.name, json.loads(c.arguments)) in made for c in calls)
 
 
-def _call(body: str, spec: ToolSpec) -> ToolCall | None:
+def _call(body: str, spec: ToolSpec, offered_only: bool = True) -> ToolCall | None:
     try:
         call = json.loads(body)
     except ValueError:
@@ -206,6 +237,6 @@ def _call(body: str, spec: ToolSpec) -> ToolCall | None:
         return None
     name, arguments = call["name"], call["arguments"]
     allowed = {function.name for function in spec.callable()}
-    if name not in allowed or not isinstance(arguments, dict):
+    if not isinstance(name, str) or (offered_only and name not in allowed) or not isinstance(arguments, dict):
         return None
     return ToolCall.new(name, arguments)

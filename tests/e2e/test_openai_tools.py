@@ -178,3 +178,17 @@ def test_a_call_the_request_names_is_made_and_one_it_cannot_is_refused(
             tool_choice={"type": "function", "function": {"name": "get_stock_price"}},
         )
     assert "get_stock_price" in refused.value.message
+
+
+def test_a_question_no_tool_answers_is_answered_in_words(
+    client: OpenAI, real_worker: Callable[..., Path]
+) -> None:
+    """Given weather and time tools, the small model's first try at "what is 2+2?" calls an `add`
+    it invented: that is never returned; the answer comes in words."""
+    real_worker(MAX_TOKENS="60")
+    completion = client.chat.completions.create(
+        model="local", messages=[{"role": "user", "content": "What is 2+2?"}], tools=TOOLS, temperature=0
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.tool_calls is None
+    assert "4" in (choice.message.content or "")

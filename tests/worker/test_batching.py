@@ -146,6 +146,34 @@ def test_a_turn_computes_only_its_new_tokens_though_others_were_answered_between
 
 
 @pytest.mark.slow
+def test_a_new_conversation_reads_only_its_own_words_after_the_system_prompt() -> None:
+    """The system prompt read for one conversation is restored for the next, not read again, and
+    the answer is the one reading it would have given."""
+    bob = _messages("Name a city.")
+    model = LlamaChatModel(TINY_MODEL, _settings(), parallel=2)
+    try:
+        _answer(model, _messages("Name a fruit."), key="alice")
+        rendered = model.render_chat(bob)
+        # The system turn and the opening of the user's, up to the user's own words.
+        alone = model.render_chat(bob[:1])
+        assert 0 < rendered.shared < rendered.size and rendered.shared > alone.size - 4
+        before = model.engine.stats.prompt_tokens_computed
+        answer = _answer(model, bob, key="bob")
+        assert model.engine.stats.prompt_tokens_computed - before == rendered.size - rendered.shared
+        assert model.engine.slots.stats.prefixes_restored == 1
+    finally:
+        model.close()
+    fresh = LlamaChatModel(TINY_MODEL, _settings(), parallel=2)
+    try:
+        assert _answer(fresh, bob, key="bob") == answer
+        assert fresh.engine.slots.stats.prefixes_restored == 0
+        # Without a system message nothing is kept as shared.
+        assert fresh.render_chat(bob[1:]).shared == 0
+    finally:
+        fresh.close()
+
+
+@pytest.mark.slow
 def test_an_evicted_and_restored_conversation_answers_as_if_never_evicted() -> None:
     history_question = "Tell me about the moon."
     follow = "How far away is it?"

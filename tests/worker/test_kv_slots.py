@@ -49,20 +49,28 @@ def turn(
     prompt: list[int],
     answer: list[int],
     park: bool = False,
+    shared: int = 0,
 ) -> int:
     """One answer as the engine runs it: acquire, (move idle ones out,) compute the rest of the prompt
-    and the answer, release.
+    (saving the shared beginning once reading reaches its end) and the answer, release.
 
     Returns how many prompt tokens had to be computed."""
-    slot, keep = table.acquire(key, prompt)
+    slot, keep = table.acquire(key, prompt, shared)
     if park:
         table.park_idle()
     assert backend.cells[slot.index] == prompt[:keep], "the sequence does not hold what the table says"
+    if keep < shared and table.wants_prefix(prompt[:shared]):
+        backend.compute(slot.index, prompt[keep:shared])
+        slot.tokens.extend(prompt[keep:shared])
+        table.remember_prefix(slot)
+        keep, computed_before = shared, shared - keep
+    else:
+        computed_before = 0
     computed = prompt[keep:] + answer
     backend.compute(slot.index, computed)
     slot.tokens.extend(computed)
     table.release(slot)
-    return len(prompt) - keep
+    return computed_before + len(prompt) - keep
 
 
 def test_a_conversation_keeps_its_sequence_while_others_are_answered() -> None:
@@ -145,6 +153,39 @@ def test_a_new_conversation_reuses_a_shared_beginning() -> None:
     system = [100, 101, 102, 103]
     turn(table, backend, "a", [*system, 1], [2])
     assert turn(table, backend, "b", [*system, 7], [8]) == 1
+
+
+def test_a_new_conversation_restores_the_shared_beginning_instead_of_reading_it() -> None:
+    backend = FakeBackend(2)
+    table = SlotTable(2, backend, budget_bytes=10**9)
+    system = list(range(100, 140))
+    assert turn(table, backend, "a", [*system, 1, 2], [3], shared=len(system)) == len(system) + 2
+    assert table.stats.prefixes_saved == 1
+    # Another person, in the other (empty) sequence: only their own words are read.
+    assert turn(table, backend, "b", [*system, 7, 8], [9], shared=len(system)) == 2
+    # With idle sequences emptied while others are answered, the same.
+    for n, key in enumerate(["c", "d", "e"]):
+        assert turn(table, backend, key, [*system, 50 + n], [9], park=True, shared=len(system)) == 1
+    assert table.stats.prefixes_restored >= 3 and table.stats.prefixes_saved == 1
+    # A conversation's own next turn still comes from its own context, not the beginning.
+    assert turn(table, backend, "b", [*system, 7, 8, 9, 10], [11], shared=len(system)) == 1
+    # Another system prompt is read, and saved in its turn.
+    other = list(range(200, 230))
+    assert turn(table, backend, "f", [*other, 1], [2], shared=len(other)) == len(other) + 1
+
+
+def test_shared_beginnings_are_few_and_within_their_share_of_the_budget() -> None:
+    backend = FakeBackend(1)
+    budget = 40 * 50 * BYTES_PER_TOKEN
+    table = SlotTable(1, backend, budget_bytes=budget)
+    for n in range(10):
+        system = [1000 * (n + 1) + t for t in range(50)]
+        turn(table, backend, f"k{n}", [*system, 1], [2], shared=50)
+        assert len(table.prefixes) <= 4
+        assert table.prefix_bytes <= budget // 4
+        assert table.prefix_bytes == sum(saved.size for saved in table.prefixes.values())
+    # The newest are kept.
+    assert tuple(1000 * 10 + t for t in range(50)) in table.prefixes
 
 
 def test_the_budget_holds_under_twenty_conversations_cycling_through() -> None:

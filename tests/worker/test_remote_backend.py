@@ -279,7 +279,7 @@ def test_tools_go_on_to_the_server_and_its_streamed_calls_come_back_whole() -> N
     function = ToolFunction(
         name="get_time", parameters={"type": "object", "properties": {"city": {"type": "string"}}}
     )
-    spec = ToolSpec(functions=[function], choice=ToolChoice.FUNCTION, name="get_time")
+    spec = ToolSpec(functions=[function], choice=ToolChoice.FUNCTION, name="get_time", parallel=False)
     earlier = {"id": "c0", "type": "function", "function": {"name": "get_time", "arguments": {"city": "Рим"}}}
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": "Time in Rome, then Oslo?"},

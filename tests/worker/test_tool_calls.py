@@ -15,8 +15,10 @@ from worker.llama_native import NativeModel
 from worker.tool_calls import (
     MAX_CALLS,
     ToolCallBroken,
+    answer_in_words,
     bare_begun,
     bare_grammar,
+    call_shape,
     calls_grammar,
     repeats_answered,
     split_answer,
@@ -123,6 +125,37 @@ def test_a_bare_call_is_a_call_and_words_that_began_like_one_are_words() -> None
     assert isinstance(call, ToolCall) and json.loads(call.arguments) == {"city": "Rome"}
     text = '{"name": "get_weather", "note": "not a call after all"}'
     assert "".join(str(p) for p in _split(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [
+        ("", None),
+        ('{"na', None),
+        ('```json\n{\n  "name": "ad', None),
+        ('{"name": "add"', True),
+        ('{{"name": "get_joke", "arg', True),
+        ('{"name": 5', False),
+        ("The answer is 4.", False),
+        ('{"city": "Moscow"}', False),
+    ],
+)
+def test_a_bare_call_to_any_function_is_held_back_until_the_answer_is_whole(
+    text: str, shape: bool | None
+) -> None:
+    assert call_shape(text) is shape
+
+
+def test_a_call_to_a_function_nobody_offered_is_answered_again_in_words() -> None:
+    """Asked "what is 2+2?" with weather tools, the 1.5B model writes a call to `add`: it is held
+    back (never streamed as words) and comes back as a call the caller knows to refuse."""
+    out = _split('```json\n{\n  "name": "add",\n  "arguments": {"a": 2, "b": 2}\n}\n```')
+    [invented] = out
+    assert isinstance(invented, ToolCall) and invented.name == "add"
+    assert answer_in_words([invented], SPEC, [{"role": "user", "content": "What is 2+2?"}])
+    fair = ToolCall.new("get_time", {"city": "Oslo"})
+    assert not answer_in_words([fair], SPEC, [{"role": "user", "content": "Time in Oslo?"}])
+    assert not answer_in_words([], SPEC, [{"role": "user", "content": "Hi"}])
 
 
 def test_a_required_call_is_read_from_the_answer_the_opening_began() -> None:
