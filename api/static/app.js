@@ -85,6 +85,9 @@ const exportAll = document.getElementById("export-all");
 // Who we are comes from the session cookie (HttpOnly: this script never sees it) via /api/me.
 let me = null; // {user_id, chat_id}
 let current = null; // {taskId, controller}
+// A new chat being made: a message sent meanwhile waits for it, or it would go to the old chat and
+// its bubbles be cleared away with the old chat's log.
+let opening = null;
 
 function translatePage() {
   document.documentElement.lang = LANG;
@@ -252,6 +255,7 @@ function showFinal(el, status, streamed) {
 }
 
 async function send(text) {
+  if (opening) await opening;
   bubble("user", text);
   const el = bubble("assistant note", T.thinking);
   try {
@@ -297,6 +301,7 @@ function offerCorrection(asked, el, taskId, words) {
 
 // A recording (or any audio file) sent as a message: heard on the server, then answered.
 async function sendVoice(file) {
+  if (opening) await opening;
   const asked = bubble("user", "🎤 " + file.name);
   const el = bubble("assistant note", T.listening);
   const form = new FormData();
@@ -392,8 +397,15 @@ stopButton.addEventListener("click", async () => {
 
 document.getElementById("new-chat").addEventListener("click", async () => {
   if (current) current.controller.abort();
-  await api("/api/conversations", {method: "POST", body: chatBody({})});
-  log.replaceChildren();
+  opening = (async () => {
+    await api("/api/conversations", {method: "POST", body: chatBody({})});
+    log.replaceChildren();
+  })();
+  try {
+    await opening;
+  } finally {
+    opening = null;
+  }
   await loadChats();
   input.focus();
 });

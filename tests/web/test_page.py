@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from api.services import credentials
 from shared.db import Database
@@ -174,8 +174,17 @@ def test_conversations_in_the_menu_switch_and_export(
     expect(page.locator(".msg.assistant").last).to_have_text(
         "Answer 1 to 'about volcanoes' (saw 0 answers)", timeout=30_000
     )
+    # A person who types at once, while the new chat is still being made on the server: the
+    # message waits for it, and goes to the new chat, not the old one.
+    held: list[Route] = []
+    page.route("**/api/conversations", lambda route: held.append(route))
     page.click("#new-chat")
     send(page, "about the sea")
+    expect(page.locator(".msg.user")).to_have_text(["about volcanoes"])
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute("**/api/conversations")
+    expect(page.locator(".msg.user")).to_have_text(["about the sea"], timeout=10_000)
     expect(page.locator(".msg.assistant").last).to_contain_text("'about the sea'", timeout=30_000)
 
     # On a phone the list is a menu: closed until asked for.
