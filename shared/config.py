@@ -337,7 +337,15 @@ class WorkerSettings(_EnvSettings):
         "default model on a box under 2.6 GB.",
     )
     partial_interval_seconds: float = Field(
-        0.25, gt=0, description="How often the growing answer is written for /api/status."
+        0.25,
+        gt=0,
+        description="How often the text an answer grew by is sent to those following it (over Redis).",
+    )
+    partial_save_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often the whole answer so far is saved in the database (what a gateway that "
+        "missed a piece, or runs while Redis is away, reads); a cancel missed over Redis is read then.",
     )
     heartbeat_interval_seconds: float = Field(
         5, gt=0, description="How often a busy worker reports that it is alive."

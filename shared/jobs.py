@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Worker
@@ -90,7 +91,8 @@ def enqueue_transcription(queue: Queue, note_id: str) -> None:
 
 
 def changes_channel(queue_name: str) -> str:
-    """The pub/sub channel on which a task's id is announced each time the task changes."""
+    """The pub/sub channel on which a task's id is announced each time the task changes, and the
+    text an answer grows by (`Notice`)."""
     return f"{queue_name}:task-changed"
 
 
@@ -108,15 +110,51 @@ def announce_cancel(queue: Queue, task_id: str) -> None:
         log.debug("task=%s cancel not announced: %s", task_id, exc)
 
 
-def announce_change(queue: Queue, task_id: str) -> None:
-    """Tell the gateways that `task_id` changed, so their followers read it now rather than later.
+class Growth(BaseModel):
+    """Text added to a started task's answer: `text` goes at character `at` of the answer so far.
 
-    A notice only saves waiting: the database holds the change, and followers also look on their
-    own now and then. So a failed notice is not an error for the task that changed.
+    Sent on the change channel between the worker's saves of the whole text, so that a follower
+    gets each piece once and at once, and the database is written less often."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_id: str = Field(min_length=1, max_length=64)
+    at: int = Field(ge=0)
+    text: str = Field(min_length=1)
+
+
+# A change notice: the id of a task (or voice note) whose row changed, or text added to an answer.
+Notice = str | Growth
+
+
+def encode_notice(notice: Notice) -> str:
+    # Ids are hex and never begin with "{": one channel carries both kinds unambiguously.
+    return notice if isinstance(notice, str) else notice.model_dump_json()
+
+
+def decode_notice(payload: str) -> Notice | None:
+    """What `encode_notice` made, or None for a payload that is neither (logged, never raised)."""
+    if not payload.startswith("{"):
+        return payload
+    try:
+        return Growth.model_validate_json(payload)
+    except ValidationError:
+        log.warning("an unreadable change notice was ignored (%d bytes)", len(payload))
+        return None
+
+
+def announce_change(queue: Queue, notice: Notice) -> None:
+    """Tell the gateways that a task changed (or its answer grew), so their followers learn of it
+    now rather than later.
+
+    A notice only saves waiting: the database holds the change (or will at the worker's next save,
+    for a growth), and followers also look on their own now and then. So a failed notice is not an
+    error for the task that changed.
     """
     try:
-        queue.connection.publish(changes_channel(queue.name), task_id)
+        queue.connection.publish(changes_channel(queue.name), encode_notice(notice))
     except RedisError as exc:
+        task_id = notice if isinstance(notice, str) else notice.task_id
         log.debug("task=%s change not announced: %s", task_id, exc)
 
 

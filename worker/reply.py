@@ -16,6 +16,7 @@ from rq.timeouts import JobTimeoutException
 
 from shared.config import ModelSettings, WorkerSettings
 from shared.db import Database
+from shared.jobs import Notice
 from shared.models import FinishReason, TaskStatus
 from shared.recovery import WORKER_LOST
 from shared.tools import ToolCall
@@ -105,11 +106,12 @@ class ReplyService:
         worker_settings: WorkerSettings,
         worker_name: str,
         clock: Callable[[], float] = time.monotonic,
-        announce: Callable[[str], None] = lambda _task_id: None,
+        announce: Callable[[Notice], None] = lambda _notice: None,
         voice: VoiceWork | None = None,
         cancels: CancelNotices | None = None,
     ) -> None:
-        """`announce(task_id)` is called after each change is committed (it wakes the followers);
+        """`announce(task_id)` is called after each change is committed (it wakes the followers),
+        `announce(growth)` as the answer grows between saves;
         `cancels` hears cancels as they are asked for (without it, they are read at each publish)."""
         self.db = db
         self.model = model
@@ -272,7 +274,10 @@ class ReplyService:
         heartbeat.start()
         began = self._clock()
         try:
-            last_flush = float("-inf")  # the first words are shown at once, then every interval
+            # The first words are shown and saved at once; then the new text goes to the followers
+            # every PARTIAL_INTERVAL_SECONDS, and the whole text to the database less often.
+            last_flush = last_save = float("-inf")
+            sent = 0
             pieces = self.model.generate(
                 prompt.rendered,
                 prompt.max_tokens,
@@ -288,11 +293,19 @@ class ReplyService:
                 if progress.first_token_at is None:
                     progress.first_token_at = round(self._clock() - began, 4)
                 progress.add(piece, context.sampling.stop)
-                if self._clock() - last_flush >= self.worker_settings.partial_interval_seconds:
-                    standing = self.store.publish(task_id, progress.shown(context.sampling.stop))
+                now = self._clock()
+                if now - last_flush < self.worker_settings.partial_interval_seconds:
+                    continue
+                last_flush = now
+                shown = progress.shown(context.sampling.stop)
+                if len(shown) > sent:
+                    self.store.grow(task_id, sent, shown[sent:])
+                    sent = len(shown)
+                if now - last_save >= self.worker_settings.partial_save_seconds:
+                    standing = self.store.publish(task_id, shown)
                     progress.lost = standing.lost
                     progress.cancel = progress.cancel or standing.cancel
-                    last_flush = self._clock()
+                    last_save = self._clock()
         except Exception as exc:
             timed_out = _is_job_timeout(exc)
             log.exception("task=%s generation failed", task_id)

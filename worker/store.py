@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from shared.config import ModelSettings
 from shared.db import Database
+from shared.jobs import Growth, Notice
 from shared.models import FinishReason, Message, Role, Task, TaskStatus, message_table, task_table, utcnow
 from shared.personas import system_prompt_for
 from shared.tools import ToolCall, ToolSpec, dump_calls
@@ -122,7 +123,7 @@ class TaskStore:
         db: Database,
         model_settings: ModelSettings,
         worker_name: str,
-        announce: Callable[[str], None],
+        announce: Callable[[Notice], None],
         generation_failed: str,
     ) -> None:
         """`announce(task_id)` is called after each change is committed (it wakes the followers)."""
@@ -198,8 +199,13 @@ class TaskStore:
             transcript=json.loads(task.transcript) if task.transcript else None,
         )
 
+    def grow(self, task_id: str, at: int, text: str) -> None:
+        """Tell the followers that the answer so far grew by `text` at character `at` (not saved:
+        `publish` saves the whole text less often, for whoever missed a piece)."""
+        self._announce(Growth(task_id=task_id, at=at, text=text))
+
     def publish(self, task_id: str, text: str) -> Standing:
-        """Publish the answer so far, and learn whether a cancel was asked for meanwhile."""
+        """Save the answer so far, and learn whether a cancel was asked for meanwhile."""
         with self.db.writing() as session:
             session.execute(_PUBLISH, {"task_id": task_id, "text": text, "now": utcnow()})
             row = session.execute(_STANDING, {"task_id": task_id}).one_or_none()

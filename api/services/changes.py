@@ -1,9 +1,11 @@
 """Waking the requests that follow a task as soon as a worker announces a change to it.
 
-Workers publish a task's id on a Redis channel after each change they commit (`announce_change`).
-One subscription per gateway process hands these notices to the requests waiting on that task.
-The database stays the only source of truth: a follower reads it after every wake-up, and also
-every `fallback` seconds on its own, so a lost notice or an absent Redis makes it slower, never wrong.
+Workers publish a task's id on a Redis channel after each change they commit (`announce_change`),
+and between saves the text an answer grew by (`Growth`). One subscription per gateway process
+hands these notices to the requests waiting on that task. The database stays the source of truth:
+a follower reads it (or the status cache) after every wake-up, and also every `fallback` seconds on
+its own, and sees the answer so far as `LiveTexts` joined it from the growths since the last save.
+So a lost notice or an absent Redis makes it slower, never wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Iterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.services.live_text import LiveTexts
 from api.services.status_cache import StatusCache
+from shared.jobs import Growth, decode_notice
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class TaskChanges:
         self._closing = False
         self.subscribed = False
         self.cache = StatusCache()
+        self.live = LiveTexts()
 
     def start(self) -> None:
         """Start receiving notices, in a task of the running event loop."""
@@ -115,8 +120,17 @@ class TaskChanges:
             return False
         return True
 
-    def _wake(self, task_id: str) -> None:
-        self.cache.changed(task_id)
+    def _wake(self, payload: str) -> None:
+        notice = decode_notice(payload)
+        if notice is None:
+            return
+        if isinstance(notice, Growth):
+            if not self.live.grow(notice):
+                return  # nothing new to show
+            task_id = notice.task_id  # the row did not change: its cached copy stays right
+        else:
+            task_id = notice
+            self.cache.changed(task_id)
         for event in self._waiting.get(task_id, ()):
             event.set()
 

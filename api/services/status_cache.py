@@ -1,11 +1,12 @@
-"""Serialized status documents of recently read tasks, so an unchanged status costs no database read.
+"""Statuses of recently read tasks, so an unchanged status costs no database read.
 
 Every change a worker commits is announced (`TaskChanges`), and each notice drops that task's
-entry. A read that began before a notice must not store what it read: entries carry the task's
-notice count ("generation") from before the read, and a stale one is refused. While the
-subscription is down nothing is served from here (a notice could be missed). Lifetimes bound what
-no notice announces: a queued task's place moves when others start, a recovery pass may fail a
-silent task, and a task can be deleted.
+entry (a growth of the answer does not: the row is unchanged, and `LiveTexts` adds the text). A
+read that began before a notice must not store what it read: entries carry the task's notice count
+("generation") from before the read, and a stale one is refused. While the subscription is down
+nothing is served from here (a notice could be missed). Lifetimes bound what no notice announces:
+a queued task's place moves when others start, a recovery pass may fail a silent task, and a task
+can be deleted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from shared.models import TaskStatus
+from shared.schemas import TaskOut
 
 # Seconds an entry is trusted, by the task's status (followers look again on their own this often).
 LIFETIME = {TaskStatus.QUEUED: 0.5, TaskStatus.STARTED: 5.0}
@@ -24,9 +26,7 @@ MAX_ENTRIES = 10_000
 
 @dataclass(frozen=True)
 class Cached:
-    document: str
-    tag: str
-    status: TaskStatus
+    status: TaskOut
     expires: float
 
 
@@ -42,25 +42,23 @@ class StatusCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, task_id: str) -> Cached | None:
+    def get(self, task_id: str) -> TaskOut | None:
         entry = self._entries.get(task_id) if self.enabled else None
         if entry is None or entry.expires < time.monotonic():
             self.misses += 1
             return None
         self.hits += 1
-        return entry
+        return entry.status
 
     def generation(self, task_id: str) -> tuple[int, int]:
         return self._epoch, self._generations[task_id]
 
-    def put(
-        self, task_id: str, generation: tuple[int, int], document: str, tag: str, status: TaskStatus
-    ) -> None:
+    def put(self, task_id: str, generation: tuple[int, int], status: TaskOut) -> None:
         """Keep what a read found, unless a notice for the task came while it was being read."""
         if not self.enabled or self.generation(task_id) != generation:
             return
-        lifetime = LIFETIME.get(status, FINAL_LIFETIME)
-        self._entries[task_id] = Cached(document, tag, status, time.monotonic() + lifetime)
+        lifetime = LIFETIME.get(status.status, FINAL_LIFETIME)
+        self._entries[task_id] = Cached(status, time.monotonic() + lifetime)
         self._entries.move_to_end(task_id)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

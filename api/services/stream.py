@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -40,6 +39,24 @@ async def reads(
             await changes.wait(changed, None if deadline is None else deadline - loop.time())
 
 
+async def current_status(db: Database, changes: TaskChanges, task_id: str) -> TaskOut:
+    """The task's status as the database has it (or the status cache's copy, while no change was
+    announced), with the answer so far as far as the worker's growth notices since its last save
+    tell."""
+    status = changes.cache.get(task_id)
+    if status is None:
+        generation = changes.cache.generation(task_id)
+        status = await run_in_threadpool(get_status, db, task_id)
+        changes.cache.put(task_id, generation, status)
+    if status.status in FINAL_STATUSES:
+        changes.live.forget(task_id)  # the answer is saved whole
+        return status
+    if status.status != TaskStatus.STARTED:
+        return status
+    text = changes.live.current(task_id, status.partial_text)
+    return status if text == status.partial_text else status.model_copy(update={"partial_text": text})
+
+
 async def follow(
     db: Database,
     changes: TaskChanges,
@@ -48,12 +65,15 @@ async def follow(
 ) -> AsyncIterator[TaskOut]:
     """Yield the task's status each time it changes, ending with its final state.
 
-    The task is read again as soon as a worker announces a change (and now and then regardless).
-    Stops early (without a final state) when `disconnected()` says the client went away.
+    The task is looked at again as soon as a worker announces a change or more text (and now and
+    then regardless). Stops early (without a final state) when `disconnected()` says the client
+    went away.
     """
     last: tuple[object, ...] | None = None
-    async with contextlib.aclosing(reads(db, changes, task_id, get_status)) as looks:
-        async for status in looks:
+    with changes.watch(task_id) as changed:
+        while True:
+            changed.clear()  # before the look: a change announced after it sets the event again
+            status = await current_status(db, changes, task_id)
             key = (status.status, status.position, status.partial_text, status.answer)
             if key != last:
                 last = key
@@ -62,6 +82,7 @@ async def follow(
                 return
             if disconnected is not None and await disconnected():
                 return
+            await changes.wait(changed)
 
 
 def _matches(if_none_match: str | None, tag: str) -> bool:
@@ -72,17 +93,11 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
 
 
 async def status_document(db: Database, changes: TaskChanges, task_id: str) -> tuple[str, str, TaskStatus]:
-    """The task's status as JSON, its ETag and status: from the cache while no change was announced,
-    else read from the database (and kept for the next reader)."""
-    cached = changes.cache.get(task_id)
-    if cached is not None:
-        return cached.document, cached.tag, cached.status
-    generation = changes.cache.generation(task_id)
-    status = await run_in_threadpool(get_status, db, task_id)
+    """The task's status as JSON, its ETag and status (`current_status`)."""
+    status = await current_status(db, changes, task_id)
     document = status.model_dump_json()
     # A strong validator: equal tags mean equal documents.
     tag = '"' + hashlib.blake2b(document.encode(), digest_size=12).hexdigest() + '"'
-    changes.cache.put(task_id, generation, document, tag, status.status)
     return document, tag, status.status
 
 

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,11 +20,13 @@ from api.services import changes
 from api.services.changes import TaskChanges
 from shared.config import GatewaySettings, ModelSettings, QueueSettings, WorkerSettings
 from shared.db import Database
-from shared.jobs import announce_change, changes_channel
+from shared.jobs import Growth, Notice, announce_change, changes_channel
+from shared.models import Task, TaskStatus
 from tests.conftest import API_KEY, RedisServer, make_client, wait_for
 from tests.fakes import FakeChatModel
 from tests.helpers import send
 from worker.reply import ReplyFailed, ReplyService
+from worker.store import Step, TaskStore
 
 
 @pytest.fixture
@@ -130,7 +133,8 @@ def test_a_served_gateway_follows_a_worker_process_by_notices(
     served_gateway: Any, fake_workers: Callable[..., Any]
 ) -> None:
     # A real worker process announcing over Redis, a real uvicorn: every change in order, few requests.
-    fake_workers(FAKE_TOKEN_DELAY="0.05", PARTIAL_INTERVAL_SECONDS="0.05")
+    # The text grows by the worker's growth notices alone: it saves only the first words.
+    fake_workers(FAKE_TOKEN_DELAY="0.05", PARTIAL_INTERVAL_SECONDS="0.05", PARTIAL_SAVE_SECONDS="3600")
     with httpx.Client(base_url=served_gateway.url, headers={"X-API-Key": API_KEY}, timeout=40) as http:
         task_id = http.post("/api/chat", json={"user_id": "lp", "text": "one two three"}).json()["task_id"]
         states, requests = _long_poll_until_final(http, task_id)
@@ -208,23 +212,96 @@ def test_the_worker_announces_claim_progress_and_end(
     model_settings: ModelSettings,
     worker_settings: WorkerSettings,
 ) -> None:
-    announced: list[str] = []
+    announced: list[Notice] = []
 
     def service(model: FakeChatModel) -> ReplyService:
         return ReplyService(db, model, model_settings, worker_settings, "w", announce=announced.append)
 
     done = send(client, "a normal question")
     service(FakeChatModel()).run(done)
-    # Claimed, first words, finished: each change is announced once it is committed.
-    assert announced == [done] * 3
+    # Claimed, first words saved, finished: each change is announced once it is committed.
+    assert [n for n in announced if isinstance(n, str)] == [done] * 3
     assert client.get(f"/api/status/{done}").json()["status"] == "finished"
 
     announced.clear()
     broken = send(client, "this one breaks", user="u2")
     with pytest.raises(ReplyFailed):
         service(FakeChatModel(fail_after=0)).run(broken)
-    assert announced == [broken] * 2  # claimed, failed
+    assert [n for n in announced if isinstance(n, str)] == [broken] * 2  # claimed, failed
     assert client.get(f"/api/status/{broken}").json()["status"] == "failed"
+
+
+def test_the_worker_sends_each_piece_of_an_answer_once_and_saves_the_whole_text_seldom(
+    client: TestClient,
+    db: Database,
+    model_settings: ModelSettings,
+    worker_settings: WorkerSettings,
+) -> None:
+    """Pieces go out every partial interval (0.05 s here) as growths; the whole text is saved in the
+    database at the first words and then only every PARTIAL_SAVE_SECONDS (an hour here)."""
+    announced: list[Notice] = []
+    seldom = worker_settings.model_copy(update={"partial_save_seconds": 3600})
+    model = FakeChatModel(token_delay=0.03, endless=True)
+    model_settings = model_settings.model_copy(update={"max_tokens": 40})
+    service = ReplyService(db, model, model_settings, seldom, "w", announce=announced.append)
+    task_id = send(client, "a long answer please")
+    service.run(task_id)
+
+    answer = client.get(f"/api/status/{task_id}").json()["answer"]
+    growths = [n for n in announced if isinstance(n, Growth)]
+    assert len(growths) >= 5, growths
+    # Each piece starts where the one before ended: nothing is sent twice, nothing is left out.
+    assert [g.at for g in growths] == [sum(len(g.text) for g in growths[:i]) for i in range(len(growths))]
+    assert answer.startswith("".join(g.text for g in growths))
+    assert {g.task_id for g in growths} == {task_id}
+    # Claimed, the first words saved, finished: the growths in between were not saves.
+    assert [n for n in announced if isinstance(n, str)] == [task_id] * 3
+
+
+def test_a_gateway_shows_the_pieces_between_saves_and_fills_a_gap_from_the_next_save(
+    client: TestClient, db: Database, queue: Queue, worker_settings: WorkerSettings
+) -> None:
+    """No worker runs: the test claims the task, saves and announces as a worker would, and long
+    polls /api/status (If-None-Match) as the bot and the web page do."""
+    store = TaskStore(db, ModelSettings(_env_file=None), "w", partial(announce_change, queue), "failed")
+    task_id = send(client, "follow me")
+    assert not isinstance(store.claim_next(task_id), Step)
+    store.publish(task_id, "Hello")
+
+    def poll(tag: str, expected: str) -> str:
+        # A long poll returns once the document differs from the client's copy.
+        def changed_to_expected() -> str | None:
+            response = client.get(
+                f"/api/status/{task_id}", params={"wait": 5}, headers={"If-None-Match": tag}
+            )
+            if response.status_code == 200 and response.json()["partial_text"] == expected:
+                return str(response.headers["ETag"])
+            return None
+
+        return str(wait_for(changed_to_expected, timeout=30))
+
+    tag = poll('"none"', "Hello")
+    wait_for(lambda: client.app_state["changes"].subscribed, timeout=10)
+    store.grow(task_id, 5, ", wor")
+    tag = poll(tag, "Hello, wor")
+    store.grow(task_id, 10, "ld")
+    tag = poll(tag, "Hello, world")
+    with db.reading() as session:  # shown, not saved
+        assert session.get(Task, task_id).partial_text == "Hello"  # type: ignore[union-attr]
+
+    # A piece that does not continue what is known (one before it was missed) is not shown...
+    store.grow(task_id, 20, "lost piece")
+    store.grow(task_id, 12, "!")  # a later piece, to know the one before it was handled
+    tag = poll(tag, "Hello, world!")
+    # ...until the next save brings the whole text, which the pieces then continue.
+    store.publish(task_id, "Hello, world! How are")
+    tag = poll(tag, "Hello, world! How are")
+    store.grow(task_id, 21, " you?")
+    poll(tag, "Hello, world! How are you?")
+    store.complete(task_id, TaskStatus.FINISHED, "Hello, world! How are you?", {})
+    final = client.get(f"/api/status/{task_id}").json()
+    assert final["status"] == "finished" and final["answer"] == "Hello, world! How are you?"
+    assert final["partial_text"] is None
 
 
 def test_the_subscription_ends_with_the_gateway_every_time(
