@@ -25,10 +25,10 @@ from api.services import RateLimited, credentials
 from api.services.pacing import Pacer
 from shared.config import GatewaySettings
 from shared.db import Database
+from shared.identity import is_telegram
 from shared.models import CredentialKind
 
 SESSION_COOKIE = "ai_assistant_session"
-TELEGRAM_PREFIX = "tg:"
 # Paths anyone may open: the page and its files, health, the schema, and trading an invite for a session.
 _PUBLIC_PATHS = frozenset({"/", "/health", "/openapi.json", "/favicon.ico"})
 _PUBLIC_PREFIXES = ("/static/",)
@@ -68,7 +68,7 @@ class Caller:
         if self.role == CallerRole.OPERATOR:
             return True
         if self.role == CallerRole.BOT and self.user_id is None:
-            return user_id.startswith(TELEGRAM_PREFIX)
+            return is_telegram(user_id)
         # A person; or the bot narrowed to the one person who pressed a button (X-Acting-For).
         return user_id == self.user_id
 
@@ -244,7 +244,7 @@ class Guard:
             # The bot may narrow itself to one Telegram user per request: then it can touch only
             # that person's tasks (a button pressed in a group under someone else's answer).
             narrowed = _header(scope, b"x-acting-for")
-            if narrowed is not None and not narrowed.startswith(TELEGRAM_PREFIX):
+            if narrowed is not None and not is_telegram(narrowed):
                 return None
             return Caller(CallerRole.BOT, narrowed)
         # A cookie may carry less than a header: what was found through one says nothing of the other.

@@ -19,6 +19,7 @@ from datetime import timedelta
 from api.services import credentials
 from shared.config import DatabaseSettings, GatewaySettings
 from shared.db import Database
+from shared.identity import web_user
 from shared.models import CredentialKind
 
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -31,7 +32,7 @@ OWNER_LINK_HOURS = 1
 def user_for(name: str) -> str:
     if not NAME.fullmatch(name):
         raise ValueError("NAME: 1-64 letters, digits or _ . @ - (e.g. NAME=alice)")
-    return f"web:{name}"
+    return web_user(name)
 
 
 def invite_link(db: Database, name: str, base_url: str, hours: int) -> str:

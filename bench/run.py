@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, idle, models, neighbours, structured
+from bench import concurrency, idle, models, neighbours, speculative, structured
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -294,6 +294,7 @@ def report(figures: list[Figure], out: Path, runs: int) -> None:
     ]
     # The sizes people run are measured in the same run (or alone, `--only models`): their own file.
     lines += ["The model sizes people run: [models-results.md](models-results.md).", ""]
+    lines += ["Whether drafting pays at 1.5B: [speculative-results.md](speculative-results.md).", ""]
     deployment = ROOT / "bench" / "deploy-results.md"
     if deployment.is_file():  # written by `make deploy-check`, which needs root and Docker
         lines += [deployment.read_text()]
@@ -355,6 +356,8 @@ def main() -> None:
         figures += neighbours.thread_counts(workdir / "threads", runs)
         # The default model's cost of a grammar; the quick run's smoke test takes the fast one.
         figures.append(structured.figure(runs, MODEL if args.quick else None))
+    if tools is not None:  # llama-server alone, at 1.5B (ten minutes): not in the quick run
+        speculative.report(speculative.figures(tools), args.out.with_name("speculative-results.md"))
     report(figures, args.out, runs)
     print(args.out.read_text())
 

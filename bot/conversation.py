@@ -17,13 +17,14 @@ from bot.delivery import Deliverer, Target, retry_keyboard
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import t
 from shared.enums import FINAL_STATUSES
+from shared.identity import telegram_user
 from shared.schemas import ChatAccepted, ErrorCode, QuotaPeriodName
 
 log = logging.getLogger(__name__)
 
 
 def user_key(user_id: int) -> str:
-    return f"tg:{user_id}"
+    return telegram_user(user_id)
 
 
 def when(moment: datetime) -> str:
@@ -141,8 +142,9 @@ class Conversations:
         if replayed:
             # Telegram sent this update again (e.g. after a restart): finish the earlier task, once.
             status = await self.gateway.status(task_id)
-            if not status.delivered and status.client_meta:
-                self.deliverer.follow(task_id, Target.from_meta(status.client_meta))
+            earlier = Target.from_meta(status.client_meta or {})
+            if not status.delivered and earlier is not None:
+                self.deliverer.follow(task_id, earlier)
             return
         log.info("chat=%s user=%s task=%s queued at %s", target.chat, user_id, task_id, accepted.position)
         self.deliverer.follow(task_id, target)

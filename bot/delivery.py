@@ -27,6 +27,7 @@ from aiogram.types import (
     MessageEntity,
     ReplyParameters,
 )
+from pydantic import ValidationError
 
 from bot.buttons import NewConversation, Regenerate
 from bot.formatting import LIMIT, format_guarded, utf16_len
@@ -34,7 +35,8 @@ from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import duration, failure, t
 from shared.config import BotSettings
 from shared.enums import FINAL_STATUSES, TaskStatus
-from shared.schemas import TaskOut
+from shared.identity import Face
+from shared.schemas import DeliveryNote, TaskOut
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,9 @@ class Target:
         return place_of(self.chat, self.thread)
 
     def meta(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        """The task's client notes that bring a restarted bot back here (the whole note each time:
+        the gateway merges it into what it has)."""
+        return DeliveryNote(**asdict(self)).model_dump(exclude_none=True)
 
     def reply(self) -> ReplyParameters | None:
         """Answer as a reply to the user's message, or plainly if that message is gone."""
@@ -85,16 +89,13 @@ class Target:
         return ReplyParameters(message_id=self.reply_to, allow_sending_without_reply=True)
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> Target:
-        return cls(
-            chat=int(meta["chat"]),
-            lang=str(meta.get("lang", "en")),
-            private=bool(meta.get("private", False)),
-            reply_to=meta.get("reply_to"),
-            placeholder=meta.get("placeholder"),
-            thread=meta.get("thread"),
-            transcript=meta.get("transcript"),
-        )
+    def from_meta(cls, meta: dict[str, Any]) -> Target | None:
+        """Where the notes say to deliver; None for notes that are not the bot's (or are broken)."""
+        try:
+            note = DeliveryNote.model_validate(meta)
+        except ValidationError:
+            return None
+        return cls(**note.model_dump())
 
 
 def place_of(chat: int, thread: int | None) -> str:
@@ -196,11 +197,10 @@ class Deliverer:
 
     async def resume(self) -> int:
         """Deliver what finished (or is still running) while this bot was away."""
-        owed = await self.gateway.undelivered("tg:")
+        owed = await self.gateway.undelivered(Face.TELEGRAM.prefix)
         for status in owed:
-            meta = status.client_meta or {}
-            if "chat" in meta:
-                target = Target.from_meta(meta)
+            target = Target.from_meta(status.client_meta or {})
+            if target is not None:
                 if target.transcript is not None:
                     self.transcript_shown(target.chat, target.transcript, status.task_id)
                 self.follow(status.task_id, target)
@@ -310,7 +310,7 @@ class _Follower:
         self.target.transcript = sent.message_id
         self.d.transcript_shown(self.target.chat, sent.message_id, self.task_id)
         with contextlib.suppress(GatewayUnavailable, GatewayRejected):
-            await self.d.gateway.note(self.task_id, client_meta={"transcript": sent.message_id})
+            await self.d.gateway.note(self.task_id, client_meta=self.target.meta())
 
     async def _progress(self, status: TaskOut) -> None:
         await self._show_transcript(status)
@@ -356,7 +356,7 @@ class _Follower:
             )
             self.target.placeholder = message.message_id
             with contextlib.suppress(GatewayUnavailable, GatewayRejected):
-                await self.d.gateway.note(self.task_id, client_meta={"placeholder": message.message_id})
+                await self.d.gateway.note(self.task_id, client_meta=self.target.meta())
             return
         try:
             await self.bot.edit_message_text(

@@ -52,7 +52,8 @@ class ErrorOut(BaseModel):
 
 
 ClientMetaValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool | None
-ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=20)]
+MAX_CLIENT_META_KEYS = 20
+ClientMeta = Annotated[dict[str, ClientMetaValue], Field(max_length=MAX_CLIENT_META_KEYS)]
 
 
 def without_nul(value: str) -> str:
@@ -136,6 +137,22 @@ class SpeechLanguage(BaseModel):
     language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")] | None = Field(
         None, description="ISO 639-1 code of the language the person speaks in voice notes; null: detect."
     )
+
+
+class DeliveryNote(BaseModel):
+    """Where the bot delivers a task's answer: the bot's client notes (`client_meta`), kept with the
+    task so that a restarted bot can still deliver it. The gateway keeps any client's notes as given;
+    this is the shape the bot writes and reads back, in one place for both."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    chat: int
+    lang: str = "en"
+    private: bool = False
+    reply_to: int | None = None
+    placeholder: int | None = None  # the message the answer is written into as it grows
+    thread: int | None = None  # the forum topic asked in, where answers go too
+    transcript: int | None = None  # the message showing a voice note's words, once sent
 
 
 class TaskUpdate(BaseModel):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import enum
 import logging
 import threading
 import time
@@ -60,6 +61,15 @@ class EngineStats:
     grammar_seconds: float = 0.0  # spent picking them (the rest of the batch waits meanwhile)
 
 
+class Phase(enum.Enum):
+    """Where an answer stands in the engine's loop (which alone moves it on)."""
+
+    WAITING = "in the inbox, no sequence yet"
+    READING = "its prompt is being computed, a chunk per step"
+    WRITING = "a token per step: `next_token` is computed at the next one"
+    ENDED = "finished, failed or let go; its sequence is released"
+
+
 @dataclass(eq=False)
 class _Request:
     key: str | None
@@ -71,12 +81,12 @@ class _Request:
     pieces: deque[str] = field(default_factory=deque)
     ready: threading.Event = field(default_factory=threading.Event)
     handed_at: float = float("-inf")
-    ended: bool = False
+    phase: Phase = Phase.WAITING
     error: BaseException | None = None
     slot: Slot | None = None
     fed: int = 0  # prompt tokens in the sequence
     chunk: int = 0  # prompt tokens in the current step's batch
-    pending: int = -1  # the sampled token that the next step computes
+    next_token: int = 0  # while WRITING: the sampled token that the next step computes
     produced: int = 0
     sampler: Any = None  # llama.cpp's chain; None for greedy answers, chosen in `_greedy`
     constrained: Constrained | None = None  # the answer's grammar (structured output)
@@ -90,6 +100,8 @@ class _Request:
     opening_tokens: list[int] = field(default_factory=list)
     opening_text: str = ""
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=_PENALTY_LAST_N))
+    # Set by the caller's thread when it stops reading (a flag, not a Phase: only the loop moves
+    # the phase on, and it ends an abandoned answer at its next pass).
     abandoned: bool = False
     text: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
@@ -169,7 +181,7 @@ class BatchEngine:
                 if not request.ready.wait(_WAIT_SLICE_SECONDS):
                     continue
                 request.ready.clear()
-                ended = request.ended  # read before draining: nothing is added after the end
+                ended = request.phase is Phase.ENDED  # read before draining: nothing comes after
                 text = "".join(request.pieces.popleft() for _ in range(len(request.pieces)))
                 if text:
                     yield text
@@ -275,22 +287,23 @@ class BatchEngine:
             request.recent.extend(request.prompt[-_PENALTY_LAST_N:])
         else:
             request.sampler = self._sampler(request.sampling, request.prompt)
+        request.phase = Phase.READING
         self._active.append(request)
         log.debug("seq=%d admitted: %d prompt tokens, %d reused", slot.index, len(request.prompt), keep)
 
     def _step(self) -> None:
         batch, n = self.batch, 0
         sample_at: list[tuple[_Request, int]] = []
-        decoding = [r for r in self._active if r.pending >= 0]
+        decoding = [r for r in self._active if r.phase is Phase.WRITING]
         for request in decoding:
             assert request.slot is not None
-            self._put(n, request.pending, len(request.slot.tokens), request.slot.index, True)
+            self._put(n, request.next_token, len(request.slot.tokens), request.slot.index, True)
             sample_at.append((request, n))
             n += 1
         room = self.shape.n_batch - n
         if decoding:
             room = min(room, _PREFILL_CHUNK_BESIDE_OTHERS)
-        reading = [r for r in self._active if r.pending < 0]
+        reading = [r for r in self._active if r.phase is Phase.READING]
         for request in reading:
             assert request.slot is not None
             left = len(request.prompt) - request.fed
@@ -316,7 +329,7 @@ class BatchEngine:
         self.stats.widest_step = max(self.stats.widest_step, len(decoding))
         for request in decoding:
             assert request.slot is not None
-            request.slot.tokens.append(request.pending)
+            request.slot.tokens.append(request.next_token)
         for request in reading:
             assert request.slot is not None
             request.slot.tokens.extend(request.prompt[request.fed : request.fed + request.chunk])
@@ -418,7 +431,7 @@ class BatchEngine:
             return True
         log.error("llama_decode failed (%d) for a batch of %d tokens", result, self.batch.n_tokens)
         for request in [*self._active]:
-            if request.pending >= 0 or request.chunk:
+            if request.phase is Phase.WRITING or request.chunk:
                 assert request.slot is not None
                 self.slots.forget(request.slot)
                 self._end(request, GenerationError(f"the model could not compute the answer ({result})"))
@@ -440,7 +453,7 @@ class BatchEngine:
         if request.should_stop() or request.produced >= request.max_tokens:
             self._end(request, None)
             return
-        request.pending = token
+        request.phase, request.next_token = Phase.WRITING, token
 
     def _greedy(self, request: _Request, index: int) -> int:
         """The most likely token after llama.cpp's repeat penalty, read in place from the context's
@@ -462,7 +475,7 @@ class BatchEngine:
             if tail:
                 request.pieces.append(tail)
         request.error = error
-        request.ended = True
+        request.phase = Phase.ENDED
         request.ready.set()
         if request.sampler is not None:
             C.llama_sampler_free(request.sampler)

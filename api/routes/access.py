@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import TELEGRAM_PREFIX, CallerRole, ServedUserDep, ServiceDep, guard_of
+from api.auth import CallerRole, ServedUserDep, ServiceDep, guard_of
 from api.deps import DbDep
 from api.services import access
+from shared.identity import Face
 from shared.models import AccessStatus
 from shared.schemas import AccessDecision, AccessOut, AccessRequest
 
@@ -46,5 +47,5 @@ def list_access(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AccessOut]:
     """People who asked, and the decisions taken, newest first."""
-    prefix = TELEGRAM_PREFIX if caller.role == CallerRole.BOT else ""
+    prefix = Face.TELEGRAM.prefix if caller.role == CallerRole.BOT else ""
     return access.listing(db, status, prefix, limit)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from api.auth import TELEGRAM_PREFIX, CallerDep, CallerRole, ServiceDep, guard_of
+from api.auth import CallerDep, CallerRole, ServiceDep, guard_of
 from api.deps import (
     ChangesDep,
     DbDep,
@@ -21,6 +21,7 @@ from api.deps import (
 from api.services import TextTooLong, stream, tasks
 from api.services.status import queue_position
 from shared.db import Database
+from shared.identity import is_telegram
 from shared.jobs import announce_change
 from shared.models import Task
 from shared.schemas import ChatAccepted, ChatRequest, RegenerateRequest, TaskOut, TaskUpdate
@@ -187,6 +188,6 @@ def list_undelivered(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[TaskOut]:
     """Tasks carrying client notes whose answer is not marked delivered: what a restarted client owes."""
-    if caller.role == CallerRole.BOT and not user_prefix.startswith(TELEGRAM_PREFIX):
+    if caller.role == CallerRole.BOT and not is_telegram(user_prefix):
         raise HTTPException(status_code=403, detail="user_prefix: the bot sees tg: users only")
     return tasks.undelivered(db, user_prefix, limit)

@@ -11,9 +11,10 @@ from datetime import timedelta
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import SESSION_COOKIE, TELEGRAM_PREFIX, CallerDep, CallerRole, guard_of
+from api.auth import SESSION_COOKIE, CallerDep, CallerRole, guard_of
 from api.deps import DbDep, GatewaySettingsDep
 from api.services import credentials
+from shared.identity import telegram_id
 from shared.schemas import Me, SessionRequest
 
 router = APIRouter(prefix="/api", tags=["session"])
@@ -69,5 +70,5 @@ async def sign_out(caller: CallerDep, request: Request, db: DbDep) -> Response:
 
 def _me(role: CallerRole, user_id: str | None) -> Me:
     # A Telegram user's private chat has their own id: the page continues that conversation.
-    chat = user_id.removeprefix(TELEGRAM_PREFIX) if user_id and user_id.startswith(TELEGRAM_PREFIX) else None
+    chat = telegram_id(user_id) if user_id else None
     return Me(role=role, user_id=user_id, chat_id=chat)

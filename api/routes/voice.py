@@ -27,6 +27,7 @@ from api.routes.chat import submitted
 from api.services import tasks, voice
 from api.services.voice_notes import Upload, VoiceRefused, check_upload
 from shared.enums import FinishReason
+from shared.identity import openai_user
 from shared.schemas import VOICE_PLACEHOLDER, ChatAccepted, ChatRequest
 
 router = APIRouter(tags=["voice"])
@@ -135,7 +136,7 @@ async def transcriptions(
         audio = await _read(file, settings)
     except VoiceRefused as exc:
         raise OpenAIError(exc.status, str(exc), "invalid_request_error", exc.code) from None
-    user_id = caller.user_id if caller.role == CallerRole.PERSON else "openai:default"
+    user_id = caller.user_id if caller.role == CallerRole.PERSON else openai_user(None)
     assert user_id is not None
     note_id = await run_in_threadpool(
         voice.submit_transcription,

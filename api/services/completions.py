@@ -31,6 +31,7 @@ from api.services.tasks import (
 )
 from api.services.users import OPENAI_CHAT, get_or_create_user
 from shared.db import Database
+from shared.identity import openai_user
 from shared.models import Conversation, FinishReason, TaskStatus, utcnow
 from shared.schemas import TaskOut
 from shared.titles import title_from
@@ -63,7 +64,7 @@ class Bounds:
 
 def operator_user(request: ChatCompletionRequest) -> str:
     """With the operator's key, `user` names the conversation's owner (admin use of /v1)."""
-    return f"openai:{request.user or 'default'}"
+    return openai_user(request.user)
 
 
 def submit(

@@ -44,7 +44,7 @@ from shared.models import (
     task_table,
     utcnow,
 )
-from shared.schemas import ChatRequest, TaskOut, TaskUpdate
+from shared.schemas import MAX_CLIENT_META_KEYS, ChatRequest, TaskOut, TaskUpdate
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +407,8 @@ def update(db: Database, task_id: str, change: TaskUpdate) -> TaskOut:
         if change.client_meta is not None:
             merged = json.loads(task.client_meta) if task.client_meta else {}
             merged.update(change.client_meta)
+            if len(merged) > MAX_CLIENT_META_KEYS:  # each change is bounded; so is what they add up to
+                raise Conflict(f"client_meta: a task keeps at most {MAX_CLIENT_META_KEYS} notes")
             task.client_meta = json.dumps(merged)
         if change.delivered and task.delivered_at is None:
             task.delivered_at = utcnow()

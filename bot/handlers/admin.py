@@ -18,6 +18,7 @@ from bot.gateway import GatewayClient, GatewayRejected
 from bot.texts import t
 from shared.config import BotSettings
 from shared.enums import AccessStatus
+from shared.identity import telegram_id
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ async def users(message: Message, lang: str, gateway: GatewayClient, access_gate
             "users_line",
             mark=_MARKS.get(p.access, "?") if p.access else "?",
             name=p.display_name or "—",
-            id=p.user_id.removeprefix("tg:"),
+            id=telegram_id(p.user_id) or p.user_id,
         )
         for p in people[:50]
     ]

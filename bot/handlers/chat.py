@@ -10,6 +10,7 @@ from aiogram.types import Message
 from bot.conversation import Conversations
 from bot.delivery import Deliverer, Target
 from bot.texts import t
+from shared.identity import telegram_message_key
 
 PRIVATE = F.chat.type == ChatType.PRIVATE
 
@@ -54,7 +55,8 @@ async def on_text(
         # A reply to the words heard in a voice note: they are put right and answered anew.
         await conversations.correct(message.from_user.id, corrected, text, target)
         return
-    await conversations.ask(message.from_user.id, text, f"tg:{message.chat.id}:{message.message_id}", target)
+    key = telegram_message_key(message.chat.id, message.message_id)
+    await conversations.ask(message.from_user.id, text, key, target)
 
 
 async def on_other(message: Message, lang: str) -> None:

@@ -16,6 +16,7 @@ from bot.delivery import Target
 from bot.gateway import GatewayClient
 from bot.handlers.chat import addressed_to_bot
 from bot.texts import t
+from shared.identity import telegram_message_key
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ async def on_voice(message: Message, bot: Bot, lang: str, conversations: Convers
         return
     assert downloaded is not None
     audio = downloaded.read()
-    key = f"tg:{message.chat.id}:{message.message_id}"
+    key = telegram_message_key(message.chat.id, message.message_id)
     await conversations.ask_voice(message.from_user.id, audio, media.duration, key, Target.of(message, lang))
 
 

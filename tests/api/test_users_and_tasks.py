@@ -104,6 +104,11 @@ def test_client_notes_and_delivery(client: TestClient, run_jobs: Callable[[], No
     assert client.get("/api/tasks/undelivered", params={"user_prefix": "tg:"}).json() == []
     too_big = client.post("/api/chat", json={"user_id": "u", "text": "x", "client_meta": {"a": "b" * 300}})
     assert too_big.status_code == 422
+    # Each change may bring up to 20 notes; what they add up to is bounded too, and nothing is kept.
+    many = {f"k{n}": n for n in range(17)}
+    refused = client.patch(f"/api/tasks/{first}", json={"client_meta": many})
+    assert refused.status_code == 409 and "at most 20" in refused.json()["detail"]
+    assert client.get(f"/api/status/{first}").json()["client_meta"] == {**meta, "placeholder": 99}
 
 
 def test_latest_task_and_stats(client: TestClient, run_jobs: Callable[[], None]) -> None:

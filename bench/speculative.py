@@ -1,0 +1,158 @@
+"""Whether drafting pays on two cores, measured where it is cheapest: in llama.cpp's own server.
+
+One person, greedy, the 1.5B model answering plain Russian and English questions, with and without
+drafts, on the same file, threads and requests, back to back per question (paired ratios):
+- the 0.5B model as the draft (the two Qwen2.5-Coder files share one tokenizer);
+- drafts looked up in the conversation itself (n-grams of the prompt and the answer so far).
+
+llama-server's C++ loop is the upper bound of what drafting could give our worker, whose every
+batch step is a call from Python: if it does not pay there, it is not built here (the rule: on by
+default only at 1.2 times the single-person decode with the same greedy answers).
+
+`python -m bench.speculative` (and a full `make bench`) writes bench/speculative-results.md.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import median
+
+import httpx
+
+from bench.harness import THREADS, Figure, table_rows, wait_ready
+from shared.config import ModelSettings
+from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
+from stack.lifeline import bound_popen
+from stack.redis_server import free_port
+
+MODELS = Path(__file__).resolve().parent.parent / "data" / "models"
+ANSWER_TOKENS = 128
+QUESTIONS = [
+    "Объясни в трёх предложениях, почему небо голубое.",
+    "Напиши функцию на Python, которая проверяет, является ли строка палиндромом.",
+    "Какие три совета ты дашь человеку, который начинает учить английский?",
+    "Explain in three sentences why the sky is blue.",
+    "Write a Python function that checks whether a string is a palindrome.",
+    "List three tips for someone starting to learn Russian.",
+]
+# How each way of drafting is asked of llama-server (besides the target model and threads).
+WAYS = {
+    "none": [],
+    **{
+        f"{SMALL_DEFAULT} as the draft, up to {n} tokens": [
+            "--spec-type", "draft-simple", "-md", str(MODELS / PRESETS[SMALL_DEFAULT].file),
+            "-td", THREADS, "--spec-draft-n-max", str(n),
+        ]
+        for n in (4, 8)
+    },
+    "n-grams of the conversation": ["--spec-type", "ngram-simple"],
+}  # fmt: skip
+
+
+def _serve(tools: Path, target: Path, extra: Sequence[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = bound_popen(
+        [str(tools / "llama-server"), "-m", str(target), "-t", THREADS, "-np", "1", "-c", "4096",
+         "--host", "127.0.0.1", "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 300)
+    return process, url
+
+
+def _answer(url: str, question: str) -> tuple[float, str, dict[str, float]]:
+    """(tokens per second of the answer's decoding, its text, llama-server's timings)."""
+    body = {
+        "messages": [
+            {"role": "system", "content": ModelSettings(_env_file=None).system_prompt},
+            {"role": "user", "content": question},
+        ],
+        "max_tokens": ANSWER_TOKENS,
+        "temperature": 0,
+        "repeat_penalty": 1.1,  # our worker's default
+        "repeat_last_n": 64,
+        "cache_prompt": False,
+    }
+    started = time.perf_counter()
+    reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600).json()
+    wall = time.perf_counter() - started
+    timings = reply["timings"]
+    tokens = reply["usage"]["completion_tokens"]
+    # Wall time less the prompt's reading: drafting's own cost is inside, wherever it is counted.
+    decoding = wall - timings["prompt_ms"] / 1000
+    return tokens / decoding, reply["choices"][0]["message"]["content"], timings
+
+
+def measure(tools: Path, runs: int = 1) -> dict[str, list[tuple[float, str, dict[str, float]]]]:
+    target = MODELS / PRESETS[LARGE_DEFAULT].file
+    results: dict[str, list[tuple[float, str, dict[str, float]]]] = {}
+    for way, extra in WAYS.items():
+        process, url = _serve(tools, target, extra)
+        try:
+            _answer(url, "warm up")
+            results[way] = [_answer(url, q) for _ in range(runs) for q in QUESTIONS]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return results
+
+
+def figures(tools: Path, runs: int = 1) -> list[Figure]:
+    results = measure(tools, runs)
+    plain = results.pop("none")
+    out = []
+    for way, drafted in results.items():
+        same = sum(a[1] == b[1] for a, b in zip(drafted, plain, strict=True))
+        drafts = sum(t.get("draft_n", 0) for _, _, t in drafted)
+        accepted = sum(t.get("draft_n_accepted", 0) for _, _, t in drafted)
+        figure = Figure(
+            f"Speculative decoding, {LARGE_DEFAULT}, {way} (llama-server, one person, vs no drafts)",
+            [s for s, _, _ in drafted],
+            [s for s, _, _ in plain],
+            "tokens/s",
+            "≥ 1.2 with the same answers, to be built on by default",
+            "drafted ÷ plain, median of paired answers",
+            paired=True,
+        )
+        figure.passed = figure.ratio >= 1.2 and same == len(plain)
+        figure.extra["same answers"] = f"{same} of {len(plain)}"
+        if drafts:
+            figure.extra["drafted tokens accepted"] = f"{accepted} of {drafts} ({accepted / drafts:.0%})"
+        figure.extra["plain decode"] = f"{median(s for s, _, _ in plain):.1f} tokens/s"
+        out.append(figure)
+    return out
+
+
+def report(found: list[Figure], out: Path) -> None:
+    """The section bench/results.md links to."""
+    lines = [
+        "## Speculative decoding (`python -m bench.speculative`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
+        f"{THREADS} threads, llama-server alone with {LARGE_DEFAULT}, one person, {len(QUESTIONS)} "
+        f"questions (Russian and English), greedy with the worker's repeat penalty, {ANSWER_TOKENS} new "
+        "tokens at most. Ratios: median of each question's drafted ÷ plain decode speed.",
+        "",
+        "| figure | ours | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+        *table_rows(found),
+    ]
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    from bench.native import ensure_tools
+
+    out = Path(__file__).with_name("speculative-results.md")
+    report(figures(ensure_tools()), out)
+    print(out.read_text())
+
+
+if __name__ == "__main__":
+    main()
