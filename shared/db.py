@@ -82,6 +82,11 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._disposed = False
+        # A connection still checked out when the engine is disposed (a read in another thread) goes
+        # back to the pool it came from, which nobody uses again: closed there, not left open until
+        # the garbage collector finds it (PostgreSQL would keep its session meanwhile).
+        event.listen(engine, "checkin", self._close_if_disposed)
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
 
@@ -102,4 +107,9 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        self._disposed = True
         self.engine.dispose()
+
+    def _close_if_disposed(self, dbapi_connection: Any, _record: Any) -> None:
+        if self._disposed and dbapi_connection is not None:
+            dbapi_connection.close()

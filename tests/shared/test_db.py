@@ -125,3 +125,18 @@ def test_upgrading_keeps_every_conversation_message_and_task(tmp_path: Path) -> 
         assert [e.answer for e in users.history(database, "u", None, 100)] == ["hello"]
     finally:
         database.dispose()
+
+
+def test_a_connection_still_in_use_when_the_database_is_disposed_is_closed_once_returned(
+    db_url: str,
+) -> None:
+    """A read in another thread may outlive the engine's dispose (a request at shutdown): its
+    connection must be closed when it comes back, not left open until garbage collection."""
+    database = Database.from_settings(DatabaseSettings(_env_file=None, database_url=db_url))
+    with database.reading() as session:
+        assert session.execute(text("SELECT 1")).scalar() == 1
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        database.dispose()
+    with pytest.raises(Exception, match=r"(?i)closed"):
+        raw.cursor().execute("SELECT 1")
