@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -155,20 +155,30 @@ def _server_turn(http: httpx.Client, url: str, messages: list[dict[str, str]]) -
 
 
 class LlamaServer:
-    def __init__(self, tools: Path) -> None:
+    """llama.cpp's own server on loopback: by default as our worker runs (PARALLEL slots of N_CTX)."""
+
+    def __init__(
+        self,
+        tools: Path,
+        model: Path = MODEL,
+        slots: int = PARALLEL,
+        context: int = N_CTX * PARALLEL,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.port = free_port()
         self.process = bound_popen(
             [
-                str(tools / "llama-server"), "-m", str(MODEL), "-t", THREADS, "-np", str(PARALLEL),
-                "-c", str(N_CTX * PARALLEL), "--host", "127.0.0.1", "--port", str(self.port),
+                str(tools / "llama-server"), "-m", str(model), "-t", THREADS, "-np", str(slots),
+                "-c", str(context), "--host", "127.0.0.1", "--port", str(self.port),
                 # Enough HTTP threads for every person at once (the default follows the cores).
-                "--threads-http", "16",
+                "--threads-http", "16", *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_ready(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, 120)
+        # A second model (a draft) takes longer to load.
+        wait_ready(lambda: httpx.get(f"{self.url}/health", timeout=2).status_code == 200, 300)
 
     def stop(self) -> None:
         self.process.terminate()

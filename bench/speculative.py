@@ -15,18 +15,15 @@ default only at 1.2 times the single-person decode with the same greedy answers)
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
-from bench.harness import THREADS, Figure, table_rows, wait_ready
+from bench.concurrency import LlamaServer
+from bench.harness import THREADS, Figure, table_rows
 from shared.config import ModelSettings
 from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
-from stack.lifeline import bound_popen
-from stack.redis_server import free_port
 
 MODELS = Path(__file__).resolve().parent.parent / "data" / "models"
 ANSWER_TOKENS = 128
@@ -49,19 +46,6 @@ WAYS = {
     },
     "n-grams of the conversation": ["--spec-type", "ngram-simple"],
 }  # fmt: skip
-
-
-def _serve(tools: Path, target: Path, extra: Sequence[str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = bound_popen(
-        [str(tools / "llama-server"), "-m", str(target), "-t", THREADS, "-np", "1", "-c", "4096",
-         "--host", "127.0.0.1", "--port", str(port), *extra],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 300)
-    return process, url
 
 
 # (tokens per second of the answer's decoding, its text, llama-server's timings)
@@ -97,18 +81,17 @@ def measure(tools: Path, runs: int = 1) -> dict[str, list[tuple[Answer, Answer]]
     target = MODELS / PRESETS[LARGE_DEFAULT].file
     results: dict[str, list[tuple[Answer, Answer]]] = {}
     for way, extra in WAYS.items():
-        plain, plain_url = _serve(tools, target, [])
-        drafted, drafted_url = _serve(tools, target, extra)
+        plain = LlamaServer(tools, target, slots=1, context=4096)
+        drafted = LlamaServer(tools, target, slots=1, context=4096, extra=extra)
         try:
-            _answer(plain_url, "warm up")
-            _answer(drafted_url, "warm up")
+            _answer(plain.url, "warm up")
+            _answer(drafted.url, "warm up")
             results[way] = [
-                (_answer(plain_url, q), _answer(drafted_url, q)) for _ in range(runs) for q in QUESTIONS
+                (_answer(plain.url, q), _answer(drafted.url, q)) for _ in range(runs) for q in QUESTIONS
             ]
         finally:
-            for process in (plain, drafted):
-                process.terminate()
-                process.wait(timeout=30)
+            plain.stop()
+            drafted.stop()
     return results
 
 

@@ -24,12 +24,12 @@ from aiogram.types import (
 )
 
 from bot.buttons import AccessDecision, Verdict
-from bot.conversation import user_key
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.middlewares import Handler
 from bot.texts import language_of, t
 from shared.config import BotSettings
 from shared.enums import AccessStatus
+from shared.identity import telegram_user
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class AccessGate(BaseMiddleware):
         known = self._known.get(user.id)
         if known is not None and known[1] > self.clock():
             return known[0], False
-        answer = await self.gateway.request_access(user_key(user.id), display_name(user))
+        answer = await self.gateway.request_access(telegram_user(user.id), display_name(user))
         # Filing a request always leaves the person with a status; none would be the gateway's bug.
         status = answer.access or AccessStatus.REQUESTED
         self._known[user.id] = (status, self.clock() + REMEMBER_SECONDS)

@@ -23,10 +23,6 @@ from shared.schemas import ChatAccepted, ErrorCode, QuotaPeriodName
 log = logging.getLogger(__name__)
 
 
-def user_key(user_id: int) -> str:
-    return telegram_user(user_id)
-
-
 def when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
@@ -72,21 +68,22 @@ class Conversations:
 
     async def ask(self, user_id: int, text: str, key: str, target: Target) -> None:
         """Queue `text` for an answer in `target`; the same `key` twice is one task, one answer."""
-        send = self.gateway.chat(user_key(user_id), text, target.place, key, client_meta=target.meta())
+        send = self.gateway.chat(telegram_user(user_id), text, target.place, key, client_meta=target.meta())
         await self._submit(user_id, send, target, Pending(user_id, text, key, target))
 
     async def ask_voice(
         self, user_id: int, audio: bytes, duration: int | None, key: str, target: Target
     ) -> None:
         """Queue a voice note: a worker hears it, the words are shown, then answered as if typed."""
-        send = self.gateway.chat_voice(user_key(user_id), audio, duration, target.place, key, target.meta())
+        person = telegram_user(user_id)
+        send = self.gateway.chat_voice(person, audio, duration, target.place, key, target.meta())
         # No "try again" button keeps the audio in memory: the person sends the note again.
         await self._submit(user_id, send, target, None)
 
     async def correct(self, user_id: int, task_id: str, text: str, target: Target) -> None:
         """A voice note's words put right: its answer (if still being written) is stopped, and the
         corrected words are answered instead, in its place in the conversation's history."""
-        acting = user_key(user_id)
+        acting = telegram_user(user_id)
         try:
             status = await self.gateway.cancel(task_id, acting_for=acting)
             tag: str | None = None

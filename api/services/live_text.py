@@ -41,7 +41,7 @@ class LiveTexts:
         """The answer so far: the saved text, or what the pieces since added to it."""
         known = self._texts.get(task_id)
         if known is not None and known.startswith(saved or ""):
-            return known or None
+            return known
         if saved:
             self._keep(task_id, saved)  # pieces from here on continue the saved text
         return saved

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -20,22 +22,21 @@ T = TypeVar("T")
 
 
 async def reads(
-    db: Database,
     changes: TaskChanges,
     item_id: str,
-    read: Callable[[Database, str], T],
+    look: Callable[[], Awaitable[T]],
     deadline: float | None = None,
 ) -> AsyncGenerator[T]:
-    """`read(db, item_id)` now, then again after each change notice for it (or each look of its own):
-    a task's status (`get_status`), or anything else announced under its id (a voice note).
+    """`look()` now, then again after each change notice for `item_id` (or each look of its own):
+    a task's status (`current_status`), or anything else announced under its id (a voice note).
 
-    The waits between reads end by `deadline` (event-loop time), if one is given.
+    The waits between looks end by `deadline` (event-loop time), if one is given.
     """
     loop = asyncio.get_running_loop()
     with changes.watch(item_id) as changed:
         while True:
-            changed.clear()  # before the read: a change committed after it sets the event again
-            yield await run_in_threadpool(read, db, item_id)
+            changed.clear()  # before the look: a change announced after it sets the event again
+            yield await look()
             await changes.wait(changed, None if deadline is None else deadline - loop.time())
 
 
@@ -70,10 +71,9 @@ async def follow(
     went away.
     """
     last: tuple[object, ...] | None = None
-    with changes.watch(task_id) as changed:
-        while True:
-            changed.clear()  # before the look: a change announced after it sets the event again
-            status = await current_status(db, changes, task_id)
+    look = partial(current_status, db, changes, task_id)
+    async with contextlib.aclosing(reads(changes, task_id, look)) as looks:
+        async for status in looks:
             key = (status.status, status.position, status.partial_text, status.answer)
             if key != last:
                 last = key
@@ -82,7 +82,6 @@ async def follow(
                 return
             if disconnected is not None and await disconnected():
                 return
-            await changes.wait(changed)
 
 
 def _matches(if_none_match: str | None, tag: str) -> bool:

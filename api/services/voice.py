@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from rq import Queue
 from sqlalchemy import delete, select, update
@@ -86,7 +87,8 @@ async def wait_for(db: Database, changes: TaskChanges, note_id: str, timeout: fl
     """The note once transcribed or failed; one still waiting after `timeout` is failed here."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with contextlib.aclosing(reads(db, changes, note_id, outcome, deadline)) as looks:
+    look = partial(run_in_threadpool, outcome, db, note_id)
+    async with contextlib.aclosing(reads(changes, note_id, look, deadline)) as looks:
         async for result in looks:
             if result.status in FINAL_STATUSES:
                 return result

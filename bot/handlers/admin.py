@@ -13,12 +13,11 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.access import AccessGate, refused_unless_admin
 from bot.buttons import AccessDecision, Verdict
-from bot.conversation import user_key
 from bot.gateway import GatewayClient, GatewayRejected
 from bot.texts import t
 from shared.config import BotSettings
 from shared.enums import AccessStatus
-from shared.identity import telegram_id
+from shared.identity import telegram_id, telegram_user
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ async def _decide(
     bot: Bot, gateway: GatewayClient, gate: AccessGate, user_id: int, access: AccessStatus, admin: int
 ) -> str:
     """Record the decision, tell an allowed person, and return their name for the admin's reply."""
-    result = await gateway.set_access(user_key(user_id), access)
+    result = await gateway.set_access(telegram_user(user_id), access)
     gate.forget(user_id)
     log.info("admin=%s set user=%s access to %s", admin, user_id, access)
     if access == AccessStatus.ALLOWED:
@@ -104,7 +103,7 @@ async def quota(
         await message.answer(t(lang, "quota_usage"))
         return
     try:
-        await gateway.set_quota(user_key(int(parts[0])), per_day, per_month)
+        await gateway.set_quota(telegram_user(int(parts[0])), per_day, per_month)
     except GatewayRejected:  # a number past what a quota may be
         await message.answer(t(lang, "quota_usage"))
         return
@@ -147,7 +146,7 @@ async def sign_out(
     assert message.from_user is not None
     raw = (command.args or "").strip()
     if not raw:
-        count = await gateway.sign_out_everywhere(user_key(message.from_user.id))
+        count = await gateway.sign_out_everywhere(telegram_user(message.from_user.id))
         await message.answer(t(lang, "signed_out", count=count))
         return
     if await refused_unless_admin(message, lang, access_gate.admins):
@@ -155,7 +154,7 @@ async def sign_out(
     if not raw.isdigit():
         await message.answer(t(lang, "signout_usage"))
         return
-    count = await gateway.sign_out_everywhere(user_key(int(raw)))
+    count = await gateway.sign_out_everywhere(telegram_user(int(raw)))
     log.info("admin=%s signed user=%s out everywhere (%d)", message.from_user.id, raw, count)
     await message.answer(t(lang, "signed_out_other", id=raw, count=count))
 
@@ -169,7 +168,7 @@ async def web(message: Message, lang: str, gateway: GatewayClient, settings: Bot
     if not settings.public_url:
         await message.answer(t(lang, "web_unavailable"))
         return
-    invite = await gateway.invite(user_key(message.from_user.id))
+    invite = await gateway.invite(telegram_user(message.from_user.id))
     # The gateway's own link when it knows its address; the bot's setting otherwise.
     link = invite.link or f"{settings.public_url.rstrip('/')}/#invite={invite.invite}"
     expires = invite.expires_at or datetime.now(UTC)

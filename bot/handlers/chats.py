@@ -19,11 +19,11 @@ from aiogram.types import (
 )
 
 from bot.buttons import DeleteChat, NewConversation, SwitchChat
-from bot.conversation import user_key
 from bot.delivery import place
 from bot.gateway import GatewayClient, GatewayRejected
 from bot.texts import t
 from shared.account_schemas import MAX_INSTRUCTIONS_CHARS, ConversationSummary
+from shared.identity import telegram_user
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _keyboard(conversations: list[ConversationSummary], lang: str) -> InlineKeyb
 
 async def chats(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    listed = await gateway.conversations(user_key(message.from_user.id), place(message))
+    listed = await gateway.conversations(telegram_user(message.from_user.id), place(message))
     if not listed:
         await message.answer(t(lang, "chats_empty"))
         return
@@ -71,7 +71,7 @@ async def _relist(callback: CallbackQuery, lang: str, gateway: GatewayClient) ->
     """Show the list again under the same message, as it is now."""
     if not isinstance(callback.message, Message):
         return
-    listed = await gateway.conversations(user_key(callback.from_user.id), place(callback.message))
+    listed = await gateway.conversations(telegram_user(callback.from_user.id), place(callback.message))
     text = t(lang, "chats_header") if listed else t(lang, "chats_empty")
     await callback.message.edit_text(text, reply_markup=_keyboard(listed, lang) if listed else None)
 
@@ -80,7 +80,8 @@ async def _chosen(callback: CallbackQuery, gateway: GatewayClient, wanted: int) 
     """The presser's conversation the button names, if it is still in their list here."""
     if not isinstance(callback.message, Message):
         return None
-    listed = await gateway.conversations(user_key(callback.from_user.id), place(callback.message), limit=100)
+    person = telegram_user(callback.from_user.id)
+    listed = await gateway.conversations(person, place(callback.message), limit=100)
     return next((c for c in listed if c.conversation_id == wanted), None)
 
 
@@ -91,7 +92,7 @@ async def switch_button(
     if chosen is None:
         await callback.answer(t(lang, "chat_gone"), show_alert=True)
         return
-    await gateway.activate(chosen.conversation_id, acting_for=user_key(callback.from_user.id))
+    await gateway.activate(chosen.conversation_id, acting_for=telegram_user(callback.from_user.id))
     await callback.answer(t(lang, "chat_switched", title=_title(chosen, lang)))
     await _relist(callback, lang, gateway)
 
@@ -104,7 +105,8 @@ async def delete_button(
         await callback.answer(t(lang, "chat_gone"), show_alert=True)
         return
     try:
-        await gateway.delete_conversation(chosen.conversation_id, acting_for=user_key(callback.from_user.id))
+        person = telegram_user(callback.from_user.id)
+        await gateway.delete_conversation(chosen.conversation_id, acting_for=person)
     except GatewayRejected as exc:
         if exc.status != 409:
             raise
@@ -117,7 +119,7 @@ async def delete_button(
 async def export(message: Message, command: CommandObject, lang: str, gateway: GatewayClient) -> None:
     """/export: the current conversation as Markdown; /export all: everything kept, as JSON."""
     assert message.from_user is not None
-    user = user_key(message.from_user.id)
+    user = telegram_user(message.from_user.id)
     if (command.args or "").strip().lower() in {"all", "всё", "все"}:
         data = await gateway.export_user(user)
         document = BufferedInputFile(data, filename=f"ai-assistant-{message.from_user.id}.json")
@@ -136,7 +138,7 @@ async def export(message: Message, command: CommandObject, lang: str, gateway: G
 async def prompt(message: Message, command: CommandObject, lang: str, gateway: GatewayClient) -> None:
     """/prompt shows the person's instructions, /prompt <text> sets them, /prompt off removes them."""
     assert message.from_user is not None
-    user = user_key(message.from_user.id)
+    user = telegram_user(message.from_user.id)
     text = (command.args or "").strip()
     if not text:
         current = (await gateway.settings(user)).instructions

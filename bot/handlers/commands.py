@@ -17,12 +17,13 @@ from aiogram.types import (
 
 from bot.access import refused_unless_admin
 from bot.buttons import ModeChoice, NewConversation, Regenerate, Resend
-from bot.conversation import Conversations, Resent, refusal, user_key, when
+from bot.conversation import Conversations, Resent, refusal, when
 from bot.delivery import Deliverer, Target, place
 from bot.gateway import GatewayClient, GatewayRejected, GatewayUnavailable
 from bot.texts import language_of, t
 from shared.config import BotSettings
 from shared.enums import FINAL_STATUSES
+from shared.identity import telegram_user
 from shared.schemas import PersonaOut
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 async def new_conversation(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    await gateway.new_conversation(user_key(message.from_user.id), place(message))
+    await gateway.new_conversation(telegram_user(message.from_user.id), place(message))
     await message.answer(t(lang, "new_done"))
 
 
@@ -38,14 +39,14 @@ async def _regenerate(
     task_id: str, target: Target, gateway: GatewayClient, deliverer: Deliverer, user_id: int
 ) -> None:
     # Narrowed to the person asking: a button under someone else's answer (in a group) does nothing.
-    accepted = await gateway.regenerate(task_id, acting_for=user_key(user_id))
+    accepted = await gateway.regenerate(task_id, acting_for=telegram_user(user_id))
     await gateway.note(accepted.task_id, client_meta=target.meta())
     deliverer.follow(accepted.task_id, target)
 
 
 async def retry(message: Message, lang: str, gateway: GatewayClient, deliverer: Deliverer) -> None:
     assert message.from_user is not None
-    latest = await gateway.latest_task(user_key(message.from_user.id), place(message))
+    latest = await gateway.latest_task(telegram_user(message.from_user.id), place(message))
     if latest is None or latest.status not in FINAL_STATUSES:
         await message.answer(t(lang, "nothing_to_retry"))
         return
@@ -57,7 +58,7 @@ async def retry(message: Message, lang: str, gateway: GatewayClient, deliverer: 
 
 async def cancel(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    latest = await gateway.latest_task(user_key(message.from_user.id), place(message))
+    latest = await gateway.latest_task(telegram_user(message.from_user.id), place(message))
     if latest is None or latest.status in FINAL_STATUSES:
         await message.answer(t(lang, "nothing_to_cancel"))
         return
@@ -90,7 +91,7 @@ def _persona_keyboard(personas: list[PersonaOut], lang: str) -> InlineKeyboardMa
 async def mode(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
     personas = await gateway.personas()
-    current = await gateway.persona(user_key(message.from_user.id))
+    current = await gateway.persona(telegram_user(message.from_user.id))
     names = {p.key: _name(p, lang) for p in personas}
     await message.answer(
         t(lang, "mode_pick", current=names.get(current, current)),
@@ -102,7 +103,7 @@ async def mode_chosen(
     callback: CallbackQuery, callback_data: ModeChoice, lang: str, gateway: GatewayClient
 ) -> None:
     key = callback_data.key
-    await gateway.set_persona(user_key(callback.from_user.id), key)
+    await gateway.set_persona(telegram_user(callback.from_user.id), key)
     personas = {p.key: _name(p, lang) for p in await gateway.personas()}
     await callback.answer()
     if isinstance(callback.message, Message):
@@ -111,7 +112,7 @@ async def mode_chosen(
 
 async def stats(message: Message, lang: str, gateway: GatewayClient) -> None:
     assert message.from_user is not None
-    user = user_key(message.from_user.id)
+    user = telegram_user(message.from_user.id)
     s = await gateway.stats(user)
     speed = (
         t(lang, "tokens_per_second", value=s.tokens_per_second) if s.tokens_per_second else t(lang, "unknown")
@@ -171,7 +172,7 @@ async def regenerate_button(
 
 async def new_button(callback: CallbackQuery, lang: str, gateway: GatewayClient) -> None:
     where = place(callback.message) if isinstance(callback.message, Message) else str(callback.from_user.id)
-    await gateway.new_conversation(user_key(callback.from_user.id), where)
+    await gateway.new_conversation(telegram_user(callback.from_user.id), where)
     await callback.answer(t(lang, "new_done"))
     if isinstance(callback.message, Message):
         await callback.message.answer(t(lang, "new_done"))

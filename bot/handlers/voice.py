@@ -11,12 +11,12 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.conversation import Conversations, user_key
+from bot.conversation import Conversations
 from bot.delivery import Target
 from bot.gateway import GatewayClient
 from bot.handlers.chat import addressed_to_bot
 from bot.texts import t
-from shared.identity import telegram_message_key
+from shared.identity import telegram_message_key, telegram_user
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ async def on_voice(message: Message, bot: Bot, lang: str, conversations: Convers
 async def voice_language(message: Message, command: CommandObject, lang: str, gateway: GatewayClient) -> None:
     """/voice shows the language of the person's voice notes; /voice ru sets it; /voice auto detects."""
     assert message.from_user is not None
-    user = user_key(message.from_user.id)
+    user = telegram_user(message.from_user.id)
     choice = (command.args or "").strip().lower()
     if not choice:
         current = (await gateway.settings(user)).speech_language
