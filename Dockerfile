@@ -9,7 +9,10 @@ ENV CMAKE_ARGS="-DLLAVA_BUILD=OFF" \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY requirements.lock /tmp/requirements.lock
-RUN /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock
+# Without llama.cpp's AMX kernels on x86, as the Makefile builds it (why: there).
+RUN case "$(uname -m)" in x86_64) export CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
+        CXXFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16";; esac \
+    && /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock
 
 # Runtime stage: the virtualenv and our code, no compiler. Every service runs without privileges:
 # the entrypoint starts as root only to make the mounted data directory writable, then drops to

@@ -5,6 +5,16 @@ PY := $(VENV)/bin/python
 # llama-cpp-python compiles llama.cpp on install; we need no multimodal part.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+# llama.cpp is built for this machine's CPU, but without its AMX kernels: on virtual machines that
+# report AMX (Xeon Sapphire Rapids and later) their tile instructions fault (SIGILL) when a thread
+# other than the one that loaded the model decodes, which is how our worker decodes (seen on such a
+# VPS; the main-thread path works, so a quick check does not show it). The flags reach llama.cpp's
+# own tools too (`make bench`).
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CFLAGS += $(NO_AMX)
+export CXXFLAGS += $(NO_AMX)
+endif
 
 .DEFAULT_GOAL := help
 .PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model test-models bench-models migrate browser speech backup restore clean
