@@ -35,7 +35,8 @@ N_CTX = 2048
 SUBJECTS = [
     "the ocean", "forests", "the moon", "volcanoes", "honey bees", "deserts", "glaciers", "rivers",
     "owls", "bridges", "chess", "tea", "comets", "coral reefs", "wolves", "trains", "bread", "clouds",
-    "maps", "violins", "salt", "ants", "lighthouses", "caves",
+    "maps", "violins", "salt", "ants", "lighthouses", "caves", "kites", "pianos", "maple trees",
+    "whales", "windmills", "lanterns", "penguins", "canals",
 ]  # fmt: skip
 
 
@@ -185,10 +186,10 @@ class LlamaServer:
         self.process.wait(timeout=30)
 
 
-def llama_bench_tg(tools: Path) -> float:
-    """llama.cpp's own decode speed for this model and thread count (tg128), tokens/s."""
+def llama_bench_tg(tools: Path, model: Path = MODEL) -> float:
+    """llama.cpp's own decode speed for `model` at this thread count (tg128), tokens/s."""
     out = subprocess.run(
-        [str(tools / "llama-bench"), "-m", str(MODEL), "-t", THREADS, "-p", "0", "-n", "128", "-r", "3",
+        [str(tools / "llama-bench"), "-m", str(model), "-t", THREADS, "-p", "0", "-n", "128", "-r", "3",
          "-o", "json"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip

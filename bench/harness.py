@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from shared.config import ModelSettings
 from shared.migrate import upgrade
 from stack.lifeline import bound_popen
 from stack.redis_server import free_port, start_redis
@@ -71,6 +73,59 @@ def table_rows(figures: list[Figure]) -> list[str]:
         if f.extra:
             lines.append(f"- {f.name}: " + ", ".join(f"{k} {v}" for k, v in f.extra.items()))
     return lines
+
+
+# --- the baseline of the pipeline: llama-cpp-python called directly ----------------------------
+
+
+class DirectModel:
+    """The same model, prompts, threads and sampling, without the pipeline around it."""
+
+    def __init__(self, model: Path = MODEL, max_tokens: int = MAX_TOKENS) -> None:
+        from worker.llm import LlamaChatModel
+
+        settings = ModelSettings(
+            _env_file=None, n_threads=int(THREADS), seed=1, temperature=0, max_tokens=max_tokens
+        )
+        self.model = LlamaChatModel(model, settings)
+        self.system = settings.system_prompt
+        self.max_tokens = max_tokens
+
+    def first_token_from_scratch(self, turns: list[tuple[str, str]], text: str) -> float:
+        """Seconds to the first token of `text` after `turns`, with nothing reused from earlier."""
+        from worker.llm import Sampling
+
+        messages = [{"role": "system", "content": self.system}]
+        for question, answer in turns:
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        rendered = self.model.render_chat([*messages, {"role": "user", "content": text}])
+        # Forget every computed context, so no prefix of an earlier prompt is reused.
+        self.model.engine.clear_cache()
+        started = time.perf_counter()
+        for _ in self.model.generate(rendered, 1, lambda: False, Sampling(temperature=0, top_p=0.9)):
+            break
+        return time.perf_counter() - started
+
+    def run(self, text: str) -> tuple[float, float]:
+        """(tokens per second, seconds to first token), tokens counted as the worker counts them."""
+        from worker.llm import Sampling
+
+        rendered = self.model.render_chat(
+            [{"role": "system", "content": self.system}, {"role": "user", "content": text}]
+        )
+        count = 0
+
+        def tick() -> bool:
+            nonlocal count
+            count += 1
+            return False
+
+        started = time.perf_counter()
+        first = None
+        for _ in self.model.generate(rendered, self.max_tokens, tick, Sampling(temperature=0, top_p=0.9)):
+            first = first or time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        return count / elapsed, first or elapsed
 
 
 # --- the stack under test ----------------------------------------------------------------------
@@ -136,6 +191,62 @@ def stack(workdir: Path, *, with_worker: bool = True, **settings: str) -> Iterat
         redis.wait(timeout=10)
 
 
+@dataclass
+class RunningStack:
+    api: str  # the gateway's address
+    key: str  # the operator's API_KEY, as `make run` generated it into .env
+    process: subprocess.Popen[bytes]  # `python -m stack`: its children are the stack's processes
+
+
+@contextmanager
+def stack_as_run(workdir: Path, **settings: str) -> Iterator[RunningStack]:
+    """`python -m stack`, what `make run` runs, in `workdir` on free ports: its own Redis (with a
+    password), migrations, the gateway with its access log, the worker, rq-dashboard and, with
+    TELEGRAM_BOT_TOKEN in `settings`, the bot; its log level and limits are the defaults unless
+    `settings` (environment variables) say otherwise. The secrets it generates go into workdir/.env.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    api_port = free_port()
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        # The models `make bench` fetched, speech included, are the project's.
+        MODELS_DIR=str(ROOT / "data" / "models"),
+        API_PORT=str(api_port),
+        DASHBOARD_PORT=str(free_port()),
+        EMBEDDED_REDIS_PORT=str(free_port()),
+        **settings,
+    )
+    # The stack's own output is kept in the scratch folder's log, shown when it does not come up.
+    log_path = workdir / "stack.log"
+    with open(log_path, "wb") as log:
+        process = bound_popen(
+            [sys.executable, "-m", "stack"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            api = f"http://127.0.0.1:{api_port}"
+            deadline = time.monotonic() + 300  # a 1.5B model takes a while to load
+            while True:
+                try:
+                    if httpx.get(f"{api}/health", timeout=2).json().get("workers"):
+                        break
+                except (httpx.HTTPError, ValueError):
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    said = log_path.read_text(errors="replace")[-3000:]
+                    raise TimeoutError(f"the stack did not come up:\n{said}")
+                time.sleep(0.3)
+            key = next(
+                line.split("=", 1)[1]
+                for line in (workdir / ".env").read_text().splitlines()
+                if line.startswith("API_KEY=")
+            )
+            yield RunningStack(api, key, process)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+
+
 def wait_ready(ready: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,7 +262,7 @@ def wait_ready(ready: Callable[[], bool], timeout: float) -> None:
 http_client = httpx.Client(headers={"X-API-Key": KEY}, timeout=60)
 
 
-def ask(api: str, text: str, user: str) -> dict[str, Any]:
+def ask(api: str, text: str, user: str, key: str = KEY) -> dict[str, Any]:
     """Send one message and follow it as a prompt client does: a long poll on its status.
 
     Returns the task's final status plus client-side timings. One HTTP client, created once: a new
@@ -159,11 +270,14 @@ def ask(api: str, text: str, user: str) -> dict[str, Any]:
     pipeline's. The long poll (ETag + `wait`) answers as soon as the worker announces a change.
     """
     started = time.perf_counter()
-    task_id = http_client.post(f"{api}/api/chat", json={"user_id": user, "text": text}).json()["task_id"]
+    auth = {"X-API-Key": key}
+    task_id = http_client.post(f"{api}/api/chat", json={"user_id": user, "text": text}, headers=auth).json()[
+        "task_id"
+    ]
     first_text = None
     tag = None
     while True:
-        headers: dict[str, str] = {"If-None-Match": tag} if tag else {}
+        headers = auth | ({"If-None-Match": tag} if tag else {})
         response = http_client.get(f"{api}/api/status/{task_id}", headers=headers, params={"wait": 30})
         now = time.perf_counter()
         if response.status_code == 304:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, idle, models, neighbours, speculative, structured
+from bench import concurrency, idle, models, neighbours, serving, speculative, structured
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -29,6 +29,7 @@ from bench.harness import (
     PROMPTS,
     ROOT,
     THREADS,
+    DirectModel,
     Figure,
     ask,
     http_client,
@@ -37,61 +38,8 @@ from bench.harness import (
     wait_ready,
 )
 from bench.native import ensure_tools
-from shared.config import ModelSettings
 from stack.lifeline import bound_popen
 from stack.redis_server import free_port
-
-# --- baselines: llama-cpp-python called directly ------------------------------------------------
-
-
-class DirectModel:
-    """The same model, prompts, threads and sampling, without the pipeline around it."""
-
-    def __init__(self) -> None:
-        from worker.llm import LlamaChatModel
-
-        settings = ModelSettings(
-            _env_file=None, n_threads=int(THREADS), seed=1, temperature=0, max_tokens=MAX_TOKENS
-        )
-        self.model = LlamaChatModel(MODEL, settings)
-        self.system = settings.system_prompt
-
-    def first_token_from_scratch(self, turns: list[tuple[str, str]], text: str) -> float:
-        """Seconds to the first token of `text` after `turns`, with nothing reused from earlier."""
-        from worker.llm import Sampling
-
-        messages = [{"role": "system", "content": self.system}]
-        for question, answer in turns:
-            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-        rendered = self.model.render_chat([*messages, {"role": "user", "content": text}])
-        # Forget every computed context, so no prefix of an earlier prompt is reused.
-        self.model.engine.clear_cache()
-        started = time.perf_counter()
-        for _ in self.model.generate(rendered, 1, lambda: False, Sampling(temperature=0, top_p=0.9)):
-            break
-        return time.perf_counter() - started
-
-    def run(self, text: str) -> tuple[float, float]:
-        """(tokens per second, seconds to first token), tokens counted as the worker counts them."""
-        from worker.llm import Sampling
-
-        rendered = self.model.render_chat(
-            [{"role": "system", "content": self.system}, {"role": "user", "content": text}]
-        )
-        count = 0
-
-        def tick() -> bool:
-            nonlocal count
-            count += 1
-            return False
-
-        started = time.perf_counter()
-        first = None
-        for _ in self.model.generate(rendered, MAX_TOKENS, tick, Sampling(temperature=0, top_p=0.9)):
-            first = first or time.perf_counter() - started
-        elapsed = time.perf_counter() - started
-        return count / elapsed, first or elapsed
-
 
 # --- the measurements ----------------------------------------------------------------------------
 
@@ -294,6 +242,7 @@ def report(figures: list[Figure], out: Path, runs: int) -> None:
     ]
     # The sizes people run are measured in the same run (or alone, `--only models`): their own file.
     lines += ["The model sizes people run: [models-results.md](models-results.md).", ""]
+    lines += ["Serving at those sizes beside llama-server: [serving-results.md](serving-results.md).", ""]
     lines += ["Whether drafting pays at 1.5B: [speculative-results.md](speculative-results.md).", ""]
     deployment = ROOT / "bench" / "deploy-results.md"
     if deployment.is_file():  # written by `make deploy-check`, which needs root and Docker
@@ -323,14 +272,34 @@ def _chart(figures: list[Figure], path: Path) -> None:
     plt.close(fig)
 
 
+def _serving(only: str | None, out: Path) -> None:
+    """Serving beside llama-server at the sizes people run (the real defaults: 0.5B and 1.5B), or at
+    `only`; the 135M model's serving figures are the main table's."""
+    names = [only] if only else [models.SIZES[1], models.SIZES[2]]
+    tools = ensure_tools()
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for n, name in enumerate(names):
+            figures += serving.measure(name, tools, Path(scratch))
+            serving.report(figures, out, names[: n + 1])  # each size's figures kept as they come
+    print(out.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run of each (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
-    parser.add_argument("--only", choices=["models"], help="only the model sizes (models-results.md)")
+    parser.add_argument(
+        "--only",
+        choices=["models", "serving"],
+        help="only the model sizes (models-results.md) or only serving at them (serving-results.md)",
+    )
     parser.add_argument("--model", choices=models.SIZES, help="the model sizes: this one alone")
     args = parser.parse_args()
     runs, seconds = (1, 1.0) if args.quick else (3, 5.0)
+    if args.only == "serving":
+        _serving(args.model, args.out.with_name("serving-results.md"))
+        return
     # The models people run: every chat model size in a full run, the fast one only in the quick run.
     sized_out = args.out.with_name("models-results.md")
     with tempfile.TemporaryDirectory() as scratch:
@@ -356,7 +325,8 @@ def main() -> None:
         figures += neighbours.thread_counts(workdir / "threads", runs)
         # The default model's cost of a grammar; the quick run's smoke test takes the fast one.
         figures.append(structured.figure(runs, MODEL if args.quick else None))
-    if tools is not None:  # llama-server alone, at 1.5B (ten minutes): not in the quick run
+    if tools is not None:  # llama.cpp's tools at the real sizes (half an hour): not in the quick run
+        _serving(None, args.out.with_name("serving-results.md"))
         speculative.report(speculative.figures(tools), args.out.with_name("speculative-results.md"))
     report(figures, args.out, runs)
     print(args.out.read_text())
