@@ -203,12 +203,15 @@ class BatchEngine:
         stats = self.stats
         log.info(
             "engine: %d steps, %d tokens decoded, %d prompt tokens computed, %d reused; %d contexts "
-            "moved to RAM while idle; busy %.1f s, of which %.1f s in llama_decode",
+            "moved to RAM while idle, %d restored, %d dropped for room (read again); busy %.1f s, of "
+            "which %.1f s in llama_decode",
             stats.steps,
             stats.decoded_tokens,
             stats.prompt_tokens_computed,
             self.slots.stats.reused_tokens,
             self.slots.stats.parked,
+            self.slots.stats.restored,
+            self.slots.stats.dropped,
             stats.busy_seconds,
             stats.decode_seconds,
         )
