@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 
@@ -52,17 +53,24 @@ def load_model(settings: ModelSettings, parallel: int = 1) -> ChatModel:
     return LlamaChatModel(resolve_model_path(settings), settings, parallel=parallel)
 
 
-def wait_for_redis(redis: Redis, every: float = 1.0) -> None:
-    """Block until Redis answers: a worker started while Redis restarts waits instead of crashing."""
+def wait_for_redis(redis: Redis, every: float = 1.0, stopping: threading.Event | None = None) -> bool:
+    """Block until Redis answers: a worker started while Redis restarts waits instead of crashing.
+
+    False, without Redis, once `stopping` is set: a worker told to stop while Redis is away stops
+    (it waited for Redis forever, with its SIGTERM taken, before).
+    """
     waited = 0.0
     while True:
         try:
             redis.ping()
-            return
+            return True
         except RedisError as exc:
             if waited % 10 == 0:
                 log.warning("waiting for Redis: %s", exc)
-            time.sleep(every)
+            if stopping is None:
+                time.sleep(every)
+            elif stopping.wait(every):
+                return False
             waited += every
 
 

@@ -33,6 +33,10 @@ log = logging.getLogger("worker")
 _STOP_CHECK_SECONDS = 2
 
 
+class _StopWaiting(Exception):
+    """Out of RQ's wait for a job, which retries a lost Redis forever, once the slot is to stop."""
+
+
 class SlotWorker(SimpleWorker):
     """An RQ worker that lives in a thread beside others of the same process."""
 
@@ -43,9 +47,17 @@ class SlotWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.stopping = stopping
         self.current_thread: int | None = None
+        self._waiting_for_job = False
 
     def _install_signal_handlers(self) -> None:
         """The process's main thread handles signals for every slot."""
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        # RQ's wait for a job beats first in each round, also after each retry of a lost Redis: a
+        # slot told to stop leaves there (only there: a job being finished beats too).
+        if self._waiting_for_job and self.stopping.is_set():
+            raise _StopWaiting
+        super().heartbeat(*args, **kwargs)
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
@@ -53,7 +65,13 @@ class SlotWorker(SimpleWorker):
         if timeout is None:  # burst mode: take what is there, or nothing
             return super().dequeue_job_and_maintain_ttl(None, max_idle_time)
         while not self.stopping.is_set():
-            result = super().dequeue_job_and_maintain_ttl(_STOP_CHECK_SECONDS, _STOP_CHECK_SECONDS)
+            self._waiting_for_job = True
+            try:
+                result = super().dequeue_job_and_maintain_ttl(_STOP_CHECK_SECONDS, _STOP_CHECK_SECONDS)
+            except _StopWaiting:
+                return None
+            finally:
+                self._waiting_for_job = False
             if result is not None:
                 return result
         return None
@@ -161,5 +179,6 @@ class SlotPool:
             if burst or self.stopping.is_set():
                 return
             log.warning("worker %s lost Redis; working again once it is back", worker.name)
-            wait_for_redis(self.redis)
+            if not wait_for_redis(self.redis, stopping=self.stopping):
+                return  # told to stop while Redis was away
             attempt += 1

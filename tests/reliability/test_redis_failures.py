@@ -112,3 +112,30 @@ def test_a_result_is_served_after_rq_forgot_it(
     body = client.get(f"/api/status/{task_id}").json()
     assert body["status"] == "finished"
     assert body["answer"] == "Answer 1 to 'remember me' (saw 0 answers)"
+
+
+def test_a_worker_told_to_stop_while_redis_is_away_stops(
+    own_redis: RedisServer, db_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM reaches a worker whose slots wait for a Redis that has gone: it stops, instead of waiting
+    for Redis forever (seen: a worker left by a killed test run, alive minutes after its SIGTERM)."""
+    log = tmp_path / "worker.log"
+    env = worker_env(db_url, _own_queue(own_redis), PARALLEL="2")
+    worker = start_worker_process("tests.fake_worker", env, log)
+    try:
+        wait_for(lambda: "Listening on" in log.read_text(errors="replace"), timeout=60)
+        own_redis.stop()
+
+        # Both slots have noticed and wait for Redis to come back.
+        def noticed() -> bool:
+            said = log.read_text(errors="replace")
+            return all(f"slot-{n}: could not connect to Redis" in said for n in (0, 1))
+
+        wait_for(noticed, timeout=60)
+        worker.send_signal(signal.SIGTERM)
+        # A generous bound that only a worker which never stops can miss (it used to wait forever).
+        assert worker.wait(timeout=120) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
