@@ -23,7 +23,7 @@ from statistics import median
 
 import httpx
 
-from bench.harness import MODEL, THREADS, Figure, ask, stack, wait_ready
+from bench.harness import KEY, MODEL, THREADS, Figure, ask, stack, wait_ready
 from shared.config import ModelSettings
 from stack.lifeline import bound_popen
 from stack.redis_server import free_port
@@ -211,7 +211,7 @@ def figures(workdir: Path, runs: int, turns: int, sizes: tuple[int, ...], tools:
         ours = _measure(our_person(api), sizes, runs, turns)
         burst = crowd(our_person(api), max(sizes), 1, runs + 1)
         if tools is not None:
-            decode = [_decode_pair(api, tools, n) for n in range(DECODE_PAIRS)]
+            decode = [decode_pair(api, tools, n) for n in range(DECODE_PAIRS)]
     crowded = PARALLEL if PARALLEL in sizes else max(sizes)
     with stack(
         workdir / "q8_0",
@@ -245,13 +245,13 @@ def figures(workdir: Path, runs: int, turns: int, sizes: tuple[int, ...], tools:
     return figures
 
 
-def _decode_pair(api: str, tools: Path, n: int) -> tuple[float, float]:
+def decode_pair(api: str, tools: Path, n: int, key: str = KEY, model: Path = MODEL) -> tuple[float, float]:
     """One person's answer in a new conversation (a short context, as tg128's), then llama-bench right
     after it: this machine's speed drifts within minutes, and each pair meets the same drift."""
-    status = ask(api, f"Tell me a long story about {SUBJECTS[n % len(SUBJECTS)]}.", f"decode-{n}")
+    status = ask(api, f"Tell me a long story about {SUBJECTS[n % len(SUBJECTS)]}.", f"decode-{n}", key)
     usage = status["usage"]
     decode = usage["generation_seconds"] - (usage["first_token_seconds"] or 0)
-    return (usage["completion_tokens"] - 1) / decode, llama_bench_tg(tools)
+    return (usage["completion_tokens"] - 1) / decode, llama_bench_tg(tools, model)
 
 
 def divergence(questions: int = 8) -> str:

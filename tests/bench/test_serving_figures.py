@@ -23,7 +23,7 @@ def _side(speed: float, first_token: float) -> Side:
     alone = _crowd(1, ALONE_TURNS, first_token, 96, ALONE_TURNS * 96 / speed)
     crowds = {n: _crowd(n, TURNS, first_token * 1.2, 96, n * TURNS * 96 / (speed * 1.4)) for n in CROWDS}
     burst = _crowd(BURST, 1, first_token * 4, 96, 10.0)
-    return Side(alone, crowds, burst, 1500.0, {"worker": 1400.0, "gateway": 100.0})
+    return Side(alone, crowds, burst, {"worker": 1400.0, "gateway": 100.0})
 
 
 def _by_name(name: str, ours: Side, theirs: Side) -> dict[str, Figure]:
