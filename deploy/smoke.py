@@ -137,9 +137,40 @@ def _build(clone: Path, rev: str, tag: str) -> None:
     with tempfile.TemporaryDirectory(dir="/var/tmp") as context:
         run(["git", "-C", str(clone), "worktree", "add", "--detach", "--force", context, rev])
         try:
+            dockerfile = Path(context) / "Dockerfile"
+            dockerfile.write_text(without_amx(dockerfile.read_text(), _amx_guard()))
             run(["docker", "build", "--network=host", "-t", tag, context], timeout=3600)
         finally:
             run(["git", "-C", str(clone), "worktree", "remove", "--force", context])
+
+
+# The build step that compiles llama.cpp, in every release's Dockerfile.
+_PIP_STEP = "RUN /opt/venv/bin/pip install"
+
+
+def _amx_guard() -> str:
+    """This release's guard against llama.cpp's AMX kernels, as its Dockerfile writes it.
+
+    Read from the Dockerfile so the flags live in one place (the Makefile says why they exist).
+    """
+    text = (ROOT / "Dockerfile").read_text()
+    start = text.index('RUN case "$(uname -m)"')
+    end = text.index("/opt/venv/bin/pip install", start)
+    return text[start:end]
+
+
+def without_amx(dockerfile: str, guard: str) -> str:
+    """`dockerfile` with its llama.cpp build step behind `guard` (an older release's has none).
+
+    Releases before the guard compile llama.cpp with its AMX kernels, whose workers crash on a CPU
+    that reports AMX (the upgrade check's previous release among them). A Dockerfile with no such
+    step is an error rather than an unguarded build.
+    """
+    if "-mno-amx-tile" in dockerfile:
+        return dockerfile
+    if dockerfile.count(_PIP_STEP) != 1:
+        raise ValueError("the Dockerfile has no single llama.cpp build step to guard")
+    return dockerfile.replace(_PIP_STEP, guard + "/opt/venv/bin/pip install")
 
 
 def _write_env(directory: Path, telegram_base: str = "") -> dict[str, str]:

@@ -187,6 +187,31 @@ def test_the_image_is_multi_stage_and_drops_root_in_its_entrypoint() -> None:
     assert "build-essential" not in runtime
 
 
+def test_the_previous_release_is_built_without_amx_kernels_as_this_one_is() -> None:
+    from deploy import smoke
+
+    guard = smoke._amx_guard()
+    assert "-mno-amx-tile" in guard and guard.startswith("RUN case")
+    previous = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{smoke.PREVIOUS_RELEASE}:Dockerfile"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "-mno-amx" not in previous
+    guarded = smoke.without_amx(previous, guard)
+    step = guarded[guarded.index('RUN case "$(uname -m)"') :].split("\n\n")[0]
+    assert step.endswith("/opt/venv/bin/pip install -r /tmp/requirements.txt")
+    # The guarded step is one valid shell command, as docker's RUN hands it to sh.
+    script = step.removeprefix("RUN ").replace("\\\n", " ")
+    subprocess.run(["sh", "-n", "-c", script], check=True)
+    # This release's own Dockerfile is left as it is; one without a build step is refused.
+    current = (ROOT / "Dockerfile").read_text()
+    assert smoke.without_amx(current, guard) == current
+    with pytest.raises(ValueError):
+        smoke.without_amx("FROM python:3.11-slim-bookworm\n", guard)
+
+
 @pytest.mark.slow
 def test_every_long_running_command_starts(
     tmp_path: Path, db_url: str, queue_settings: QueueSettings, gateway_settings: Any
