@@ -41,6 +41,9 @@ def test_ours_against_theirs_in_absolute_terms_with_the_targets_at_the_large_def
     assert total.extra["gain over 1 person: ours"] == "1.40"
     penalty = shown[f"interleave penalty, 4 people × {TURNS} turns"]
     assert round(penalty.ratio, 2) == 1.2 and penalty.passed is True
+    # Beside the ratios, the late first tokens themselves: 0.6 s against llama-server's 0.48 s.
+    assert penalty.extra["4 people, ours ÷ llama-server's"] == "1.25"
+    assert penalty.extra["llama-server's"] == "1.20 (0.480 s with 4, 0.400 s alone)"
     burst = shown[f"first visible text, {BURST} people sending at once"]
     assert burst.ratio == (0.5 * 4) / (0.4 * 4)  # one turn each: the first, seen at its first token
     assert burst.passed is False
