@@ -17,7 +17,7 @@ export CXXFLAGS += $(NO_AMX)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run invite token test test-postgres deploy-check bench lint lock audit model test-models bench-models migrate browser speech backup restore clean
+.PHONY: help run invite token test test-fast test-postgres deploy-check bench lint lock audit model test-models bench-models migrate browser speech backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ speech: ## Make sure espeak-ng and Festival's Russian voice are there: the voice
 
 test: $(VENV)/.installed-dev test-models browser speech ## Run the whole test suite
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed-dev test-models speech ## The fast tests (no real model), bot behaviours included, on two processes
+	$(PY) -m pytest -m "not slow" -n 2
 
 test-postgres: $(VENV)/.installed-dev test-models speech ## The database, pipeline, voice and reliability tests against PostgreSQL at TEST_DATABASE_URL
 	@test -n "$(TEST_DATABASE_URL)" || { echo "Set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"; exit 1; }

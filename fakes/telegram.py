@@ -65,6 +65,7 @@ class FakeTelegram:
         self.port = port or free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     # --- the server ----------------------------------------------------------------------
 
@@ -92,6 +93,8 @@ class FakeTelegram:
 
     def stop(self) -> None:
         assert self._server is not None and self._thread is not None
+        # A long poll still open (its client gone) would hold the server's shutdown until it ends.
+        self._stopping = True
         self._server.should_exit = True
         self._thread.join(timeout=10)
 
@@ -275,7 +278,7 @@ class FakeTelegram:
         while True:
             with self.lock:
                 ready = [u for u in self.updates if u["update_id"] >= offset]
-            if ready or time.monotonic() >= deadline:
+            if ready or self._stopping or time.monotonic() >= deadline:
                 return ready
             await asyncio.sleep(0.02)
 

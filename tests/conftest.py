@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import create_engine, make_url, text
 
 from api.main import create_app
@@ -42,6 +42,7 @@ from stack.redis_server import free_port, start_redis
 from tests.fakes import FakeChatModel
 from worker import tasks
 from worker.reply import ReplyService
+from worker.slots import SlotWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789abcdef"
@@ -252,10 +253,10 @@ def reply_service(
 
 
 def run_queued_jobs(queue: Queue) -> None:
-    """Run every queued job in this process, the way `python -m worker` does, then return."""
-    SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(
-        burst=True, logging_level="WARNING"
-    )
+    """Run every queued job in this process, in a slot as `python -m worker` does, then return."""
+    SlotWorker(
+        [queue], connection=queue.connection, serializer=queue.serializer, stopping=threading.Event()
+    ).work(burst=True, logging_level="WARNING")
 
 
 @pytest.fixture
@@ -277,19 +278,27 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-def worker_env(db_url: str, queue_settings: QueueSettings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "API_", "TELEGRAM_"))}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        DATABASE_URL=db_url,
-        REDIS_URL=queue_settings.redis_url,
-        QUEUE_NAME=queue_settings.queue_name,
+# Variables of the developer's shell that would choose another model or gateway for a test's worker.
+FOREIGN_TO_WORKERS = ("MODEL_", "API_", "TELEGRAM_")
+
+
+def worker_variables(db_url: str, queue_settings: QueueSettings, **extra: str) -> dict[str, str]:
+    """What a test's worker is told: this test's database and queue, and `extra`."""
+    return {
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": queue_settings.redis_url,
+        "QUEUE_NAME": queue_settings.queue_name,
         # The speech model fetched by `make test-models`, not a new download into the empty folder.
-        MODELS_DIR=str(MODELS),
-        LOG_LEVEL="INFO",
-    )
-    env.update(extra)
-    return env
+        "MODELS_DIR": str(MODELS),
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+def worker_env(db_url: str, queue_settings: QueueSettings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_TO_WORKERS)}
+    return env | worker_variables(db_url, queue_settings, **extra)
 
 
 def start_worker_process(module: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

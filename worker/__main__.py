@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -36,7 +37,7 @@ from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.notices import ChangeNotices
 from worker.reply import ReplyService
-from worker.slots import SlotPool
+from worker.slots import STOP_CHECK_SECONDS, SlotPool
 from worker.speech import Transcriber
 from worker.voice import VoiceWork
 
@@ -74,12 +75,21 @@ def wait_for_redis(redis: Redis, every: float = 1.0, stopping: threading.Event |
             waited += every
 
 
-def run(model: ChatModel | None = None, burst: bool = False) -> None:
-    """Build everything from the environment and work until stopped (or, with `burst`, until idle)."""
-    model_settings = ModelSettings()
-    worker_settings = WorkerSettings()
-    queue_settings = QueueSettings()
-    db = Database.from_settings(DatabaseSettings())
+def run(
+    model: ChatModel | None = None,
+    burst: bool = False,
+    env_file: str | None = ".env",
+    on_ready: Callable[[SlotPool], None] | None = None,
+    stop_check_seconds: float = STOP_CHECK_SECONDS,
+) -> None:
+    """Build everything from the environment (and `env_file`) and work until stopped (or, with
+    `burst`, until idle). `on_ready` gets the slots once they are built: whoever runs the worker in
+    a thread of its own (the bot's tests) stops it through them, as a signal would. Idle threads
+    look for a stop every `stop_check_seconds`: the longest a stop waits for them."""
+    model_settings = ModelSettings(_env_file=env_file)
+    worker_settings = WorkerSettings(_env_file=env_file)
+    queue_settings = QueueSettings(_env_file=env_file)
+    db = Database.from_settings(DatabaseSettings(_env_file=env_file))
     name = worker_settings.worker_name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     parallel = worker_settings.answers_at_once(model_settings)
     model = model or load_model(model_settings, parallel)
@@ -93,7 +103,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)
     background = [recovery]
     notices = ChangeNotices(queue)
-    voice_settings = VoiceSettings()
+    voice_settings = VoiceSettings(_env_file=env_file)
     # The speech model is loaded on the first voice note, never when voice is off.
     transcriber = (
         Transcriber(voice_settings, model_settings.n_threads, model_settings.models_dir)
@@ -103,7 +113,7 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
     voice = VoiceWork(db, transcriber, name, notices, voice_settings.voice_keep_seconds)
     if transcriber is not None:
         background.append(Periodic("speech-idle", 30, transcriber.unload_if_idle))
-    cancels = CancelNotices(redis, queue.name)
+    cancels = CancelNotices(redis, queue.name, read_seconds=stop_check_seconds)
     cancels.start()
     tasks.install(
         ReplyService(
@@ -120,8 +130,10 @@ def run(model: ChatModel | None = None, burst: bool = False) -> None:
         "" if worker_settings.parallel else " (PARALLEL unset: what fits with this model and memory)",
     )
     try:
-        pool = SlotPool(queue, redis, name, parallel)
-        pool.run(burst, LoggingSettings().log_level.upper(), wait_for_redis)
+        pool = SlotPool(queue, redis, name, parallel, stop_check_seconds)
+        if on_ready is not None:
+            on_ready(pool)
+        pool.run(burst, LoggingSettings(_env_file=env_file).log_level.upper(), wait_for_redis)
     finally:
         for thread in background:
             thread.stop()

@@ -24,8 +24,9 @@ _RETRY_SECONDS = 2.0
 class CancelNotices:
     """Which answers of this process were asked to stop, learned from Redis as it happens."""
 
-    def __init__(self, redis: Redis, queue_name: str) -> None:
+    def __init__(self, redis: Redis, queue_name: str, read_seconds: float = _READ_SECONDS) -> None:
         self._redis = redis
+        self._read_seconds = read_seconds
         self._channel = cancels_channel(queue_name)
         self._watched: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -38,7 +39,7 @@ class CancelNotices:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join(timeout=_READ_SECONDS * 3)
+        self._thread.join(timeout=self._read_seconds * 3)
 
     def watch(self, task_id: str) -> threading.Event:
         """The flag that is set when a cancel of `task_id` is heard (until `forget`)."""
@@ -63,7 +64,7 @@ class CancelNotices:
                     pubsub.subscribe(self._channel)
                     self.subscribed.set()
                     while not self._stopped.is_set():
-                        message = pubsub.get_message(timeout=_READ_SECONDS)
+                        message = pubsub.get_message(timeout=self._read_seconds)
                         if message and message["type"] == "message":
                             data = message["data"]
                             self._heard(data.decode() if isinstance(data, bytes) else str(data))

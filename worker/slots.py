@@ -30,7 +30,7 @@ from shared.jobs import SERIALIZER, is_ours, slot_worker_name
 log = logging.getLogger("worker")
 
 # How often an idle slot looks up from waiting for a job to see whether it should stop.
-_STOP_CHECK_SECONDS = 2
+STOP_CHECK_SECONDS = 2.0
 
 
 class _StopWaiting(Exception):
@@ -43,9 +43,16 @@ class SlotWorker(SimpleWorker):
     # SIGALRM reaches the main thread only; a timer raises the job timeout in this slot's thread.
     death_penalty_class = TimerDeathPenalty
 
-    def __init__(self, *args: Any, stopping: threading.Event, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stopping: threading.Event,
+        stop_check_seconds: float = STOP_CHECK_SECONDS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.stopping = stopping
+        self.stop_check_seconds = stop_check_seconds
         self.current_thread: int | None = None
         self._waiting_for_job = False
 
@@ -67,7 +74,9 @@ class SlotWorker(SimpleWorker):
         while not self.stopping.is_set():
             self._waiting_for_job = True
             try:
-                result = super().dequeue_job_and_maintain_ttl(_STOP_CHECK_SECONDS, _STOP_CHECK_SECONDS)
+                # A whole number of seconds in a worker process; a fraction is a valid wait too.
+                check = self.stop_check_seconds
+                result = super().dequeue_job_and_maintain_ttl(check, check)  # type: ignore[arg-type]
             except _StopWaiting:
                 return None
             finally:
@@ -75,6 +84,14 @@ class SlotWorker(SimpleWorker):
             if result is not None:
                 return result
         return None
+
+    def unsubscribe(self) -> None:
+        # RQ unsubscribes first and then tells its command listener to stop: woken by the reply
+        # before it is told, the listener waits again, and each stop took a second (RQ's join
+        # timeout). Told first, it ends on the reply.
+        if self.pubsub_thread is not None:
+            self.pubsub_thread.stop()
+        super().unsubscribe()  # type: ignore[no-untyped-call]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         if not is_ours(job):
@@ -100,12 +117,21 @@ class SlotWorker(SimpleWorker):
 class SlotPool:
     """`parallel` slot workers on one queue; `run()` returns when all of them have stopped."""
 
-    def __init__(self, queue: Queue, redis: Redis, name: str, parallel: int) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        redis: Redis,
+        name: str,
+        parallel: int,
+        stop_check_seconds: float = STOP_CHECK_SECONDS,
+    ) -> None:
         self.queue = queue
         self.redis = redis
         self.name = name
         self.parallel = parallel
         self.stopping = threading.Event()
+        # How long a stop may wait for an idle slot; a worker in a test's thread stops sooner.
+        self.stop_check_seconds = stop_check_seconds
         self.workers: list[SlotWorker] = []
         self._lock = threading.Lock()
         self._signals = 0
@@ -166,6 +192,7 @@ class SlotPool:
                 name=base if attempt == 0 else f"{base}-{attempt}",
                 serializer=SERIALIZER,
                 stopping=self.stopping,
+                stop_check_seconds=self.stop_check_seconds,
             )
             with self._lock:
                 self.workers.append(worker)

@@ -15,7 +15,6 @@ from stack.redis_server import free_port
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, ServedGateway, wait_for
 
-pytestmark = pytest.mark.slow
 USER = 1001
 
 
@@ -118,9 +117,11 @@ def test_in_groups_only_mentions_and_replies_are_answered(
 
 
 def test_edits_respect_the_interval_and_survive_flood_control(
-    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], fake_workers: Callable[..., Any]
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker_thread: Callable[..., Any]
 ) -> None:
-    fake_workers(FAKE_TOKEN_DELAY="0.02", FAKE_ENDLESS="1", MAX_TOKENS="150", PARTIAL_INTERVAL_SECONDS="0.05")
+    worker_thread(
+        FAKE_TOKEN_DELAY="0.02", FAKE_ENDLESS="1", MAX_TOKENS="150", PARTIAL_INTERVAL_SECONDS="0.05"
+    )
     telegram.drafts_supported = False  # as in a chat where drafts fail: fall back to edits
     start_bot()
     telegram.fail_next("editMessageText", code=429, retry_after=1)
@@ -142,10 +143,12 @@ def test_edits_respect_the_interval_and_survive_flood_control(
 
 
 def test_a_10000_character_answer_is_split_whole(
-    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker_thread: Callable[..., Any]
 ) -> None:
     from tests.fakes import SCRIPTED
 
+    # Some 1,600 words: streamed quickly, still in several partial texts.
+    worker_thread(FAKE_TOKEN_DELAY="0.002", MAX_TOKENS="4000", PARTIAL_INTERVAL_SECONDS="0.05")
     start_bot()
     telegram.send_text("!long", user_id=USER)
 
@@ -347,6 +350,7 @@ def test_quick_messages_keep_their_order(
     assert answers == [f"Answer {n + 1} to 'quick {n}' (saw {n} answers)" for n in range(4)]
 
 
+@pytest.mark.slow
 def test_the_real_model_answers_through_the_bot(
     telegram: FakeTelegram,
     start_bot: Callable[..., BotRunner],

@@ -6,12 +6,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from fakes.telegram import ChatMessage, FakeTelegram
 from tests.bot.conftest import BotRunner
 
-pytestmark = pytest.mark.slow
 USER = 1001
 
 

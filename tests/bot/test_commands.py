@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from fakes.telegram import FakeTelegram
@@ -15,7 +14,6 @@ from shared.models import Task
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, ServedGateway
 
-pytestmark = pytest.mark.slow
 USER = 1001
 
 
@@ -69,10 +67,10 @@ def test_retry_regenerates_the_last_answer(
 def test_cancel_stops_the_answer_in_the_worker(
     telegram: FakeTelegram,
     start_bot: Callable[..., BotRunner],
-    fake_workers: Callable[..., Any],
+    worker_thread: Callable[..., Any],
     served_gateway: ServedGateway,
 ) -> None:
-    fake_workers(
+    worker_thread(
         FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARTIAL_INTERVAL_SECONDS="0.05"
     )
     start_bot()
@@ -94,9 +92,9 @@ def test_cancel_stops_the_answer_in_the_worker(
 
 
 def test_the_draft_stop_button_cancels(
-    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], fake_workers: Callable[..., Any]
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker_thread: Callable[..., Any]
 ) -> None:
-    fake_workers(
+    worker_thread(
         FAKE_TOKEN_DELAY="0.05", FAKE_ENDLESS="1", MAX_TOKENS="100000", PARTIAL_INTERVAL_SECONDS="0.05"
     )
     start_bot()
@@ -143,9 +141,9 @@ def test_stats_and_admin_status(
 
 
 def test_a_bot_restart_delivers_the_answer_once(
-    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], fake_workers: Callable[..., Any]
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker_thread: Callable[..., Any]
 ) -> None:
-    fake_workers(FAKE_TOKEN_DELAY="0.1", MAX_TOKENS="1000", PARTIAL_INTERVAL_SECONDS="0.05")
+    worker_thread(FAKE_TOKEN_DELAY="0.1", MAX_TOKENS="1000", PARTIAL_INTERVAL_SECONDS="0.05")
     first = start_bot()
     asked = telegram.send_text("slow answer please", user_id=USER)
     telegram.wait_for(lambda: telegram.drafts.get((USER, asked)))

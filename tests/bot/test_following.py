@@ -13,7 +13,6 @@ from shared.config import DatabaseSettings, GatewaySettings, QueueSettings
 from tests.bot.conftest import BotRunner
 from tests.conftest import ServedGateway
 
-pytestmark = pytest.mark.slow
 USER = 1001
 
 
@@ -56,11 +55,11 @@ def served_gateway(
 def test_a_slow_answer_costs_a_request_per_change_not_per_poll_interval(
     telegram: FakeTelegram,
     start_bot: Callable[..., BotRunner],
-    fake_workers: Callable[..., Any],
+    worker_thread: Callable[..., Any],
     status_requests: StatusRequests,
 ) -> None:
     # About 14 words, one every 0.25 s, published as they come: some 3.5 s of changing text.
-    fake_workers(FAKE_TOKEN_DELAY="0.25", PARTIAL_INTERVAL_SECONDS="0.25")
+    worker_thread(FAKE_TOKEN_DELAY="0.25", PARTIAL_INTERVAL_SECONDS="0.25")
     bot = start_bot()
     started = time.monotonic()
     telegram.send_text("tell me about the sea and the sky", user_id=USER)

@@ -14,8 +14,6 @@ from shared.config import GatewaySettings
 from tests.bot.conftest import BotRunner
 from tests.conftest import API_KEY, BOT_API_KEY, ServedGateway
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def gateway_settings() -> GatewaySettings:

@@ -13,8 +13,6 @@ from fakes.telegram import FakeTelegram
 from shared.config import GatewaySettings
 from tests.bot.conftest import BotRunner
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def gateway_settings(gateway_settings: GatewaySettings) -> GatewaySettings:

@@ -15,7 +15,6 @@ from fakes.telegram import FakeTelegram
 from tests.bot.conftest import BotRunner
 from tests.voice.conftest import QUESTION, RUSSIAN_QUESTION
 
-pytestmark = pytest.mark.slow
 USER = 1001
 
 
@@ -80,10 +79,10 @@ def test_notes_that_cannot_be_answered_get_their_own_words(
 def test_voice_notes_count_against_the_rate_limit_and_the_language_is_a_setting(
     telegram: FakeTelegram,
     start_bot: Callable[..., BotRunner],
-    fake_workers: Callable[..., Any],
+    worker_thread: Callable[..., Any],
     spoken: bytes,
 ) -> None:
-    fake_workers(STT_MODEL="tiny.en", FAKE_TOKEN_DELAY="0.01")  # the English-only option
+    worker_thread(STT_MODEL="tiny.en", FAKE_TOKEN_DELAY="0.01")  # the English-only option
     start_bot(bot_rate_limit_messages=2, bot_rate_limit_seconds=600)
     telegram.send_text("/voice ru", user_id=USER, language="ru")
     assert telegram.last_with(USER, "Язык ваших голосовых: ru")
@@ -94,6 +93,7 @@ def test_voice_notes_count_against_the_rate_limit_and_the_language_is_a_setting(
     assert telegram.last_with(USER, "Вы пишете быстрее", timeout=30)
 
 
+@pytest.mark.slow
 def test_a_russian_voice_note_is_answered_in_russian_by_the_real_models(
     telegram: FakeTelegram, start_bot: Callable[..., BotRunner], real_worker: Callable[..., Any]
 ) -> None:
