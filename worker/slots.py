@@ -74,7 +74,7 @@ class SlotWorker(SimpleWorker):
         while not self.stopping.is_set():
             self._waiting_for_job = True
             try:
-                # A whole number of seconds in a worker process; a fraction is a valid wait too.
+                # RQ annotates whole seconds; Redis waits a fraction too (a test's worker: 0.1 s).
                 check = self.stop_check_seconds
                 result = super().dequeue_job_and_maintain_ttl(check, check)  # type: ignore[arg-type]
             except _StopWaiting:
