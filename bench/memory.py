@@ -1,5 +1,10 @@
-"""Resident memory of each part of the stack with the default model, after it has answered text,
-then again after it has also transcribed voice notes (the speech model is loaded by the first).
+"""Resident memory of each part of the stack with the default model, after it has answered text
+(one message long enough to fill a prompt step), then again after it has also transcribed voice
+notes (the speech model is loaded by the first).
+
+Memory is each process's proportional set size (PSS): a page that several of the stack's processes
+map (the Python binary, shared libraries) is counted once in all, as the box holds it once, where
+summed RSS would count it in each process (~60 MB more for the five processes here).
 
 Run: `.venv/bin/python -m bench.memory [model.gguf [VAR=value …]]` (starts `python -m stack` in a
 scratch folder on free ports).
@@ -18,6 +23,8 @@ import psutil
 
 from bench.harness import MODEL, stack_as_run
 
+# ~1,000 tokens: more than two prompt steps at N_BATCH=512, well inside a 1,536-token context.
+LONG_TEXT = " ".join(f"Fact {n}: the sea is wide and the sky is blue." for n in range(70))
 PARTS = {
     "redis-server": "Redis",
     "uvicorn": "gateway",
@@ -33,10 +40,11 @@ def _part(process: psutil.Process) -> str | None:
 
 
 def measure(
-    model: Path = MODEL, settings: dict[str, str] | None = None, messages: int = 5
+    model: Path | None = MODEL, settings: dict[str, str] | None = None, messages: int = 5
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """(memory after text answers, memory after voice notes too), by part, in MB, with `model` and
-    extra `settings` (environment variables: PARALLEL, KV_CACHE_TYPE, …)."""
+    """(memory after text answers, memory after voice notes too), by part, in MB, with `model` (None:
+    the default the stack picks, and its fit, for MEMORY_MB in `settings`) and extra `settings`
+    (environment variables: PARALLEL, KV_CACHE_TYPE, …)."""
     # The bot runs too, against a stand-in Telegram on loopback (no real bot token needed).
     from fakes.telegram import FakeTelegram
 
@@ -48,13 +56,18 @@ def measure(
         telegram.stop()
 
 
+def resident_mb(process: psutil.Process) -> float:
+    """What one process holds in memory, in MB, its shared pages split among those sharing them."""
+    return float(process.memory_full_info().pss) / 2**20
+
+
 def usage(stack: subprocess.Popen[bytes]) -> dict[str, float]:
-    """Resident memory of each part of the stack that `python -m stack` (`stack`) runs, in MB."""
+    """Resident memory (PSS) of each part of the stack that `python -m stack` (`stack`) runs, in MB."""
     parts: dict[str, float] = {}
     for child in psutil.Process(stack.pid).children(recursive=True):
         part = _part(child)
         if part:
-            parts[part] = parts.get(part, 0.0) + child.memory_info().rss / 2**20
+            parts[part] = parts.get(part, 0.0) + resident_mb(child)
     return parts
 
 
@@ -68,7 +81,7 @@ def _wait(api: str, headers: dict[str, str], ids: list[str]) -> None:
 
 
 def _measure(
-    model: Path, messages: int, telegram_api: str, settings: dict[str, str]
+    model: Path | None, messages: int, telegram_api: str, settings: dict[str, str]
 ) -> tuple[dict[str, float], dict[str, float]]:
     from fakes import speech
 
@@ -76,7 +89,7 @@ def _measure(
         tempfile.TemporaryDirectory() as workdir,
         stack_as_run(
             Path(workdir),
-            MODEL_PATH=str(model),
+            **({"MODEL_PATH": str(model)} if model else {}),
             LOG_LEVEL="WARNING",
             TELEGRAM_BOT_TOKEN="4242:BENCH",
             TELEGRAM_API_BASE=telegram_api,
@@ -95,6 +108,15 @@ def _measure(
             ).json()["task_id"]
             for n in range(messages)
         ]
+        # One long message: a prompt read in whole steps of N_BATCH tokens takes the scratch memory
+        # that short ones never reach.
+        ids.append(
+            httpx.post(
+                f"{api}/api/chat",
+                json={"user_id": "bench-long", "text": "Summarize this: " + LONG_TEXT},
+                headers=headers,
+            ).json()["task_id"]
+        )
         _wait(api, headers, ids)
         text_only = usage(running.process)
         note = speech.speak("Tell me a fact about the moon, please, and make it a short one.")

@@ -21,7 +21,7 @@ import httpx
 from bench import quality, voice
 from bench.harness import KEY, MODEL, ROOT, THREADS, Figure, ask, stack, table_rows
 from shared.config import ModelSettings
-from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT, default_fit
+from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT, default_fit, wants_dashboard
 
 MODELS = ROOT / "data" / "models"
 SIZES = ("smollm2-135m", SMALL_DEFAULT, LARGE_DEFAULT)
@@ -39,16 +39,22 @@ def _memory(name: str, path: Path) -> list[Figure]:
     from bench.memory import measure
 
     box = BOX_MB.get(name)
-    fit = default_fit(box) if box else None
-    # (how it is run, its settings, the budget it is held to: the fitted run only)
-    runs: list[tuple[str, dict[str, str], int | None]] = [("PARALLEL=4", {"PARALLEL": "4"}, None)]
-    if fit is not None:
-        how = f"as fitted to {box} MB (PARALLEL={fit.parallel}, KV_CACHE_MB={fit.kv_cache_mb})"
-        shape = {"PARALLEL": str(fit.parallel), "KV_CACHE_MB": str(fit.kv_cache_mb)}
-        runs.insert(0, (how, shape, BUDGET_MB[name]))
+    # (how it is run: a model file, or None for the default the stack picks for the box, with its
+    # settings; the budget it is held to: the fitted run only)
+    runs: list[tuple[str, Path | None, dict[str, str], int | None]] = [
+        ("PARALLEL=4", path, {"PARALLEL": "4"}, None)
+    ]
+    if box is not None:
+        fit = default_fit(box)
+        assert fit.preset == name, f"a {box} MB box gets {fit.preset}, not {name}"
+        shape = [f"PARALLEL={fit.parallel}", f"KV_CACHE_MB={fit.kv_cache_mb}", f"N_BATCH={fit.n_batch}"]
+        if not wants_dashboard(None, box):
+            shape.append("no rq-dashboard")
+        how = f"as the stack fits itself to {box} MB ({', '.join(shape)})"
+        runs.insert(0, (how, None, {"MEMORY_MB": str(box)}, BUDGET_MB[name]))
     figures = []
-    for how, settings, budget in runs:
-        text_only, with_voice = measure(path, settings)
+    for how, model, settings, budget in runs:
+        text_only, with_voice = measure(model, settings)
         total = sum(with_voice.values())
         figures.append(
             Figure(

@@ -46,7 +46,7 @@ from bench.concurrency import (
     server_person,
 )
 from bench.harness import ROOT, THREADS, DirectModel, Figure, RunningStack, ask, stack_as_run, table_rows
-from bench.memory import usage
+from bench.memory import resident_mb, usage
 from bot.gateway import GatewayClient
 from shared.enums import FINAL_STATUSES, TaskStatus
 from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
@@ -165,9 +165,7 @@ def measure(name: str, tools: Path, workdir: Path) -> list[Figure]:
     server = LlamaServer(tools, model, slots=PARALLEL, context=N_CTX * PARALLEL)
     try:
         process = psutil.Process(server.process.pid)
-        theirs = _serve(
-            server_person(server.url), lambda: {"llama-server": process.memory_info().rss / 2**20}
-        )
+        theirs = _serve(server_person(server.url), lambda: {"llama-server": resident_mb(process)})
     finally:
         server.stop()
     ceiling = batched_ceiling(tools, model)

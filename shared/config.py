@@ -20,6 +20,7 @@ from shared.presets import PRESETS, Fit, Preset, default_fit
 # With a model the operator chose; the default model's come from its fit (shared.presets).
 _PARALLEL = 4
 _KV_CACHE_MB = 128
+_N_BATCH = 512
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant. Answer briefly and accurately. "
     "Always reply in the language of the user's last message."
@@ -205,6 +206,12 @@ class ModelSettings(_EnvSettings):
     models_dir: Path = Field(Path("data/models"), description="Where model files are kept.")
     n_ctx: int = Field(2048, ge=256, description="Context window in tokens (history + reply).")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for generation; default all cores.")
+    n_batch: int | None = Field(
+        None,
+        ge=32,
+        description="Prompt tokens read in one step; fewer take less scratch memory and read a little "
+        "slower. Unset: 512, or 128 with the default model on a box under 1.7 GB.",
+    )
     max_tokens: int = Field(512, ge=1, description="Longest reply, in tokens.")
     min_reply_tokens: int = Field(
         64, ge=1, description="Room a prompt must leave for the reply, or it is refused as too long."
@@ -265,12 +272,16 @@ class ModelSettings(_EnvSettings):
             return None, "MODEL_FILE"
         return None
 
+    def box_mb(self) -> int:
+        """The memory the stack is fitted to: MEMORY_MB, or this machine's (its container's limit)."""
+        return self.memory_mb or memory_mb()
+
     def choice(self) -> tuple[Preset | None, str]:
         """The preset to load (None: a file of the operator's) and why, as the worker's log says it."""
         chosen = self._operators_choice()
         if chosen is not None:
             return chosen
-        fit = default_fit(self.memory_mb or memory_mb())
+        fit = default_fit(self.box_mb())
         return PRESETS[fit.preset], fit.reason
 
     def fit(self) -> Fit | None:
@@ -278,7 +289,7 @@ class ModelSettings(_EnvSettings):
         remote server answers)."""
         if self.llm_backend == "openai" or self._operators_choice() is not None:
             return None
-        return default_fit(self.memory_mb or memory_mb())
+        return default_fit(self.box_mb())
 
     def kv_cache_budget_mb(self) -> int:
         """KV_CACHE_MB, or what the default model's fit gives waiting conversations."""
@@ -286,6 +297,13 @@ class ModelSettings(_EnvSettings):
             return self.kv_cache_mb
         fit = self.fit()
         return fit.kv_cache_mb if fit else _KV_CACHE_MB
+
+    def batch_tokens(self) -> int:
+        """N_BATCH, or what the default model's fit gives, never more than one context."""
+        if self.n_batch is not None:
+            return min(self.n_batch, self.n_ctx)
+        fit = self.fit()
+        return min(fit.n_batch if fit else _N_BATCH, self.n_ctx)
 
     def source(self) -> tuple[str | None, str]:
         """Where the model comes from: (hub repository or None, file name)."""

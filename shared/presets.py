@@ -156,12 +156,16 @@ class Fit:
     parallel: int  # answers written at once (PARALLEL)
     kv_cache_mb: int  # RAM for waiting conversations' contexts (KV_CACHE_MB)
     reason: str
+    n_batch: int = 512  # prompt tokens read in one step (N_BATCH): its scratch memory grows with it
 
 
 # Measured by `make bench` (bench/models-results.md), the whole stack with voice notes heard:
 # the 1.5B model writing 4 answers at once takes ~1.83 GB (and up to 128 MB more for waiting
 # conversations), over what a 2 GB VPS can give; 2 at once with 32 MB for waiting ones, ~1.71 GB.
 FULL_FROM_MB = 2600
+# rq-dashboard is the operator's view of the queue, ~35 MB: on a smaller box it is not started
+# unless asked for (DASHBOARD=true), part of what makes the 0.5B model and voice notes fit 1 GB.
+DASHBOARD_FROM_MB = LARGE_DEFAULT_FROM_MB
 
 
 def default_fit(memory_mb: int) -> Fit:
@@ -169,11 +173,16 @@ def default_fit(memory_mb: int) -> Fit:
     has = f"this machine has {memory_mb / 1000:.1f} GB of memory"
     if memory_mb < LARGE_DEFAULT_FROM_MB:
         reason = f"{has} (the 1.5B model needs {LARGE_DEFAULT_FROM_MB} MB)"
-        return Fit(SMALL_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason)
+        return Fit(SMALL_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason, n_batch=128)
     reason = f"{has} (the 1.5B model from {LARGE_DEFAULT_FROM_MB} MB)"
     if memory_mb < FULL_FROM_MB:
         return Fit(LARGE_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason)
     return Fit(LARGE_DEFAULT, parallel=4, kv_cache_mb=128, reason=reason)
+
+
+def wants_dashboard(asked: bool | None, memory_mb: int) -> bool:
+    """DASHBOARD if set; unset, whether a box with `memory_mb` of memory has room for rq-dashboard."""
+    return asked if asked is not None else memory_mb >= DASHBOARD_FROM_MB
 
 
 def catalogue() -> str:

@@ -20,6 +20,7 @@ from shared.config import BotSettings, DatabaseSettings, GatewaySettings, ModelS
 from shared.db import Database
 from shared.logging import configure_logging
 from shared.migrate import upgrade
+from shared.presets import wants_dashboard
 from stack.model import ensure_models
 from stack.redis_server import find_redis_server, is_bundled, redis_command, wait_until_ready
 from stack.supervisor import Service, Supervisor, child_env
@@ -39,6 +40,9 @@ class StackSettings(BaseSettings):
     embedded_redis_dir: Path = Field(Path("data/redis"), description="Where the local Redis keeps its files.")
     api_host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     api_port: int = Field(8000, description="Port of the gateway.")
+    dashboard: bool | None = Field(
+        None, description="Start rq-dashboard. Unset: on, but off on a box under 1.7 GB of memory."
+    )
     dashboard_port: int = Field(9181, description="Port of rq-dashboard (always on loopback).")
     worker_count: int = Field(1, ge=1, description="Worker processes to run (each loads the model).")
     dashboard_username: str = Field("admin", description="rq-dashboard's user name.")
@@ -148,26 +152,14 @@ def main() -> None:
     )
     for n in range(settings.worker_count):
         services.append(Service(f"worker-{n + 1}", [python, "-m", "worker"], env=env, stop_timeout=20))
-    # rq-dashboard: loopback only, a password, and read-only (its forms have no CSRF protection).
-    # Credentials go by environment, not on the command line that `ps` shows.
-    assert settings.dashboard_password is not None  # ensured above
-    dashboard_env = dict(
-        env,
-        RQ_DASHBOARD_USERNAME=settings.dashboard_username,
-        RQ_DASHBOARD_PASSWORD=settings.dashboard_password.get_secret_value(),
-        RQ_DASHBOARD_REDIS_URL=redis_url,
-    )
-    dashboard = [
-        python,
-        "-m",
-        "stack.dashboard",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(settings.dashboard_port),
-    ]
-    # --json: the queue's jobs are JSON (shared/jobs.py).
-    services.append(Service("dashboard", [*dashboard, "--disable-delete", "--json"], env=dashboard_env))
+    if wants_dashboard(settings.dashboard, model_settings.box_mb()):
+        services.append(_dashboard(settings, env, redis_url))
+        dashboard_line = (
+            f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}"
+            f"  (user {settings.dashboard_username}, password DASHBOARD_PASSWORD in .env)"
+        )
+    else:
+        dashboard_line = "rq-dashboard: off on a box with this little memory (DASHBOARD=true starts it)."
     bot_line = "Telegram bot: off. Set TELEGRAM_BOT_TOKEN in .env to enable it."
     if settings.telegram_bot_token:
         bot_env = dict(env)
@@ -183,8 +175,7 @@ def main() -> None:
                 "",
                 *web_lines,
                 f"Gateway:      http://{settings.api_host}:{settings.api_port}  (schema: /openapi.json)",
-                f"rq-dashboard: http://127.0.0.1:{settings.dashboard_port}"
-                f"  (user {settings.dashboard_username}, password DASHBOARD_PASSWORD in .env)",
+                dashboard_line,
                 f"Redis:        {shown_redis}",
                 bot_line,
                 "Press Ctrl-C to stop.",
@@ -194,6 +185,22 @@ def main() -> None:
         flush=True,
     )
     Supervisor(services).run()
+
+
+def _dashboard(settings: StackSettings, env: dict[str, str], redis_url: str) -> Service:
+    # rq-dashboard: loopback only, a password, and read-only (its forms have no CSRF protection).
+    # Credentials go by environment, not on the command line that `ps` shows.
+    assert settings.dashboard_password is not None  # ensured above
+    dashboard_env = dict(
+        env,
+        RQ_DASHBOARD_USERNAME=settings.dashboard_username,
+        RQ_DASHBOARD_PASSWORD=settings.dashboard_password.get_secret_value(),
+        RQ_DASHBOARD_REDIS_URL=redis_url,
+    )
+    command = [sys.executable, "-m", "stack.dashboard", "--bind", "127.0.0.1", "--port"]
+    # --json: the queue's jobs are JSON (shared/jobs.py).
+    command += [str(settings.dashboard_port), "--disable-delete", "--json"]
+    return Service("dashboard", command, env=dashboard_env)
 
 
 if __name__ == "__main__":

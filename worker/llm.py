@@ -103,7 +103,7 @@ class LlamaChatModel:
         shape = ContextShape(
             n_ctx=settings.n_ctx * parallel,
             n_seq=parallel,
-            n_batch=min(512, settings.n_ctx),
+            n_batch=settings.batch_tokens(),
             n_threads=settings.n_threads or os.cpu_count() or 1,
             kv_type=settings.kv_cache_type,
             unified=not settings.exact_batching,

@@ -8,7 +8,7 @@ import pytest
 
 from shared.config import ModelSettings, WorkerSettings
 from shared.machine import memory_mb
-from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT
+from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT, wants_dashboard
 
 
 def _meminfo(tmp_path: Path, kib: int) -> Path:
@@ -65,17 +65,30 @@ def test_the_tests_model_is_never_a_default() -> None:
 
 
 @pytest.mark.parametrize(
-    ("memory", "parallel", "kv_cache_mb"),
+    ("memory", "parallel", "kv_cache_mb", "n_batch", "dashboard"),
     [
-        (1_000, 2, 32),  # a "1 GB" VPS: the 0.5B model, compact
-        (1_966, 2, 32),  # a "2 GB" VPS: the 1.5B model, compact (4 at once did not fit, measured)
-        (4_000, 4, 128),  # room for the 1.5B model writing 4 answers at once
+        # a "1 GB" VPS: the 0.5B model, compact, prompts read in small steps, no rq-dashboard
+        (1_000, 2, 32, 128, False),
+        # a "2 GB" VPS: the 1.5B model, compact (4 at once did not fit, measured)
+        (1_966, 2, 32, 512, True),
+        (4_000, 4, 128, 512, True),  # room for the 1.5B model writing 4 answers at once
     ],
 )
-def test_the_default_model_is_run_to_fit_the_memory(memory: int, parallel: int, kv_cache_mb: int) -> None:
+def test_the_default_model_is_run_to_fit_the_memory(
+    memory: int, parallel: int, kv_cache_mb: int, n_batch: int, dashboard: bool
+) -> None:
     model = ModelSettings(_env_file=None, memory_mb=memory)
     assert WorkerSettings(_env_file=None).answers_at_once(model) == parallel
     assert model.kv_cache_budget_mb() == kv_cache_mb
+    assert model.batch_tokens() == n_batch
+    assert wants_dashboard(None, model.box_mb()) is dashboard
+    # Asked for or against, the dashboard is what the operator said.
+    assert wants_dashboard(True, memory) is True and wants_dashboard(False, memory) is False
+
+
+def test_a_prompt_step_is_never_longer_than_the_context() -> None:
+    assert ModelSettings(_env_file=None, memory_mb=4_000, n_ctx=256).batch_tokens() == 256
+    assert ModelSettings(_env_file=None, memory_mb=1_000, n_batch=64).batch_tokens() == 64
 
 
 def test_the_operators_parallel_and_kv_cache_win_over_the_fit(tmp_path: Path) -> None:
@@ -89,3 +102,4 @@ def test_the_operators_parallel_and_kv_cache_win_over_the_fit(tmp_path: Path) ->
     ):
         assert WorkerSettings(_env_file=None).answers_at_once(chosen) == 4
         assert chosen.kv_cache_budget_mb() == 128
+        assert chosen.batch_tokens() == 512

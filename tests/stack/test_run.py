@@ -189,7 +189,7 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
     assert time.monotonic() - started < 30
 
 
-def test_make_run_starts_the_bot_once_a_token_is_set(stack: Stack) -> None:
+def test_make_run_starts_the_bot_once_a_token_is_set_and_fits_a_small_box(stack: Stack) -> None:
     from fakes.telegram import FakeTelegram
 
     telegram = FakeTelegram()
@@ -199,8 +199,14 @@ def test_make_run_starts_the_bot_once_a_token_is_set(stack: Stack) -> None:
             TELEGRAM_BOT_TOKEN="4242:TOKEN",
             TELEGRAM_API_BASE=telegram.base_url,
             TELEGRAM_ALLOWED_USERS="1001",
+            # A 1 GB box: the bot runs, rq-dashboard is left out for the memory it would take.
+            MEMORY_MB="1000",
         )
         assert "Telegram bot: on." in stack.log()
+        assert "rq-dashboard: off" in stack.log()
+        commands = [" ".join(child.cmdline()) for child in stack.children()]
+        assert any("-m bot" in command for command in commands)
+        assert not any("stack.dashboard" in command for command in commands)
         telegram.send_text("Hello! Who are you?", user_id=1001)
         answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]
         assert answer.text.strip()
