@@ -17,7 +17,7 @@ export CXXFLAGS += $(NO_AMX)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help run invite token test test-fast test-postgres deploy-check bench lint lock audit model test-models bench-models migrate browser speech backup restore clean
+.PHONY: help run invite token test test-fast test-postgres deploy-check bench lint lock audit model test-models bench-models migrate browser speech documents backup restore clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -82,15 +82,21 @@ speech: ## Make sure espeak-ng and Festival's Russian voice are there: the voice
 		--no-install-recommends espeak-ng festival festvox-ru; } || \
 		{ echo "The voice tests need espeak-ng and Festival's Russian voice: apt-get install espeak-ng festival festvox-ru"; exit 1; }
 
-test: $(VENV)/.installed-dev test-models browser speech ## Run the whole test suite
+documents: ## Make sure the DejaVu fonts are there: the document tests write Russian PDFs with them (installs them as root)
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
+		{ test "$$(id -u)" = 0 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends fonts-dejavu-core; } || \
+		{ echo "The document tests need the DejaVu fonts: apt-get install fonts-dejavu-core"; exit 1; }
+
+test: $(VENV)/.installed-dev test-models browser speech documents ## Run the whole test suite
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.installed-dev test-models speech ## The fast tests (no real model), bot behaviours included, on two processes
+test-fast: $(VENV)/.installed-dev test-models speech documents ## The fast tests (no real model), bot behaviours included, on two processes
 	$(PY) -m pytest -m "not slow" -n 2
 
-test-postgres: $(VENV)/.installed-dev test-models speech ## The database, pipeline, voice and reliability tests against PostgreSQL at TEST_DATABASE_URL
+test-postgres: $(VENV)/.installed-dev test-models speech documents ## The database, pipeline, voice and reliability tests against PostgreSQL at TEST_DATABASE_URL
 	@test -n "$(TEST_DATABASE_URL)" || { echo "Set TEST_DATABASE_URL=postgresql+psycopg://user:pass@host/db"; exit 1; }
-	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/voice tests/reliability
+	TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest tests/api tests/shared tests/worker tests/voice tests/reliability tests/documents
 
 deploy-check: test-models speech ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
 	$(PY) -m deploy.smoke

@@ -167,17 +167,23 @@ def _equal(given: str, expected: str | None) -> bool:
 
 # Where audio files are uploaded: their bodies may be as large as VOICE_MAX_BYTES.
 AUDIO_PATHS = frozenset({"/api/chat/voice", "/v1/audio/transcriptions"})
+# Where documents are uploaded: their bodies may be as large as DOCUMENT_MAX_BYTES.
+DOCUMENTS_PATH = "/api/documents"
 
 
 class Guard:
     """ASGI middleware: authenticate, then limit the body, before the application reads anything."""
 
-    def __init__(self, app: ASGIApp, settings: GatewaySettings, audio_max_bytes: int = 0) -> None:
-        """`audio_max_bytes`: the body allowed where audio is uploaded (VOICE_MAX_BYTES)."""
+    def __init__(
+        self, app: ASGIApp, settings: GatewaySettings, audio_max_bytes: int = 0, document_max_bytes: int = 0
+    ) -> None:
+        """`audio_max_bytes`: the body allowed where audio is uploaded (VOICE_MAX_BYTES); and
+        `document_max_bytes` where documents are (DOCUMENT_MAX_BYTES)."""
         self.app = app
         self.settings = settings
         # The form around the audio (names, a language, a key) is small; this is room enough for it.
         self._audio_limit = audio_max_bytes + 64 * 1024
+        self._document_limit = document_max_bytes + 64 * 1024
         self.cache = _Cache()
         self._operator = settings.api_key.get_secret_value() if settings.api_key else None
         self._bot = settings.bot_api_key.get_secret_value() if settings.bot_api_key else None
@@ -274,6 +280,8 @@ class Guard:
         limit = self.settings.max_body_bytes
         if scope["path"] in AUDIO_PATHS and scope["method"] == "POST":
             limit = max(limit, self._audio_limit)
+        elif scope["path"] == DOCUMENTS_PATH and scope["method"] == "POST":
+            limit = max(limit, self._document_limit)
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit() or int(declared) > limit:

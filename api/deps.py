@@ -17,7 +17,7 @@ from api.auth import CallerDep
 from api.services import NotFound, conversations, tasks
 from api.services.changes import TaskChanges
 from api.services.streams import StreamSlots
-from shared.config import GatewaySettings, ModelSettings, QueueSettings, VoiceSettings
+from shared.config import DocumentSettings, GatewaySettings, ModelSettings, QueueSettings, VoiceSettings
 from shared.db import Database
 
 
@@ -56,6 +56,11 @@ async def get_voice_settings(request: Request) -> VoiceSettings:
     return settings
 
 
+async def get_document_settings(request: Request) -> DocumentSettings:
+    settings: DocumentSettings = request.state.document_settings
+    return settings
+
+
 async def get_streams(request: Request) -> StreamSlots:
     streams: StreamSlots = request.state.streams
     return streams
@@ -70,6 +75,7 @@ GatewaySettingsDep = Annotated[GatewaySettings, Depends(get_gateway_settings)]
 QueueSettingsDep = Annotated[QueueSettings, Depends(get_queue_settings)]
 ModelSettingsDep = Annotated[ModelSettings, Depends(get_model_settings)]
 VoiceSettingsDep = Annotated[VoiceSettings, Depends(get_voice_settings)]
+DocumentSettingsDep = Annotated[DocumentSettings, Depends(get_document_settings)]
 StreamsDep = Annotated[StreamSlots, Depends(get_streams)]
 
 

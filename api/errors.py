@@ -31,6 +31,7 @@ from api.services import (
     TooManyActive,
     TooManyStreams,
 )
+from api.services.documents import DocumentRefused
 from api.services.voice_notes import VoiceRefused
 from shared.schemas import ErrorCode
 
@@ -153,6 +154,11 @@ async def _voice_refused(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status, str(exc), code=exc.code, extra=extra)
 
 
+async def _document_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DocumentRefused)
+    return error_response(request, exc.status, str(exc))
+
+
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NotFound)
     return error_response(request, 404, str(exc))
@@ -210,6 +216,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QuotaExceeded, _quota_exceeded)
     app.add_exception_handler(TextTooLong, _text_too_long)
     app.add_exception_handler(VoiceRefused, _voice_refused)
+    app.add_exception_handler(DocumentRefused, _document_refused)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(QueueUnavailable, _queue_down)

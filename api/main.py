@@ -18,6 +18,7 @@ from api.routes import (
     chat,
     conversations,
     credentials,
+    documents,
     health,
     metrics,
     openai,
@@ -30,7 +31,14 @@ from api.routes import (
 from api.services.changes import TaskChanges
 from api.services.credentials import purge_expired
 from api.services.streams import StreamSlots
-from shared.config import DatabaseSettings, GatewaySettings, ModelSettings, QueueSettings, VoiceSettings
+from shared.config import (
+    DatabaseSettings,
+    DocumentSettings,
+    GatewaySettings,
+    ModelSettings,
+    QueueSettings,
+    VoiceSettings,
+)
 from shared.db import Database
 from shared.jobs import changes_channel, make_queue, make_redis
 from shared.recovery import Periodic, recovery_thread
@@ -45,6 +53,7 @@ def create_app(
     queue_settings: QueueSettings | None = None,
     model_settings: ModelSettings | None = None,
     voice_settings: VoiceSettings | None = None,
+    document_settings: DocumentSettings | None = None,
 ) -> FastAPI:
     """Build the gateway; settings default to the environment and `.env`.
 
@@ -54,6 +63,7 @@ def create_app(
     queue_settings = queue_settings or QueueSettings()
     model_settings = model_settings or ModelSettings()
     voice_settings = voice_settings or VoiceSettings()
+    document_settings = document_settings or DocumentSettings()
     if gateway_settings.api_key is None:
         raise RuntimeError("API_KEY is not set: put one in .env (`make run` generates it).")
 
@@ -63,7 +73,9 @@ def create_app(
         redis = make_redis(queue_settings)
         queue = make_queue(queue_settings, redis)
         background = [
-            recovery_thread(db, queue, queue_settings.task_stale_after_seconds),
+            recovery_thread(
+                db, queue, queue_settings.task_stale_after_seconds, document_settings.longest_read_seconds()
+            ),
             Periodic("credentials", 3600, lambda: purge_expired(db)),
         ]
         if gateway_settings.retention_days:
@@ -84,6 +96,7 @@ def create_app(
                 "queue_settings": queue_settings,
                 "model_settings": model_settings,
                 "voice_settings": voice_settings,
+                "document_settings": document_settings,
                 "streams": StreamSlots(
                     gateway_settings.max_streams_per_user,
                     gateway_settings.max_streams_total,
@@ -103,13 +116,19 @@ def create_app(
     )
     install_error_handlers(app)
     # Outermost last: headers on everything, NUL refused, then who is asking (before any body).
-    app.add_middleware(Guard, settings=gateway_settings, audio_max_bytes=voice_settings.voice_max_bytes)
+    app.add_middleware(
+        Guard,
+        settings=gateway_settings,
+        audio_max_bytes=voice_settings.voice_max_bytes,
+        document_max_bytes=document_settings.document_max_bytes,
+    )
     app.add_middleware(RefuseNulInUrl)
     app.add_middleware(SecurityHeaders)
     # credentials before users: `/users/{user_id:path}` would also match its longer paths.
     for router in (
         chat,
         voice,
+        documents,
         credentials,
         users,
         conversations,

@@ -407,6 +407,32 @@ class VoiceSettings(_EnvSettings):
     )
 
 
+class DocumentSettings(_EnvSettings):
+    """Documents people ask about: read by the gateway (what it accepts) and the workers (how they
+    read them)."""
+
+    document_max_bytes: int = Field(
+        20_000_000, ge=1024, description="Largest document accepted (Telegram lets bots fetch 20 MB)."
+    )
+    document_max_pages: int = Field(500, ge=1, description="Most pages read from one document.")
+    document_max_chars: int = Field(
+        2_000_000, ge=1000, description="Most characters of text kept from one document (~600 pages)."
+    )
+    document_read_seconds: int = Field(
+        120, ge=1, description="CPU time one document may take to read; past it, it is refused."
+    )
+    document_read_memory_mb: int = Field(
+        768, ge=128, description="Address space of the process that reads one document, in MB."
+    )
+    document_max_per_user: int = Field(
+        100, ge=1, description="Documents one person may keep; past it, they delete some first."
+    )
+
+    def longest_read_seconds(self) -> float:
+        """How long a reading may last on the wall clock: its CPU time, and as long again asleep."""
+        return self.document_read_seconds * 2 + 5
+
+
 def _id_list(value: object) -> object:
     """Accept "1, 2,3" (how people write it in .env) as well as a JSON list."""
     if isinstance(value, str):

@@ -69,3 +69,22 @@ VOICE_FAILURES = frozenset(
         FinishReason.VOICE_UNAVAILABLE,
     }
 )
+
+
+class DocumentFailure(enum.StrEnum):
+    """Why a document could not be read; each is told to people in words of its own."""
+
+    # Not a file of a kind we read (an archive, a program, a picture while OCR is off, …).
+    UNSUPPORTED = "document_unsupported"
+    # Claims to be a PDF or DOCX but is broken.
+    UNREADABLE = "document_unreadable"
+    # A password protects it.
+    ENCRYPTED = "document_encrypted"
+    # Pages with no text layer (a scan): nothing to search.
+    NO_TEXT = "document_no_text"
+    # Over a limit: bytes, pages, text, or what it unpacks to.
+    TOO_LARGE = "document_too_large"
+    # Reading took longer, or more memory, than a document may.
+    TOO_COSTLY = "document_too_costly"
+    # The worker reading it stopped (it is sent again to be read).
+    INTERRUPTED = "document_interrupted"

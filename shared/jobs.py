@@ -23,6 +23,7 @@ from shared.config import QueueSettings
 
 GENERATE_REPLY = "worker.tasks.generate_reply"
 TRANSCRIBE_VOICE = "worker.tasks.transcribe_voice"
+READ_DOCUMENT = "worker.tasks.read_document"
 # A worker process runs one RQ worker per answer it writes at once, named "<process>/slot-<n>".
 SLOT_MARK = "/slot-"
 SERIALIZER = JSONSerializer
@@ -58,7 +59,7 @@ def is_ours(job: Job) -> bool:
         return False
     extras = (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name)
     return (
-        name in (GENERATE_REPLY, TRANSCRIBE_VOICE)
+        name in (GENERATE_REPLY, TRANSCRIBE_VOICE, READ_DOCUMENT)
         and len(args) == 1
         and isinstance(args[0], str)
         and args[0] == job.id
@@ -88,6 +89,11 @@ def enqueue_reply(queue: Queue, task_id: str) -> None:
 def enqueue_transcription(queue: Queue, note_id: str) -> None:
     """Queue the transcription of voice note `note_id` (asked for on its own, not as a chat message)."""
     _enqueue(queue, TRANSCRIBE_VOICE, note_id, f"transcribe voice note {note_id}")
+
+
+def enqueue_reading(queue: Queue, document_id: str) -> None:
+    """Queue the reading of document `document_id`."""
+    _enqueue(queue, READ_DOCUMENT, document_id, f"read document {document_id}")
 
 
 def changes_channel(queue_name: str) -> str:

@@ -41,6 +41,8 @@ __all__ = [
     "Conversation",
     "Credential",
     "CredentialKind",
+    "Document",
+    "DocumentPassage",
     "FinishReason",
     "Message",
     "Role",
@@ -246,6 +248,57 @@ class VoiceNote(Base):
     worker_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Document(Base):
+    """A file a person asks about, in one of their conversations: kept until it is read (like a
+    voice note's audio), then its text lives on as passages (DocumentPassage)."""
+
+    __tablename__ = "document"
+    __table_args__ = (Index("ix_document_user_conversation", "user_id", "conversation_id"),)
+
+    # Random and unguessable, like a task id; the reading job is queued under it.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversation.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.QUEUED)
+    # The file as sent, until it is read.
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # What the reader found it to be (worker.reading.formats.Kind), its pages, and how far it got.
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pages_read: Mapped[int] = mapped_column(Integer, default=0)
+    passages: Mapped[int] = mapped_column(Integer, default=0)
+    # Why it could not be read (shared.enums.DocumentFailure), and the reader's own words for it.
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DocumentPassage(Base):
+    """A passage of a document's text, where it is (page, section), and its terms (shared.terms).
+
+    Indexed for full-text search by the database itself: in SQLite by the FTS5 table
+    document_passage_fts (kept by triggers, ranked by BM25), in PostgreSQL by a GIN index over
+    to_tsvector('simple', terms). Both see the same stemmed terms (see migration 0012)."""
+
+    __tablename__ = "document_passage"
+    __table_args__ = (Index("ix_document_passage_document", "document_id", "ordinal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("document.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    section: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    terms: Mapped[str] = mapped_column(Text)
 
 
 # The tables themselves, for the few hot statements that skip the ORM (typed as the tables they are).

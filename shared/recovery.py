@@ -17,8 +17,9 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
 
 from shared.db import Database
-from shared.jobs import announce_change, enqueue_reply
-from shared.models import FinishReason, Task, TaskStatus, utcnow
+from shared.enums import DocumentFailure
+from shared.jobs import announce_change, enqueue_reading, enqueue_reply
+from shared.models import Document, FinishReason, Task, TaskStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,59 @@ def fail_abandoned_tasks(db: Database, stale_after: float, now: datetime | None 
     return ids
 
 
+def fail_abandoned_documents(db: Database, longest: float, now: datetime | None = None) -> list[str]:
+    """Fail documents started more than `longest` seconds ago: no reading lasts that long, so
+    their worker stopped (each is told to send the document again)."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=longest)
+    with db.writing() as session:
+        ids = list(
+            session.scalars(
+                select(Document.id).where(Document.status == TaskStatus.STARTED, Document.started_at < cutoff)
+            )
+        )
+        if ids:
+            session.execute(
+                update(Document)
+                .where(Document.id.in_(ids), Document.status == TaskStatus.STARTED)
+                .values(
+                    status=TaskStatus.FAILED,
+                    error_code=DocumentFailure.INTERRUPTED,
+                    error="the worker reading it stopped",
+                    content=None,
+                    finished_at=now,
+                )
+            )
+    for document_id in ids:
+        log.warning("document=%s failed: its worker stopped while reading it", document_id)
+    return ids
+
+
+def requeue_lost_documents(
+    db: Database, queue: Queue, stale_after: float, now: datetime | None = None
+) -> list[str]:
+    """Enqueue again the queued documents (older than `stale_after`) whose job Redis no longer holds."""
+    cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
+    with db.reading() as session:
+        ids = list(
+            session.scalars(
+                select(Document.id).where(Document.status == TaskStatus.QUEUED, Document.created_at < cutoff)
+            )
+        )
+    if not ids:
+        return []
+    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
+    lost = [
+        document_id
+        for document_id, job in zip(ids, jobs, strict=True)
+        if job is None or job.get_status(refresh=False) in _DEAD_JOB_STATES
+    ]
+    for document_id in lost:
+        enqueue_reading(queue, document_id)
+        log.warning("document=%s was queued but its job was gone: enqueued again", document_id)
+    return lost
+
+
 def requeue_lost_tasks(
     db: Database, queue: Queue, stale_after: float, now: datetime | None = None
 ) -> list[str]:
@@ -88,13 +142,15 @@ def requeue_lost_tasks(
     return lost
 
 
-def recover(db: Database, queue: Queue, stale_after: float) -> None:
-    """One repair pass; a Redis outage only postpones the part that needs Redis."""
-    for task_id in fail_abandoned_tasks(db, stale_after):
+def recover(db: Database, queue: Queue, stale_after: float, longest_read: float) -> None:
+    """One repair pass; a Redis outage only postpones the part that needs Redis. `longest_read`:
+    DocumentSettings.longest_read_seconds()."""
+    for task_id in [*fail_abandoned_tasks(db, stale_after), *fail_abandoned_documents(db, longest_read)]:
         # Its followers learn of the failure now, not when their cached status runs out.
         announce_change(queue, task_id)
     try:
         requeue_lost_tasks(db, queue, stale_after)
+        requeue_lost_documents(db, queue, stale_after)
     except RedisError as exc:
         log.warning("lost-task check skipped, Redis is unavailable: %s", exc)
 
@@ -120,6 +176,8 @@ class Periodic(threading.Thread):
         self.join(timeout=10)
 
 
-def recovery_thread(db: Database, queue: Queue, stale_after: float) -> Periodic:
+def recovery_thread(db: Database, queue: Queue, stale_after: float, longest_read: float) -> Periodic:
     """Recovery four times per staleness limit: a dead worker's task fails within 1.25 x the limit."""
-    return Periodic("task-recovery", max(0.5, stale_after / 4), lambda: recover(db, queue, stale_after))
+    return Periodic(
+        "task-recovery", max(0.5, stale_after / 4), lambda: recover(db, queue, stale_after, longest_read)
+    )

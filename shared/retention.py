@@ -13,6 +13,7 @@ from shared.models import (
     AccessStatus,
     Conversation,
     Credential,
+    Document,
     Message,
     Task,
     TaskStatus,
@@ -47,6 +48,8 @@ def purge_conversations(db: Database, older_than_days: int, now: datetime | None
             tasks = select(Task.id).where(Task.conversation_id.in_(ids))
             session.execute(delete(VoiceNote).where(VoiceNote.task_id.in_(tasks)))
             session.execute(delete(Task).where(Task.conversation_id.in_(ids)))
+            # Documents' passages (and their index entries) go with them.
+            session.execute(delete(Document).where(Document.conversation_id.in_(ids)))
             session.execute(delete(Message).where(Message.conversation_id.in_(ids)))
             session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
     if ids:
@@ -64,6 +67,7 @@ def forget_user(db: Database, external_id: str) -> bool:
         conversations = select(Conversation.id).where(Conversation.user_id == user.id)
         session.execute(delete(VoiceNote).where(VoiceNote.user_id == user.id))
         session.execute(delete(Task).where(Task.user_id == user.id))
+        session.execute(delete(Document).where(Document.user_id == user.id))
         session.execute(delete(Message).where(Message.conversation_id.in_(conversations)))
         session.execute(delete(Conversation).where(Conversation.user_id == user.id))
         if user.access == AccessStatus.BLOCKED:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shared.enums import AccessStatus, FinishReason, TaskStatus
+from shared.enums import AccessStatus, DocumentFailure, FinishReason, TaskStatus
 from shared.tools import ToolCall
 
 
@@ -171,6 +171,23 @@ class NewConversationRequest(BaseModel):
 
 class ConversationOut(BaseModel):
     conversation_id: int
+
+
+class DocumentOut(BaseModel):
+    """A document a person sent: how far its reading got, or why it could not be read."""
+
+    document_id: str
+    name: str
+    conversation_id: int
+    status: TaskStatus
+    size_bytes: int
+    kind: str | None = Field(None, description="What it was read as: pdf, docx, html, markdown, text.")
+    pages: int | None = Field(None, description="Its pages, once known (PDF).")
+    pages_read: int = 0
+    passages: int = Field(0, description="Passages of text found and indexed.")
+    error_code: DocumentFailure | None = None
+    error: str | None = Field(None, description="Why it could not be read, in the reader's words.")
+    created_at: datetime
 
 
 class ChatAccepted(BaseModel):

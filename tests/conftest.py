@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, make_url, text
 from api.main import create_app
 from shared.config import (
     DatabaseSettings,
+    DocumentSettings,
     GatewaySettings,
     ModelSettings,
     QueueSettings,
@@ -201,6 +202,7 @@ def make_client(
     queue_settings: QueueSettings,
     model_settings: ModelSettings | None = None,
     voice_settings: VoiceSettings | None = None,
+    document_settings: DocumentSettings | None = None,
 ) -> TestClient:
     app = create_app(
         gateway_settings,
@@ -208,6 +210,7 @@ def make_client(
         queue_settings,
         model_settings or ModelSettings(_env_file=None),
         voice_settings or VoiceSettings(_env_file=None),
+        document_settings or DocumentSettings(_env_file=None),
     )
     return TestClient(app, headers={"X-API-Key": API_KEY})
 

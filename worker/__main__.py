@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from shared.config import (
     DatabaseSettings,
+    DocumentSettings,
     LoggingSettings,
     ModelSettings,
     QueueSettings,
@@ -33,6 +34,7 @@ from shared.logging import configure_logging
 from shared.recovery import Periodic, recover, recovery_thread
 from worker import tasks
 from worker.cancels import CancelNotices
+from worker.documents import DocumentWork
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.notices import ChangeNotices
@@ -98,9 +100,11 @@ def run(
     wait_for_redis(redis)
     for task_id in requeue_unreadable_jobs(queue):
         log.warning("task=%s: its job was written by an earlier release; queued again", task_id)
-    recover(db, queue, queue_settings.task_stale_after_seconds)
+    document_settings = DocumentSettings(_env_file=env_file)
+    longest_read = document_settings.longest_read_seconds()
+    recover(db, queue, queue_settings.task_stale_after_seconds, longest_read)
     # Jobs run in the slots' threads; repairs of other workers' tasks go on beside them.
-    recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds)
+    recovery = recovery_thread(db, queue, queue_settings.task_stale_after_seconds, longest_read)
     background = [recovery]
     notices = ChangeNotices(queue)
     voice_settings = VoiceSettings(_env_file=env_file)
@@ -115,9 +119,18 @@ def run(
         background.append(Periodic("speech-idle", 30, transcriber.unload_if_idle))
     cancels = CancelNotices(redis, queue.name, read_seconds=stop_check_seconds)
     cancels.start()
+    documents = DocumentWork(db, document_settings, name, notices)
     tasks.install(
         ReplyService(
-            db, model, model_settings, worker_settings, name, announce=notices, voice=voice, cancels=cancels
+            db,
+            model,
+            model_settings,
+            worker_settings,
+            name,
+            announce=notices,
+            voice=voice,
+            cancels=cancels,
+            documents=documents,
         )
     )
     for thread in background:

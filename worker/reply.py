@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from rq.timeouts import JobTimeoutException
 
-from shared.config import ModelSettings, WorkerSettings
+from shared.config import DocumentSettings, ModelSettings, WorkerSettings
 from shared.db import Database
 from shared.jobs import Notice
 from shared.models import FinishReason, TaskStatus
@@ -22,6 +22,7 @@ from shared.recovery import WORKER_LOST
 from shared.tools import ToolCall
 from worker import tool_calls
 from worker.cancels import CancelNotices
+from worker.documents import DocumentWork
 from worker.errors import ModelFailure
 from worker.llm import ChatModel
 from worker.prompt import Prompt, PromptTooLong, build_prompt, build_transcript_prompt
@@ -109,6 +110,7 @@ class ReplyService:
         announce: Callable[[Notice], None] = lambda _notice: None,
         voice: VoiceWork | None = None,
         cancels: CancelNotices | None = None,
+        documents: DocumentWork | None = None,
     ) -> None:
         """`announce(task_id)` is called after each change is committed (it wakes the followers),
         `announce(growth)` as the answer grows between saves;
@@ -120,6 +122,7 @@ class ReplyService:
         self.worker_name = worker_name
         self.store = TaskStore(db, model_settings, worker_name, announce, GENERATION_FAILED)
         self.voice = voice or VoiceWork(db, None, worker_name, announce)
+        self.documents = documents or DocumentWork(db, DocumentSettings(), worker_name, announce)
         self.cancels = cancels
         self._clock = clock
 

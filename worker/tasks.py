@@ -20,6 +20,13 @@ def transcribe_voice(note_id: str) -> None:
     _service.voice.transcribe_alone(note_id)
 
 
+def read_document(document_id: str) -> None:
+    """Read one document a person sent: its passages go to the database and its index."""
+    if _service is None:
+        raise RuntimeError("this process has no model loaded; run jobs with `python -m worker`")
+    _service.documents.read(document_id)
+
+
 def generate_reply(task_id: str) -> None:
     """Answer one task. Returns nothing: results go to the database, never into Redis."""
     if _service is None:

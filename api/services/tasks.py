@@ -35,6 +35,7 @@ from shared.jobs import announce_cancel, announce_change, enqueue_reply
 from shared.models import (
     FINAL_STATUSES,
     Conversation,
+    Document,
     Message,
     Role,
     Task,
@@ -63,13 +64,14 @@ def _changed(result: object) -> bool:
 
 # Statements of every chat request, built once (building one costs more than running it on SQLite).
 _WAITING = [TaskStatus.QUEUED, TaskStatus.STARTED]
-# Work waiting for a worker: tasks, and transcriptions asked for on their own (/v1), which are
-# notes with no task.
+# Work waiting for a worker: tasks, transcriptions asked for on their own (/v1), which are notes
+# with no task, and documents to read.
 _QUEUED_COUNT = select(
     select(func.count()).where(Task.status == TaskStatus.QUEUED).scalar_subquery()
     + select(func.count())
     .where(VoiceNote.task_id.is_(None), VoiceNote.status == TaskStatus.QUEUED)
     .scalar_subquery()
+    + select(func.count()).where(Document.status == TaskStatus.QUEUED).scalar_subquery()
 )
 _ADD_MESSAGE = insert(Message).values(role=Role.USER).returning(Message.id)
 

@@ -12,6 +12,16 @@ from shared.db import make_engine
 from shared.models import Base
 
 config = context.config
+
+
+def _modelled(name: str | None, kind: str, _parents: Any) -> bool:
+    """What the models describe: the passages' full-text index (migration 0012) is the database's
+    own, an FTS5 table with its shadow tables in SQLite, an expression index in PostgreSQL."""
+    if kind == "table" and name and name.startswith("document_passage_fts"):
+        return False
+    return not (kind == "index" and name == "ix_document_passage_terms")
+
+
 url = config.attributes.get("database_url") or DatabaseSettings().database_url
 
 if context.is_offline_mode():
@@ -30,7 +40,12 @@ else:
             dbapi_connection.execute("PRAGMA foreign_keys = OFF")
 
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=sqlite)
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=sqlite,
+            include_name=_modelled,
+        )
         with context.begin_transaction():
             context.run_migrations()
             if sqlite:

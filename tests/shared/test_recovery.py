@@ -79,6 +79,6 @@ def test_a_task_failed_by_recovery_is_announced_to_its_followers(
                 .where(Task.id == silent)
                 .values(status=TaskStatus.STARTED, started_at=long_ago, heartbeat_at=long_ago)
             )
-        recover(db, queue, stale_after=60)
+        recover(db, queue, stale_after=60, longest_read=245)
         heard = wait_for(lambda: pubsub.get_message(timeout=0.5), timeout=30)
     assert isinstance(heard, dict) and heard["data"].decode() == silent

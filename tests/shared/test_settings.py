@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 from shared.config import (
     BotSettings,
     DatabaseSettings,
+    DocumentSettings,
     GatewaySettings,
     LoggingSettings,
     ModelSettings,
@@ -24,6 +25,7 @@ from tests.conftest import ROOT
 
 SETTINGS: list[type[BaseSettings]] = [
     GatewaySettings,
+    DocumentSettings,
     DatabaseSettings,
     QueueSettings,
     ModelSettings,

@@ -1,0 +1,112 @@
+"""/api/documents: a document sent is queued, read by a worker (its progress and result shown),
+listed and deleted, by its owner only; what cannot be read says why."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import func, select, update
+
+from shared.config import DocumentSettings, GatewaySettings, QueueSettings
+from shared.db import Database
+from shared.models import Document, DocumentPassage, TaskStatus, utcnow
+from shared.recovery import recover
+from tests.conftest import make_client
+from tests.documents import files
+
+ALICE, BOB = "tg:1001", "tg:1002"
+
+
+def _send(client: TestClient, user: str, name: str, data: bytes) -> dict[str, object]:
+    response = client.post("/api/documents", data={"user_id": user}, files={"file": (name, data)})
+    assert response.status_code == 202, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_a_document_is_read_listed_and_deleted_by_its_owner_only(
+    client: TestClient, run_jobs: Callable[[], None], db: Database
+) -> None:
+    sent = _send(client, ALICE, "договор.pdf", files.pdf(["Срок договора — один год.", "Оплата картой."]))
+    assert sent["status"] == "queued" and sent["name"] == "договор.pdf"
+    run_jobs()
+    document = f"/api/documents/{sent['document_id']}"
+    read = client.get(document, params={"user_id": ALICE}).json()
+    assert read["status"] == "finished" and read["kind"] == "pdf"
+    assert (read["pages"], read["pages_read"], read["passages"]) == (2, 2, 2)
+    assert read["conversation_id"] == sent["conversation_id"]
+    listed = client.get(f"/api/users/{ALICE}/documents").json()
+    assert [d["document_id"] for d in listed] == [sent["document_id"]]
+    mine = client.get(f"/api/users/{ALICE}/documents", params={"conversation_id": read["conversation_id"]})
+    assert len(mine.json()) == 1
+    # Another person: not shown, not listed, not deleted.
+    assert client.get(document, params={"user_id": BOB}).status_code == 404
+    assert client.get(f"/api/users/{BOB}/documents").json() == []
+    assert client.delete(document, params={"user_id": BOB}).status_code == 404
+    assert client.get(document, params={"user_id": ALICE}).status_code == 200
+    # The owner deletes it, and its passages go with it.
+    assert client.delete(document, params={"user_id": ALICE}).status_code == 204
+    assert client.get(document, params={"user_id": ALICE}).status_code == 404
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(DocumentPassage)) == 0
+
+
+def test_what_cannot_be_read_says_why_and_keeps_no_file(
+    client: TestClient, run_jobs: Callable[[], None]
+) -> None:
+    locked = _send(client, ALICE, "secret.pdf", files.pdf(["тайна"], password="1"))
+    picture = _send(client, ALICE, "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(64))
+    run_jobs()
+    for sent, code in ((locked, "document_encrypted"), (picture, "document_unsupported")):
+        shown = client.get(f"/api/documents/{sent['document_id']}", params={"user_id": ALICE}).json()
+        assert (shown["status"], shown["error_code"]) == ("failed", code)
+        assert shown["error"]
+
+
+@pytest.fixture
+def small_client(
+    gateway_settings: GatewaySettings, db_url: str, queue_settings: QueueSettings
+) -> Iterator[TestClient]:
+    settings = DocumentSettings(_env_file=None, document_max_bytes=4096, document_max_per_user=2)
+    with make_client(gateway_settings, db_url, queue_settings, document_settings=settings) as test_client:
+        yield test_client
+
+
+def test_too_large_empty_or_one_too_many_is_refused_before_it_is_kept(small_client: TestClient) -> None:
+    too_large = small_client.post(
+        "/api/documents", data={"user_id": ALICE}, files={"file": ("big.txt", b"x" * 5000)}
+    )
+    assert too_large.status_code == 413
+    empty = small_client.post("/api/documents", data={"user_id": ALICE}, files={"file": ("e.txt", b"")})
+    assert empty.status_code == 422
+    for n in range(2):
+        _send(small_client, ALICE, f"{n}.txt", b"some text")
+    third = small_client.post("/api/documents", data={"user_id": ALICE}, files={"file": ("3.txt", b"more")})
+    assert third.status_code == 429
+    assert len(small_client.get(f"/api/users/{ALICE}/documents").json()) == 2
+
+
+def test_a_reading_whose_worker_stopped_fails_and_a_lost_job_is_queued_again(
+    client: TestClient, db: Database, queue: Queue
+) -> None:
+    stuck = _send(client, ALICE, "a.txt", b"first")["document_id"]
+    lost = _send(client, ALICE, "b.txt", b"second")["document_id"]
+    now = utcnow()
+    with db.writing() as session:
+        # One was taken by a worker that died long ago; the other's job vanished from Redis.
+        session.execute(
+            update(Document)
+            .where(Document.id == stuck)
+            .values(status=TaskStatus.STARTED, started_at=now - timedelta(seconds=300))
+        )
+        session.execute(update(Document).values(created_at=now - timedelta(seconds=120)))
+    Job.fetch(str(lost), connection=queue.connection, serializer=queue.serializer).delete()
+    recover(db, queue, stale_after=60, longest_read=245)
+    shown = client.get(f"/api/documents/{stuck}", params={"user_id": ALICE}).json()
+    assert (shown["status"], shown["error_code"]) == ("failed", "document_interrupted")
+    assert str(lost) in queue.get_job_ids()
