@@ -12,7 +12,7 @@ from bot.access import AccessGate
 from bot.conversation import Conversations
 from bot.delivery import Deliverer
 from bot.gateway import GatewayClient
-from bot.handlers import admin, chat, chats, commands, start, voice
+from bot.handlers import admin, chat, chats, commands, documents, start, voice
 from bot.middlewares import LanguageMiddleware, RateLimitMiddleware
 from bot.texts import LANGUAGES, TEXTS
 from shared.config import BotSettings
@@ -23,6 +23,7 @@ COMMANDS = [
     "export",
     "prompt",
     "voice",
+    "docs",
     "retry",
     "cancel",
     "mode",
@@ -67,6 +68,7 @@ def build_dispatcher(settings: BotSettings, bot: Bot, gateway: GatewayClient) ->
         commands.build_router(),
         chats.build_router(),
         voice.build_router(),
+        documents.build_router(),
         chat.build_router(),
     )
     return dispatcher

@@ -45,3 +45,7 @@ class SwitchChat(CallbackData, prefix="chat"):
 
 class DeleteChat(CallbackData, prefix="chatdel"):
     conversation_id: int
+
+
+class DeleteDocument(CallbackData, prefix="docdel"):
+    document_id: str

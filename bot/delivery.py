@@ -36,7 +36,7 @@ from bot.texts import duration, failure, t
 from shared.config import BotSettings
 from shared.enums import FINAL_STATUSES, TaskStatus
 from shared.identity import Face
-from shared.schemas import DeliveryNote, TaskOut
+from shared.schemas import DeliveryNote, Source, TaskOut
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,27 @@ def progress_text(status: TaskOut, lang: str) -> str:
     if utf16_len(partial) > LIMIT - 10:
         partial = "…" + _tail(partial, LIMIT - 2000)
     return partial + " ▌"
+
+
+def sources_line(lang: str, sources: list[Source]) -> str:
+    """Where the answer's passages came from: each document, with its pages."""
+    places = [
+        t(lang, "source_page", name=source.name, page=source.page)
+        if source.page is not None
+        else f"«{source.name}»" + (f" ({source.section})" if source.section else "")
+        for source in sources
+    ]
+    return t(lang, "sources", places="; ".join(places))
+
+
+def with_sources(
+    parts: list[tuple[str, list[MessageEntity]]], line: str
+) -> list[tuple[str, list[MessageEntity]]]:
+    """The answer's messages with the sources under the last one (or in one more, if it is full)."""
+    text, entities = parts[-1]
+    if utf16_len(text) + utf16_len(line) + 2 <= LIMIT:
+        return [*parts[:-1], (f"{text}\n\n{line}", entities)]
+    return [*parts, (line, [])]
 
 
 def _tail(text: str, units: int) -> str:
@@ -380,6 +401,8 @@ class _Follower:
                 answer = f"{answer}\n\n{t(lang, 'stopped')}" if answer.strip() else t(lang, "stopped")
             parts = await format_guarded(answer) if answer.strip() else []
             parts = parts or [(t(lang, "empty_answer"), [])]
+            if status.sources:
+                parts = with_sources(parts, sources_line(lang, status.sources))
             keyboard = answer_keyboard(lang, self.task_id)
         await self._send_final(parts, keyboard)
         with contextlib.suppress(GatewayUnavailable, GatewayRejected):

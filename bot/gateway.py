@@ -15,6 +15,7 @@ from shared.enums import AccessStatus
 from shared.schemas import (
     AccessOut,
     ChatAccepted,
+    DocumentOut,
     ErrorCode,
     ErrorOut,
     InviteOut,
@@ -135,6 +136,28 @@ class GatewayClient:
             timeout=self._timeout * 6,
         )
         return _parse(ChatAccepted, response), response.headers.get("Idempotent-Replayed") == "true"
+
+    async def send_document(self, user_id: str, name: str, data: bytes, chat_id: str) -> DocumentOut:
+        """A document for the person's current conversation in `chat_id`, to be read by a worker."""
+        response = await self._request(
+            "POST",
+            "/api/documents",
+            data={"user_id": user_id, "chat_id": chat_id},
+            files={"file": (name, data, "application/octet-stream")},
+            timeout=self._timeout * 6,
+        )
+        return _parse(DocumentOut, response)
+
+    async def document(self, user_id: str, document_id: str) -> DocumentOut:
+        return await self._call(
+            DocumentOut, "GET", f"/api/documents/{document_id}", params={"user_id": user_id}
+        )
+
+    async def documents(self, user_id: str) -> list[DocumentOut]:
+        return await self._call_list(DocumentOut, "GET", f"/api/users/{user_id}/documents")
+
+    async def delete_document(self, user_id: str, document_id: str) -> None:
+        await self._request("DELETE", f"/api/documents/{document_id}", params={"user_id": user_id})
 
     async def status(self, task_id: str) -> TaskOut:
         return await self._call(TaskOut, "GET", f"/api/status/{task_id}")

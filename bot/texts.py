@@ -16,6 +16,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "/export: the current conversation as a file (/export all: everything kept about you)\n"
             "/prompt: your own standing instructions\n"
             "/voice: the language of your voice notes (en, ru, … or auto)\n"
+            "/docs: your documents: see them, or delete one\n"
             "/retry: write the last answer again\n"
             "/cancel: stop the answer being written\n"
             "/mode: choose how I answer\n"
@@ -24,7 +25,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "/signout: sign out of the web chat everywhere and end your API tokens\n"
             "/help: this list\n\n"
             "In groups I answer when mentioned or replied to. I understand text and voice notes: "
-            "reply to my 🎤 transcript with the right words to correct it."
+            "reply to my 🎤 transcript with the right words to correct it. Send me a document (PDF, "
+            "DOCX, HTML, Markdown, text), with your question as its caption or after it: I answer "
+            "from its text and say where."
         ),
         "help_admin": (
             "\n\nAdmins: /status shows the queue, workers and model; /users lists who asked for "
@@ -47,6 +50,39 @@ TEXTS: dict[str, dict[str, str]] = {
         "listening": "🎤 Listening…",
         "transcript": "🎤 {text}",
         "voice_too_big": "⚠️ This file is too large: bots may download at most 20 MB.",
+        "document_reading": "📄 Reading «{name}»…",
+        "document_progress": "📄 Reading «{name}»: page {page} of {pages}",
+        "document_ready": (
+            "📄 «{name}» is read. Ask me about it: I answer from its text and say where it says so."
+        ),
+        "document_ready_pages": (
+            "📄 «{name}» is read ({pages} pages). Ask me about it: I answer from its text and say where "
+            "it says so."
+        ),
+        "failed_document_unsupported": (
+            "⚠️ I read PDF, Word (DOCX), HTML, Markdown and text files, and «{name}» is none of them."
+        ),
+        "failed_document_unreadable": "⚠️ «{name}» is damaged: I could not read it.",
+        "failed_document_encrypted": "⚠️ «{name}» is protected by a password. Send it without one.",
+        "failed_document_no_text": (
+            "⚠️ «{name}» has no text in it that I can read (a scan, or pictures of pages)."
+        ),
+        "failed_document_too_large": "⚠️ «{name}» is longer than I read ({detail}).",
+        "failed_document_too_costly": "⚠️ Reading «{name}» took longer than a document may, so I stopped.",
+        "failed_document_interrupted": "⚠️ I stopped while reading «{name}». Please send it again.",
+        "sources": "📄 Sources: {places}",
+        "source_page": "«{name}», p. {page}",
+        "docs_empty": (
+            "You have sent me no documents. Send a PDF, DOCX, HTML, Markdown or text file to ask about it."
+        ),
+        "docs_list": "Your documents (they answer questions in the conversation they were sent to):",
+        "docs_line": "• «{name}»: {state}",
+        "docs_state_finished": "read",
+        "docs_state_failed": "not read",
+        "docs_state_reading": "being read",
+        "docs_delete": "🗑 {name}",
+        "docs_deleted": "🗑 «{name}» is deleted, with everything I kept of it.",
+        "docs_gone": "That document is no longer there.",
         "voice_disabled": "🎤 Voice notes are turned off here. Please write your question.",
         "voice_too_long": "⚠️ Voice notes may be at most {limit} seconds long here.",
         "voice_language": "🎤 Your voice notes: {language}. Change: /voice en, /voice ru, … or /voice auto.",
@@ -59,7 +95,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "⚠️ Too many people are asking right now. Please try again in a minute.",
         "too_long": "⚠️ Your message is too long: at most {limit} characters, please.",
         "rejected": "⚠️ I could not take this message: {detail}",
-        "text_only": "I can read text and voice notes only. Please write or say your question.",
+        "text_only": "I can read text, voice notes and documents only. Please write or say your question.",
         "not_allowed": "Sorry, this assistant is private. Ask its owner for access.",
         "rate_limited": "You are writing faster than I can answer. Please wait {seconds} s.",
         "new_done": "🆕 New conversation. What shall we talk about?",
@@ -158,6 +194,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "/export — текущий разговор файлом (/export all — всё, что хранится о вас)\n"
             "/prompt — ваши постоянные инструкции\n"
             "/voice — язык ваших голосовых (ru, en, … или auto)\n"
+            "/docs — ваши документы: посмотреть или удалить\n"
             "/retry — написать последний ответ заново\n"
             "/cancel — остановить ответ\n"
             "/mode — выбрать стиль ответов\n"
@@ -166,7 +203,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "/signout — выйти из веб-чата везде и отозвать ваши API-токены\n"
             "/help — этот список\n\n"
             "В группах я отвечаю, когда меня упоминают или отвечают на моё сообщение. Понимаю текст и "
-            "голосовые: ответьте на мою расшифровку 🎤 правильными словами, чтобы исправить её."
+            "голосовые: ответьте на мою расшифровку 🎤 правильными словами, чтобы исправить её. "
+            "Пришлите документ (PDF, DOCX, HTML, Markdown, текст) с вопросом в подписи или следом: "
+            "отвечу по его тексту и скажу, где это написано."
         ),
         "help_admin": (
             "\n\nДля админов: /status — очередь, воркеры и модель; /users — кто просил доступ; "
@@ -178,7 +217,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "thinking": "✍️ Думаю…",
         "stopped": "⏹ Остановлено.",
         "failed_error": "⚠️ Что-то пошло не так, пока я писал ответ. Попробуйте ещё раз.",
-        "failed_timeout": "⚠️ Ответ занял слишком много времени и был остановлен. Попробуйте вопрос покороче.",
+        "failed_timeout": (
+            "⚠️ Ответ занял слишком много времени и был остановлен. Попробуйте вопрос покороче."
+        ),
         "failed_context_length": "⚠️ Сообщение слишком длинное для модели. Сократите его или разбейте.",
         "failed_voice_unreadable": "⚠️ Не удалось воспроизвести это голосовое. Запишите его ещё раз.",
         "failed_voice_empty": "🎤 В этом голосовом я не услышал речи.",
@@ -189,6 +230,42 @@ TEXTS: dict[str, dict[str, str]] = {
         "listening": "🎤 Слушаю…",
         "transcript": "🎤 {text}",
         "voice_too_big": "⚠️ Файл слишком большой: боты могут скачивать не больше 20 МБ.",
+        "document_reading": "📄 Читаю «{name}»…",
+        "document_progress": "📄 Читаю «{name}»: страница {page} из {pages}",
+        "document_ready": (
+            "📄 «{name}» прочитан. Спрашивайте: отвечу по его тексту и скажу, где это написано."
+        ),
+        "document_ready_pages": (
+            "📄 «{name}» прочитан ({pages} стр.). Спрашивайте: отвечу по его тексту "
+            "и скажу, где это написано."
+        ),
+        "failed_document_unsupported": (
+            "⚠️ Я читаю PDF, Word (DOCX), HTML, Markdown и текстовые файлы, а «{name}» — ни то, ни другое."
+        ),
+        "failed_document_unreadable": "⚠️ Файл «{name}» повреждён: прочитать его не удалось.",
+        "failed_document_encrypted": "⚠️ «{name}» защищён паролем. Пришлите его без пароля.",
+        "failed_document_no_text": (
+            "⚠️ В «{name}» нет текста, который я могу прочитать (это скан или картинки страниц)."
+        ),
+        "failed_document_too_large": "⚠️ «{name}» длиннее, чем я читаю ({detail}).",
+        "failed_document_too_costly": (
+            "⚠️ Чтение «{name}» заняло больше времени, чем отведено на документ, и я его остановил."
+        ),
+        "failed_document_interrupted": "⚠️ Я остановился, читая «{name}». Пришлите его ещё раз.",
+        "sources": "📄 Источники: {places}",
+        "source_page": "«{name}», стр. {page}",
+        "docs_empty": (
+            "Вы не присылали мне документов. Пришлите PDF, DOCX, HTML, Markdown или текстовый файл и "
+            "спросите о нём."
+        ),
+        "docs_list": "Ваши документы (отвечают на вопросы в том разговоре, куда их прислали):",
+        "docs_line": "• «{name}»: {state}",
+        "docs_state_finished": "прочитан",
+        "docs_state_failed": "не прочитан",
+        "docs_state_reading": "читается",
+        "docs_delete": "🗑 {name}",
+        "docs_deleted": "🗑 «{name}» удалён вместе со всем, что я о нём хранил.",
+        "docs_gone": "Этого документа уже нет.",
         "voice_disabled": "🎤 Голосовые здесь выключены. Напишите вопрос текстом.",
         "voice_too_long": "⚠️ Голосовые здесь — не длиннее {limit} с.",
         "voice_language": "🎤 Язык ваших голосовых: {language}. /voice ru, /voice en, … или /voice auto.",
@@ -201,7 +278,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "⚠️ Сейчас слишком много вопросов. Попробуйте через минуту.",
         "too_long": "⚠️ Слишком длинное сообщение: не больше {limit} символов, пожалуйста.",
         "rejected": "⚠️ Не получилось принять сообщение: {detail}",
-        "text_only": "Я понимаю только текст и голосовые. Напишите или скажите вопрос.",
+        "text_only": "Я понимаю только текст, голосовые и документы. Напишите или скажите вопрос.",
         "not_allowed": "Извините, это частный ассистент. Попросите доступ у его владельца.",
         "rate_limited": "Вы пишете быстрее, чем я успеваю отвечать. Подождите {seconds} с.",
         "new_done": "🆕 Новый разговор. О чём поговорим?",

@@ -211,6 +211,42 @@ class FakeTelegram:
         )
         return message_id
 
+    def send_document(
+        self,
+        data: bytes,
+        name: str,
+        caption: str | None = None,
+        user_id: int = 1001,
+        language: str = "en",
+        mime_type: str = "application/octet-stream",
+        size: int | None = None,
+    ) -> int:
+        """The user sends a file (`caption` under it); returns its message id. `size` is what
+        Telegram says of the file (over 20 MB, bots cannot fetch it)."""
+        message_id = next(self.message_ids)
+        file_id = f"file-{message_id}"
+        with self.lock:
+            self.files[file_id] = (f"documents/{file_id}", data)
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_name": name,
+            "mime_type": mime_type,
+            "file_size": size if size is not None else len(data),
+        }
+        self.push(
+            "message",
+            {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": user_id, "type": "private"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
+                "document": document,
+                **({"caption": caption} if caption else {}),
+            },
+        )
+        return message_id
+
     def press(self, data: str, message: ChatMessage, user_id: int = 1001, language: str = "en") -> None:
         self.push(
             "callback_query",

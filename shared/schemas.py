@@ -173,6 +173,16 @@ class ConversationOut(BaseModel):
     conversation_id: int
 
 
+class Source(BaseModel):
+    """Where an answer's passages came from: a document of the person's, and the page (PDF) or
+    section (Word, HTML, Markdown) of each."""
+
+    document_id: str
+    name: str
+    page: int | None = None
+    section: str | None = None
+
+
 class DocumentOut(BaseModel):
     """A document a person sent: how far its reading got, or why it could not be read."""
 
@@ -231,6 +241,9 @@ class TaskOut(BaseModel):
     voice: VoiceOut | None = Field(None, description="For a voice note: its transcript once known.")
     tool_calls: list[ToolCall] | None = Field(
         None, description="The calls the answer made to the request's tools (/v1), once finished."
+    )
+    sources: list[Source] | None = Field(
+        None, description="The documents (and pages) the answer was given passages from, once started."
     )
     usage: Usage
 

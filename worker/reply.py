@@ -19,11 +19,13 @@ from shared.db import Database
 from shared.jobs import Notice
 from shared.models import FinishReason, TaskStatus
 from shared.recovery import WORKER_LOST
+from shared.terms import query_terms
 from shared.tools import ToolCall
 from worker import tool_calls
 from worker.cancels import CancelNotices
 from worker.documents import DocumentWork
 from worker.errors import ModelFailure
+from worker.grounding import ground
 from worker.llm import ChatModel
 from worker.prompt import Prompt, PromptTooLong, build_prompt, build_transcript_prompt
 from worker.speech import VoiceFailed
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 GENERATION_FAILED = "Something went wrong while writing the answer. Please try again."
 TIMED_OUT = "The answer took too long and was stopped. Please try a shorter question."
 _WAIT_POLL_SECONDS = 0.2
+# A question with fewer terms than this is looked up together with the one before it.
+_FEW_TERMS = 3
 
 
 class ReplyFailed(Exception):
@@ -158,6 +162,7 @@ class ReplyService:
             if heard is None:
                 return
             context = heard
+        context = self._ground(context)
         prompt = self._prompt(context)
         if prompt is None:
             return
@@ -202,6 +207,24 @@ class ReplyService:
             progress.tokens / elapsed if elapsed > 0 else 0.0,
             self._clock() - started,
         )
+
+    def _ground(self, context: AnswerContext) -> AnswerContext:
+        """The context with passages of the conversation's documents before its message, when
+        the conversation has documents and they hold something for it."""
+        if context.transcript is not None:
+            return context
+        question = context.message
+        if len(query_terms(question)) < _FEW_TERMS and context.history:
+            # A follow-up ("and how much is it?") is looked up with the question before it.
+            question = f"{question}\n{context.history[-1][0]}"
+        found = self.documents.find(context.conversation_id, question)
+        # A third of the window for passages: the rest is the history's and the reply's.
+        grounded = ground(context.message, found, self.model.count_tokens, self.model.context_window // 3)
+        if grounded is None:
+            return context
+        self.store.note_sources(context.task_id, grounded.sources)
+        log.info("task=%s grounded in %d passage(s)", context.task_id, len(grounded.sources))
+        return replace(context, message=grounded.message)
 
     def _hear(self, context: AnswerContext) -> AnswerContext | None:
         """The context with the voice note's words as its message; None when there is nothing to

@@ -23,6 +23,7 @@ from shared.db import Database
 from shared.jobs import Growth, Notice
 from shared.models import FinishReason, Message, Role, Task, TaskStatus, message_table, task_table, utcnow
 from shared.personas import system_prompt_for
+from shared.schemas import Source
 from shared.tools import ToolCall, ToolSpec, dump_calls
 from worker.sampling import Sampling
 
@@ -221,6 +222,13 @@ class TaskStore:
         return Standing(
             lost=row is None or row.status != TaskStatus.STARTED, cancel=bool(row and row.cancel_requested)
         )
+
+    def note_sources(self, task_id: str, sources: list[Source]) -> None:
+        """Record where the passages put before the model came from (shown while it answers)."""
+        payload = json.dumps([source.model_dump() for source in sources], ensure_ascii=False)
+        with self.db.writing() as session:
+            session.execute(update(Task).where(Task.id == task_id).values(sources=payload))
+        self._announce(task_id)
 
     def complete(
         self,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.models import Message, Task, TaskStatus, VoiceNote
-from shared.schemas import TaskOut, Usage, VoiceOut
+from shared.schemas import Source, TaskOut, Usage, VoiceOut
 from shared.tools import load_calls
 
 # How many recent answers the wait estimate and the speed figures average over.
@@ -95,6 +95,9 @@ def describe(session: Session, task: Task) -> TaskOut:
         client_meta=json.loads(task.client_meta) if task.client_meta else None,
         voice=voice_of(session, task),
         tool_calls=load_calls(task.tool_calls) or None,
+        sources=[Source.model_validate(source) for source in json.loads(task.sources)]
+        if task.sources
+        else None,
         usage=Usage(
             prompt_tokens=task.prompt_tokens,
             completion_tokens=task.completion_tokens,

@@ -183,7 +183,7 @@ def test_broken_markdown_is_delivered_without_errors(
     assert _buttons(answer)
 
 
-def test_photos_get_a_polite_text_and_voice_only(
+def test_photos_get_a_polite_text_voice_and_documents_only(
     telegram: FakeTelegram, start_bot: Callable[..., BotRunner]
 ) -> None:
     start_bot()
@@ -198,7 +198,7 @@ def test_photos_get_a_polite_text_and_voice_only(
             "photo": photo,
         },
     )
-    assert telegram.last_with(USER, "только текст и голосовые")
+    assert telegram.last_with(USER, "только текст, голосовые и документы")
 
 
 def test_unknown_people_ask_admins_who_let_them_in_or_keep_them_out(

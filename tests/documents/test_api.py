@@ -18,6 +18,7 @@ from shared.models import Document, DocumentPassage, TaskStatus, utcnow
 from shared.recovery import recover
 from tests.conftest import make_client
 from tests.documents import files
+from tests.fakes import FakeChatModel
 
 ALICE, BOB = "tg:1001", "tg:1002"
 
@@ -110,3 +111,33 @@ def test_a_reading_whose_worker_stopped_fails_and_a_lost_job_is_queued_again(
     shown = client.get(f"/api/documents/{stuck}", params={"user_id": ALICE}).json()
     assert (shown["status"], shown["error_code"]) == ("failed", "document_interrupted")
     assert str(lost) in queue.get_job_ids()
+
+
+def test_a_question_in_the_conversation_is_answered_from_its_documents_with_sources(
+    client: TestClient, run_jobs: Callable[[], None], fake_model: FakeChatModel
+) -> None:
+    rules = files.pdf(
+        ["Доставка занимает два рабочих дня.", "Вернуть товар можно в течение четырнадцати дней."]
+    )
+    document = _send(client, ALICE, "правила.pdf", rules)
+    run_jobs()
+    asked = client.post("/api/chat", json={"user_id": ALICE, "text": "За сколько дней можно вернуть товар?"})
+    assert asked.json()["conversation_id"] == document["conversation_id"]
+    run_jobs()
+    status = client.get(f"/api/status/{asked.json()['task_id']}").json()
+    assert status["status"] == "finished"
+    assert status["sources"] == [
+        {"document_id": document["document_id"], "name": "правила.pdf", "page": 2, "section": None}
+    ]
+    prompt = fake_model.prompts[-1][-1]["content"]
+    assert "«правила.pdf», стр. 2: Вернуть товар можно в течение четырнадцати дней." in prompt
+    assert prompt.endswith("Вопрос: За сколько дней можно вернуть товар?")
+    # A follow-up with few words of its own is looked up with the question before it.
+    again = client.post("/api/chat", json={"user_id": ALICE, "text": "А точно?"}).json()
+    run_jobs()
+    assert client.get(f"/api/status/{again['task_id']}").json()["sources"]
+    # Another person asking the same in their own conversation gets nothing of Alice's.
+    other = client.post("/api/chat", json={"user_id": BOB, "text": "За сколько дней можно вернуть товар?"})
+    run_jobs()
+    assert client.get(f"/api/status/{other.json()['task_id']}").json()["sources"] is None
+    assert "четырнадцати" not in fake_model.prompts[-1][-1]["content"]

@@ -1,4 +1,4 @@
-"""Documents people ask about, their passages, and the passages' full-text index
+"""Documents people ask about, their passages, the passages' full-text index, an answer's sources
 
 Revision ID: 0012
 Revises: 0011
@@ -63,6 +63,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("document_passage", schema=None) as batch_op:
         batch_op.create_index("ix_document_passage_document", ["document_id", "ordinal"], unique=False)
+    with op.batch_alter_table("task", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sources", sa.Text(), nullable=True))
     if op.get_bind().dialect.name == "sqlite":
         for statement in SQLITE_INDEX:
             op.execute(statement)
@@ -92,5 +94,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS document_passage_fts")
     else:
         op.execute("DROP INDEX IF EXISTS ix_document_passage_terms")
+    with op.batch_alter_table("task", schema=None) as batch_op:
+        batch_op.drop_column("sources")
     op.drop_table("document_passage")
     op.drop_table("document")
