@@ -101,7 +101,7 @@ test-postgres: $(VENV)/.installed-dev test-models speech documents ## The databa
 deploy-check: test-models speech ## As root: deploy with docker compose on a real Docker engine and check it (~20 min)
 	$(PY) -m deploy.smoke
 
-bench: $(VENV)/.installed-dev bench-models ## Benchmarks against baselines in the same run: bench/results.md and .png
+bench: $(VENV)/.installed-dev bench-models documents ## Benchmarks against baselines in the same run: bench/results.md and .png
 	$(PY) -m bench.run
 
 lint: $(VENV)/.installed-dev ## ruff (lint and format) and strict mypy, as CI runs them

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, idle, models, neighbours, serving, speculative, structured
+from bench import concurrency, idle, models, neighbours, retrieval, serving, speculative, structured
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -325,6 +325,8 @@ def main() -> None:
         figures += neighbours.thread_counts(workdir / "threads", runs)
         # The default model's cost of a grammar; the quick run's smoke test takes the fast one.
         figures.append(structured.figure(runs, MODEL if args.quick else None))
+        # Documents: retrieval in Russian and English, and reading (no model: quick in either run).
+        figures += retrieval.figures()
     if tools is not None:  # llama.cpp's tools at the real sizes (half an hour): not in the quick run
         _serving(None, args.out.with_name("serving-results.md"))
         speculative.report(speculative.figures(tools), args.out.with_name("speculative-results.md"))

@@ -52,10 +52,13 @@ def _stemmer(language: str) -> Any:
     return snowballstemmer.stemmer(language)
 
 
-def terms(text: str) -> list[str]:
-    """The stems of the words of `text` that say something, in order (repeats kept)."""
+def terms(text: str, stem: bool = True) -> list[str]:
+    """The stems of the words of `text` that say something, in order (repeats kept); with `stem`
+    false, the words themselves (what the benchmark compares stemming with)."""
     words = [word.replace("ё", "е") for word in _WORD.findall(text.lower())]
     kept = [word for word in words if word not in _COMMON and (len(word) > 1 or word.isdigit())]
+    if not stem:
+        return kept
     russian, english = _stemmer("russian"), _stemmer("english")
     return [
         (russian if _CYRILLIC.search(word) else english).stemWord(word) if not word.isdigit() else word

@@ -29,9 +29,9 @@ def test_quick_benchmark_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     # Crowds of 1 and 2 people (interleave, gain, a burst, the 8-bit KV cache), one answer beside
     # idle conversations, then speed,
     # overhead, first text, intake, depth, the CPU of a status read, three noisy neighbours, two
-    # thread counts, three answers beside a JSON-held one; llama.cpp's own tools are left out of
-    # the quick run.
-    assert len(rows) == 17
+    # thread counts, three answers beside a JSON-held one, document retrieval and reading;
+    # llama.cpp's own tools are left out of the quick run.
+    assert len(rows) == 19
     # The models people run, beside it: in the quick run the fast chat model alone (memory, speed,
     # answers), then a 5 s voice note for each speech model and the memory before and after them.
     sized = [

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from bench.quality import language_of
+from fakes import documents as files
 from fakes.telegram import FakeTelegram
 from tests.bot.conftest import BotRunner
-from tests.documents import files
 
 USER, OTHER = 1001, 1002
 RULES = files.pdf(

@@ -12,12 +12,12 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import func, select, update
 
+from fakes import documents as files
 from shared.config import DocumentSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.models import Document, DocumentPassage, TaskStatus, utcnow
 from shared.recovery import recover
 from tests.conftest import make_client
-from tests.documents import files
 from tests.fakes import FakeChatModel
 
 ALICE, BOB = "tg:1001", "tg:1002"

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
+from fakes import documents as files
 from shared.config import DocumentSettings
 from shared.enums import DocumentFailure
-from tests.documents import files
 from worker.reading.chunks import WORDS, passages
 from worker.reading.formats import Unit, Unreadable
 from worker.reading.sandbox import read_document

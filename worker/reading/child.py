@@ -3,6 +3,7 @@ reads one document from stdin and writes its text to stdout, one JSON object a l
 
     {"pages": 40}                                        (first, for a kind with pages)
     {"text": "...", "page": 1, "section": null}          (each unit of text, in order)
+    {"peak_kb": 51200}                                   (last: the most memory reading took)
     {"failure": "document_encrypted", "detail": "..."}   (last, when it cannot be read)
 
 Its own limits are set before it reads a byte: CPU seconds and address space, so a document that
@@ -50,6 +51,8 @@ def main(argv: list[str]) -> int:
                 )
             if unit.text:
                 _say({"text": unit.text, "page": unit.page, "section": unit.section})
+        # What reading it took at most (kB on Linux): what a box must have free for a document.
+        _say({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
     except Unreadable as exc:
         _say({"failure": exc.failure.value, "detail": str(exc)})
     except MemoryError:

@@ -35,6 +35,7 @@ class Read:
     kind: str
     pages: int | None
     units: list[Unit] = field(default_factory=list)
+    peak_mb: float = 0.0  # the reader process's largest resident memory
 
 
 def read_document(
@@ -105,6 +106,9 @@ def _follow(
             result = Read(line["kind"], line.get("pages"))
             continue
         assert result is not None, "a reader writes its kind first"
+        if "peak_kb" in line:
+            result.peak_mb = int(line["peak_kb"]) / 1024
+            continue
         unit = Unit(str(line["text"]), page=line.get("page"), section=line.get("section"))
         if unit.page is not None and (not result.units or result.units[-1].page != unit.page):
             on_page(unit.page, result.pages)

@@ -1,4 +1,5 @@
-"""Documents made for the tests: PDFs (with a Cyrillic font), Word files, and hostile ones."""
+"""Documents made for the tests and the benchmarks: PDFs (a Cyrillic font embedded), Word files,
+and hostile ones."""
 
 from __future__ import annotations
 
