@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.json_grammar import SchemaUnsupported, response_format_grammar, schema_grammar
+from shared.schemas import Source
 from shared.tools import FUNCTION_NAME, MAX_TOOLS, ToolChoice, ToolFunction, ToolSpec
 
 MAX_STOPS = 4
@@ -147,6 +148,14 @@ class ChatCompletionRequest(BaseModel):
     # call tends to make the same one again and again (measured with Qwen2.5-Coder 1.5B).
     parallel_tool_calls: bool | None = None
     user: Annotated[str, Field(max_length=100)] | None = None
+    # Ours, not OpenAI's: documents the token's owner sent (POST /api/documents).
+    documents: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)] | None
+    ) = Field(
+        None,
+        description="Ids of documents you sent (POST /api/documents): the answer is given from their "
+        "passages, and the response's `sources` names the documents and pages they came from.",
+    )
 
     @field_validator("messages")
     @classmethod
@@ -307,6 +316,8 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
+    # Ours: where the passages of the request's `documents` came from (absent without them).
+    sources: list[Source] | None = None
 
 
 class ModelCard(BaseModel):

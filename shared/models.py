@@ -197,7 +197,9 @@ class Task(Base):
     tools: Mapped[str | None] = mapped_column(Text, nullable=True)
     transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
     tool_calls: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The passages' sources put before the model (JSON list of shared.schemas.Source).
+    # The documents a /v1 request named (JSON list of ids; else the conversation's are used), and
+    # the passages' sources put before the model (JSON list of shared.schemas.Source).
+    document_ids: Mapped[str | None] = mapped_column(Text, nullable=True)
     sources: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Why generation ended: "stop" (the model finished), "length" (max_tokens), "cancel", "timeout".
     finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)

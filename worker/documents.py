@@ -106,18 +106,21 @@ class DocumentWork:
             time.monotonic() - began,
         )
 
-    def find(self, conversation_id: int, question: str, most: int = 5) -> list[passages.Found]:
-        """The passages of the conversation's documents that best answer `question`."""
+    def find(
+        self, user_id: int, conversation_id: int, named: tuple[str, ...], question: str, most: int = 5
+    ) -> list[passages.Found]:
+        """The passages that best answer `question` of the person's `named` documents, or (none
+        named) of the conversation's."""
         with self.db.reading() as session:
-            rows = session.execute(
-                select(Document.id, Document.user_id).where(
-                    Document.conversation_id == conversation_id, Document.status == TaskStatus.FINISHED
+            documents = list(named) or list(
+                session.scalars(
+                    select(Document.id).where(
+                        Document.conversation_id == conversation_id, Document.status == TaskStatus.FINISHED
+                    )
                 )
-            ).all()
-            if not rows:
-                return []
-            # The conversation's documents are its person's; the search holds to that person anyway.
-            return passages.search(session, rows[0].user_id, [row.id for row in rows], question, most)
+            )
+            # Whichever way they were named, only the person's own are searched.
+            return passages.search(session, user_id, documents, question, most) if documents else []
 
     def _fail(self, document_id: str, exc: Unreadable) -> None:
         log.info("document=%s not read (%s): %s", document_id, exc.failure, exc)

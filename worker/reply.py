@@ -217,7 +217,7 @@ class ReplyService:
         if len(query_terms(question)) < _FEW_TERMS and context.history:
             # A follow-up ("and how much is it?") is looked up with the question before it.
             question = f"{question}\n{context.history[-1][0]}"
-        found = self.documents.find(context.conversation_id, question)
+        found = self.documents.find(context.user_id, context.conversation_id, context.documents, question)
         # A third of the window for passages: the rest is the history's and the reply's.
         grounded = ground(context.message, found, self.model.count_tokens, self.model.context_window // 3)
         if grounded is None:

@@ -106,6 +106,9 @@ class AnswerContext:
     voice: bool = False
     # A /v1 conversation with tool calls, whole as the request brought it (then `history` is empty).
     transcript: list[dict[str, Any]] | None = None
+    # Whose task it is, and the documents a /v1 request named (else the conversation's are used).
+    user_id: int = 0
+    documents: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ class TaskStore:
             ),
             voice=task.voice,
             transcript=json.loads(task.transcript) if task.transcript else None,
+            user_id=task.user_id,
+            documents=tuple(json.loads(task.document_ids)) if task.document_ids else (),
         )
 
     def grow(self, task_id: str, at: int, text: str) -> None:

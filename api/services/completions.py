@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import anyio
 from rq import Queue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import OpenAIError
@@ -32,7 +34,7 @@ from api.services.tasks import (
 from api.services.users import OPENAI_CHAT, get_or_create_user
 from shared.db import Database
 from shared.identity import openai_user
-from shared.models import Conversation, FinishReason, TaskStatus, utcnow
+from shared.models import Conversation, Document, FinishReason, TaskStatus, User, utcnow
 from shared.schemas import TaskOut
 from shared.titles import title_from
 from shared.tools import ToolCall
@@ -106,6 +108,8 @@ def submit(
     with db.writing() as session:
         user = get_or_create_user(session, user_id)
         admit_within(session, user, limits, bounds.max_queue)
+        if request.documents:
+            _ensure_documents(session, user, request.documents)
         conversation = Conversation(user_id=user.id, chat_id=OPENAI_CHAT, title=title_from(texts[-1][1]))
         session.add(conversation)
         session.flush()
@@ -141,9 +145,29 @@ def submit(
             frequency_penalty=request.frequency_penalty,
             tools=spec.model_dump_json() if spec is not None else None,
             transcript=json.dumps(transcript, ensure_ascii=False) if transcript is not None else None,
+            document_ids=json.dumps(request.documents) if request.documents else None,
         )
     enqueue_or_undo(db, queue, task)
     return task.id
+
+
+def _ensure_documents(session: Session, user: User, named: list[str]) -> None:
+    """Refuse documents that are not the person's, or not read (the same words for both)."""
+    read = set(
+        session.scalars(
+            select(Document.id).where(
+                Document.user_id == user.id, Document.id.in_(named), Document.status == TaskStatus.FINISHED
+            )
+        )
+    )
+    missing = [document for document in named if document not in read]
+    if missing:
+        raise OpenAIError(
+            400,
+            f"documents: no read document of yours with the id {missing[0]!r}",
+            "invalid_request_error",
+            "document_not_found",
+        )
 
 
 def _last_turn(texts: Sequence[tuple[str, str]]) -> int:
@@ -201,6 +225,7 @@ async def complete(
         model=final.model or model,
         choices=[Choice(message=message, finish_reason=_FINISH.get(final.finish_reason or "stop", "stop"))],
         usage=_usage(final),
+        sources=final.sources,
     )
 
 
@@ -270,7 +295,8 @@ async def stream(
                     yield chunk({"tool_calls": _calls(status.tool_calls, streamed=True)})
                 reason = _FINISH.get(status.finish_reason or "stop", "stop")
                 usage = _usage(status).model_dump()
-                yield chunk({}, reason, usage=usage)
+                sources = {"sources": [s.model_dump() for s in status.sources]} if status.sources else {}
+                yield chunk({}, reason, usage=usage, **sources)
                 if include_usage:
                     yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
                 yield "data: [DONE]\n\n"

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from openai import BadRequestError, OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import func, select, update
@@ -17,7 +21,7 @@ from shared.config import DocumentSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.models import Document, DocumentPassage, TaskStatus, utcnow
 from shared.recovery import recover
-from tests.conftest import make_client
+from tests.conftest import API_KEY, ServedGateway, make_client, wait_for
 from tests.fakes import FakeChatModel
 
 ALICE, BOB = "tg:1001", "tg:1002"
@@ -141,3 +145,42 @@ def test_a_question_in_the_conversation_is_answered_from_its_documents_with_sour
     run_jobs()
     assert client.get(f"/api/status/{other.json()['task_id']}").json()["sources"] is None
     assert "четырнадцати" not in fake_model.prompts[-1][-1]["content"]
+
+
+@pytest.mark.slow
+def test_a_v1_request_naming_documents_is_answered_from_them_with_sources(
+    served_gateway: ServedGateway, fake_workers: Callable[..., Any]
+) -> None:
+    fake_workers()
+    owner = "openai:default"  # whom the operator's key asks for on /v1 when `user` is not given
+    with httpx.Client(base_url=served_gateway.url, headers={"X-API-Key": API_KEY}, timeout=30) as http:
+
+        def upload(user: str, name: str, data: bytes) -> str:
+            sent = http.post("/api/documents", data={"user_id": user}, files={"file": (name, data)})
+            document_id: str = sent.json()["document_id"]
+            wait_for(
+                lambda: (
+                    http.get(f"/api/documents/{document_id}", params={"user_id": user}).json()["status"]
+                    == "finished"
+                ),
+                timeout=60,
+            )
+            return document_id
+
+        manual = upload(
+            owner, "router.pdf", files.pdf(["Hold the reset button for ten seconds.", "Blue light."])
+        )
+        theirs = upload(ALICE, "theirs.pdf", files.pdf(["Hold the reset button for ten seconds."]))
+    client = OpenAI(base_url=f"{served_gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=60)
+    asked: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "How long do I hold the reset button?"}
+    ]
+    response = client.chat.completions.create(model="any", messages=asked, extra_body={"documents": [manual]})
+    assert (response.choices[0].message.content or "").startswith("Answer 1 to 'Passages from the person")
+    assert (response.model_extra or {})["sources"] == [
+        {"document_id": manual, "name": "router.pdf", "page": 1, "section": None}
+    ]
+    # Someone else's document is refused, in OpenAI's shape, as if it did not exist.
+    with pytest.raises(BadRequestError) as refused:
+        client.chat.completions.create(model="any", messages=asked, extra_body={"documents": [theirs]})
+    assert refused.value.code == "document_not_found"

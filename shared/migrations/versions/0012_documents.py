@@ -64,6 +64,7 @@ def upgrade() -> None:
     with op.batch_alter_table("document_passage", schema=None) as batch_op:
         batch_op.create_index("ix_document_passage_document", ["document_id", "ordinal"], unique=False)
     with op.batch_alter_table("task", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("document_ids", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("sources", sa.Text(), nullable=True))
     if op.get_bind().dialect.name == "sqlite":
         for statement in SQLITE_INDEX:
@@ -96,5 +97,6 @@ def downgrade() -> None:
         op.execute("DROP INDEX IF EXISTS ix_document_passage_terms")
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.drop_column("sources")
+        batch_op.drop_column("document_ids")
     op.drop_table("document_passage")
     op.drop_table("document")
