@@ -33,6 +33,21 @@ const TEXTS = {
       voice_disabled: "Voice notes are turned off here.",
     },
     voiceTooLong: (limit) => `Recordings may be at most ${limit} seconds long.`,
+    attach: "Send a document to ask about (PDF, DOCX, HTML, Markdown, text; or drop it here)",
+    reading: (name) => `Reading “${name}”…`,
+    readingPage: (name, page, pages) => `Reading “${name}”: page ${page} of ${pages}`,
+    read: (name, pages) => `“${name}” is read${pages ? ` (${pages} pages)` : ""}. Ask about it: ` +
+      "the answers come from its text, with where it says so.",
+    sources: "Sources", page: "p.",
+    documentFailures: {
+      document_unsupported: "This is not a document I read (PDF, DOCX, HTML, Markdown or text).",
+      document_unreadable: "This document is damaged: it could not be read.",
+      document_encrypted: "This document is protected by a password. Send it without one.",
+      document_no_text: "This document has no text to read (a scan, or pictures of pages).",
+      document_too_large: "This document is longer than is read here.",
+      document_too_costly: "Reading this document took longer than a document may.",
+      document_interrupted: "Reading was interrupted. Please send the document again.",
+    },
   },
   ru: {
     title: "Ассистент", newChat: "Новый чат", send: "Отправить", stop: "Стоп", signOut: "Выйти",
@@ -65,6 +80,21 @@ const TEXTS = {
       voice_disabled: "Голосовые здесь выключены.",
     },
     voiceTooLong: (limit) => `Записи — не длиннее ${limit} с.`,
+    attach: "Прислать документ, чтобы спросить о нём (PDF, DOCX, HTML, Markdown, текст; или перетащите сюда)",
+    reading: (name) => `Читаю «${name}»…`,
+    readingPage: (name, page, pages) => `Читаю «${name}»: страница ${page} из ${pages}`,
+    read: (name, pages) => `«${name}» прочитан${pages ? ` (${pages} стр.)` : ""}. Спрашивайте: ` +
+      "ответы будут по его тексту, с указанием, где это написано.",
+    sources: "Источники", page: "стр.",
+    documentFailures: {
+      document_unsupported: "Это не документ, который я читаю (PDF, DOCX, HTML, Markdown или текст).",
+      document_unreadable: "Документ повреждён: прочитать его не удалось.",
+      document_encrypted: "Документ защищён паролем. Пришлите его без пароля.",
+      document_no_text: "В документе нет текста, который можно прочитать (скан или картинки страниц).",
+      document_too_large: "Документ длиннее, чем здесь читают.",
+      document_too_costly: "Чтение документа заняло больше времени, чем отведено.",
+      document_interrupted: "Чтение прервалось. Пришлите документ ещё раз.",
+    },
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("ru") ? "ru" : "en";
@@ -252,6 +282,14 @@ function showFinal(el, status, streamed) {
   } else {
     renderInto(el, status.answer || T.empty);
   }
+  if (status.sources && status.sources.length) {
+    const line = document.createElement("div");
+    line.className = "sources";
+    const places = status.sources.map((s) => `“${s.name}”` +
+      (s.page ? `, ${T.page} ${s.page}` : s.section ? ` (${s.section})` : ""));
+    line.textContent = `📄 ${T.sources}: ${places.join("; ")}`;
+    el.append(line);
+  }
 }
 
 async function send(text) {
@@ -326,6 +364,44 @@ async function sendVoice(file) {
   }
 }
 
+// A document to ask about: sent, then its reading followed until it is read (or why it is not).
+async function sendDocument(file) {
+  if (opening) await opening;
+  bubble("user", "📄 " + file.name);
+  const el = bubble("assistant note", T.reading(file.name));
+  const form = new FormData();
+  form.append("file", file);
+  if (me.chat_id) form.append("chat_id", me.chat_id);
+  try {
+    const response = await api("/api/documents", {method: "POST", body: form});
+    let body = await response.json();
+    if (!response.ok) {
+      el.classList.add("error");
+      renderInto(el, refusal(response.status, body));
+      return;
+    }
+    loadChats(); // a document may start a conversation
+    while (body.status === "queued" || body.status === "started") {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const again = await api(`/api/documents/${encodeURIComponent(body.document_id)}`);
+      if (!again.ok) return; // deleted meanwhile
+      body = await again.json();
+      if (body.pages && body.pages_read) renderInto(el, T.readingPage(body.name, body.pages_read, body.pages));
+    }
+    if (body.status === "failed") {
+      el.classList.add("error");
+      renderInto(el, T.documentFailures[body.error_code] || body.error || T.failed);
+    } else {
+      renderInto(el, T.read(body.name, body.pages));
+    }
+  } catch (error) {
+    if (error.message !== "unauthorized") {
+      el.classList.add("error");
+      renderInto(el, T.unavailable);
+    }
+  }
+}
+
 // Why a message was not taken, in the reader's language where the gateway's code says what it was.
 function refusal(status, body) {
   if (body.code === "voice_disabled") return T.voiceFailures.voice_disabled;
@@ -371,6 +447,28 @@ voiceFile.addEventListener("change", () => {
   const file = voiceFile.files[0];
   voiceFile.value = "";
   if (file && !current) sendVoice(file);
+});
+
+const documentFile = document.getElementById("document-file");
+document.getElementById("attach").addEventListener("click", () => documentFile.click());
+documentFile.addEventListener("change", () => {
+  const file = documentFile.files[0];
+  documentFile.value = "";
+  if (file) sendDocument(file);
+});
+// A document dropped anywhere on the conversation is sent the same way.
+const chatArea = document.getElementById("chat");
+chatArea.addEventListener("dragover", (event) => {
+  if (!me || composer.hidden) return;
+  event.preventDefault();
+  chatArea.classList.add("dropping");
+});
+chatArea.addEventListener("dragleave", () => chatArea.classList.remove("dropping"));
+chatArea.addEventListener("drop", (event) => {
+  chatArea.classList.remove("dropping");
+  if (!me || composer.hidden) return;
+  event.preventDefault();
+  for (const file of event.dataTransfer.files) sendDocument(file);
 });
 
 input.addEventListener("keydown", (event) => {
