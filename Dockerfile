@@ -18,8 +18,9 @@ RUN case "$(uname -m)" in x86_64) export CFLAGS="-mno-amx-tile -mno-amx-int8 -mn
 # the entrypoint starts as root only to make the mounted data directory writable, then drops to
 # the data directory's owner (the image's user 10001 when root owns it) before running anything.
 FROM python:3.11-slim-bookworm
+# Tesseract with its Russian and English data reads photos of pages (worker/reading/formats.py).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 assistant
 COPY --from=build /opt/venv /opt/venv

@@ -82,11 +82,12 @@ speech: ## Make sure espeak-ng and Festival's Russian voice are there: the voice
 		--no-install-recommends espeak-ng festival festvox-ru; } || \
 		{ echo "The voice tests need espeak-ng and Festival's Russian voice: apt-get install espeak-ng festival festvox-ru"; exit 1; }
 
-documents: ## Make sure the DejaVu fonts are there: the document tests write Russian PDFs with them (installs them as root)
-	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
+documents: ## Make sure Tesseract (Russian, English) and the DejaVu fonts are there: photos of pages are read with it, the tests write Russian PDFs with them (installs them as root)
+	@{ test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf && command -v tesseract && \
+		tesseract --list-langs 2>&1 | grep -qx rus; } >/dev/null 2>&1 || \
 		{ test "$$(id -u)" = 0 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends fonts-dejavu-core; } || \
-		{ echo "The document tests need the DejaVu fonts: apt-get install fonts-dejavu-core"; exit 1; }
+		--no-install-recommends fonts-dejavu-core tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng; } || \
+		{ echo "Documents need Tesseract and the DejaVu fonts: apt-get install tesseract-ocr tesseract-ocr-rus tesseract-ocr-eng fonts-dejavu-core"; exit 1; }
 
 test: $(VENV)/.installed-dev test-models browser speech documents ## Run the whole test suite
 	$(PY) -m pytest

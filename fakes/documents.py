@@ -27,6 +27,20 @@ def pdf(pages: list[str], password: str | None = None) -> bytes:
     return bytes(document.output())
 
 
+def page_photo(text: str, jpeg: bool = True) -> bytes:
+    """A picture of a printed page with `text` on it, as a phone's camera or a scanner gives one."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(pdf([text]))
+    try:
+        picture = document[0].render(scale=200 / 72, grayscale=True).to_pil()
+    finally:
+        document.close()
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG" if jpeg else "PNG", quality=85)
+    return buffer.getvalue()
+
+
 def blank_pdf(pages: int) -> bytes:
     document = FPDF()
     document.set_font("helvetica", size=8)

@@ -247,6 +247,38 @@ class FakeTelegram:
         )
         return message_id
 
+    def send_photo(
+        self, data: bytes, caption: str | None = None, user_id: int = 1001, language: str = "en"
+    ) -> int:
+        """The user sends a photo (Telegram offers it in sizes; the largest is this one)."""
+        message_id = next(self.message_ids)
+        sizes = []
+        for n, (width, size_data) in enumerate(((90, data[:64]), (1280, data))):
+            file_id = f"photo-{message_id}-{n}"
+            with self.lock:
+                self.files[file_id] = (f"photos/{file_id}.jpg", size_data)
+            sizes.append(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": f"u{file_id}",
+                    "width": width,
+                    "height": width,
+                    "file_size": len(size_data),
+                }
+            )
+        self.push(
+            "message",
+            {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": user_id, "type": "private"},
+                "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
+                "photo": sizes,
+                **({"caption": caption} if caption else {}),
+            },
+        )
+        return message_id
+
     def press(self, data: str, message: ChatMessage, user_id: int = 1001, language: str = "en") -> None:
         self.push(
             "callback_query",

@@ -1,6 +1,7 @@
-"""Documents: a file sent is fetched from Telegram and sent to the gateway, which has a worker read
-it; its progress is shown in one message ("page 12 of 40"), and once it is read, its caption (if
-any) is asked as the first question. /docs lists a person's documents, each with a delete button.
+"""Documents: a file (or a photo of a page) sent is fetched from Telegram and sent to the gateway,
+which has a worker read it (a photo by OCR); its progress is shown in one message ("page 12 of
+40"), and once it is read, its caption (if any) is asked as the first question. /docs lists a
+person's documents, each with a delete button.
 """
 
 from __future__ import annotations
@@ -54,24 +55,29 @@ def _state_text(lang: str, document: DocumentOut) -> str:
 async def on_document(
     message: Message, bot: Bot, lang: str, gateway: GatewayClient, conversations: Conversations
 ) -> None:
-    assert message.from_user is not None and message.document is not None
-    document = message.document
-    if document.file_size is not None and document.file_size > TELEGRAM_DOWNLOAD_LIMIT:
+    assert message.from_user is not None
+    if message.document is not None:
+        file_id, size = message.document.file_id, message.document.file_size
+        name = message.document.file_name or "document"
+    else:
+        # A photo of a page: its largest size, read by OCR.
+        assert message.photo
+        largest = message.photo[-1]
+        file_id, size, name = largest.file_id, largest.file_size, t(lang, "photo_name", n=message.message_id)
+    if size is not None and size > TELEGRAM_DOWNLOAD_LIMIT:
         await message.reply(t(lang, "voice_too_big"))
         return
     try:
-        downloaded = await bot.download(document.file_id)
+        downloaded = await bot.download(file_id)
     except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as exc:
         log.warning("chat=%s document not downloaded: %s", message.chat.id, exc)
-        await message.reply(t(lang, "failed_document_unreadable", name=document.file_name or "document"))
+        await message.reply(t(lang, "failed_document_unreadable", name=name))
         return
     assert downloaded is not None
     target = Target.of(message, lang)
     person = telegram_user(message.from_user.id)
     try:
-        sent = await gateway.send_document(
-            person, document.file_name or "document", downloaded.read(), target.place
-        )
+        sent = await gateway.send_document(person, name, downloaded.read(), target.place)
     except GatewayRejected as exc:
         await message.reply(refusal(exc, lang))
         return
@@ -172,6 +178,6 @@ def build_router() -> Router:
     """A new router with this module's handlers (routers cannot be shared between dispatchers)."""
     router = Router(name="documents")
     router.message.register(list_documents, Command("docs"))
-    router.message.register(on_document, F.document, addressed_to_bot)
+    router.message.register(on_document, F.document | F.photo, addressed_to_bot)
     router.callback_query.register(delete_button, DeleteDocument.filter())
     return router

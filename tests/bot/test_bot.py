@@ -183,11 +183,19 @@ def test_broken_markdown_is_delivered_without_errors(
     assert _buttons(answer)
 
 
-def test_photos_get_a_polite_text_voice_and_documents_only(
+def test_stickers_get_a_polite_text_voice_and_documents_only(
     telegram: FakeTelegram, start_bot: Callable[..., BotRunner]
 ) -> None:
     start_bot()
-    photo = [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}]
+    sticker = {
+        "file_id": "f",
+        "file_unique_id": "u",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
     telegram.push(
         "message",
         {
@@ -195,7 +203,7 @@ def test_photos_get_a_polite_text_voice_and_documents_only(
             "date": 0,
             "chat": {"id": USER, "type": "private"},
             "from": {"id": USER, "is_bot": False, "first_name": "Ann", "language_code": "ru"},
-            "photo": photo,
+            "sticker": sticker,
         },
     )
     assert telegram.last_with(USER, "только текст, голосовые и документы")

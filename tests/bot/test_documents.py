@@ -73,8 +73,8 @@ def test_documents_that_cannot_be_read_get_their_own_words(
     start_bot()
     telegram.send_document(files.pdf(["тайна"], password="1"), "secret.pdf", caption="Что там?", user_id=11)
     assert telegram.last_with(11, "«secret.pdf» is protected by a password", timeout=60)
-    telegram.send_document(b"\x89PNG\r\n\x1a\n" + bytes(64), "photo.png", user_id=12)
-    assert telegram.last_with(12, "and «photo.png» is none of them", timeout=60)
+    telegram.send_document(b"GIF89a" + bytes(64), "cat.gif", user_id=12)
+    assert telegram.last_with(12, "and «cat.gif» is none of them", timeout=60)
     big = telegram.send_document(b"%PDF-1.4", "huge.pdf", user_id=13, size=25 * 1024 * 1024)
     assert telegram.last_with(13, "at most 20 MB", timeout=30)
     assert f"file-{big}" not in {call["file_id"] for call in telegram.called("getFile")}  # never fetched
@@ -95,3 +95,18 @@ def test_a_russian_pdf_is_answered_from_its_text_by_the_real_model(
     assert "14" in answer.text or "четырнадцат" in answer.text.lower(), answer.text
     assert language_of(answer.text) == "ru", answer.text
     assert answer.text.endswith("📄 Источники: «правила.pdf», стр. 2")
+
+
+def test_a_photo_of_a_page_is_read_by_ocr_and_answered_from_it(
+    telegram: FakeTelegram, start_bot: Callable[..., BotRunner], worker: Any
+) -> None:
+    start_bot()
+    photo = files.page_photo("Пункт выдачи работает с девяти утра до девяти вечера.")
+    sent = telegram.send_photo(photo, caption="Когда работает пункт выдачи?", user_id=USER, language="ru")
+    read = telegram.last_with(USER, "прочитан", timeout=90)
+    assert read.text.startswith(f"📄 «фото-{sent}.jpg»")
+    # The largest of the sizes Telegram offers is the one fetched.
+    assert [call["path"] for call in telegram.called("download")] == [f"photos/photo-{sent}-1.jpg"]
+    answer = telegram.wait_for(lambda: [m for m in telegram.chat(USER) if m.reply_markup], timeout=60)[0]
+    # Found by the question's words, so the page's words were read from the picture.
+    assert answer.text.endswith(f"📄 Источники: «фото-{sent}.jpg», стр. 1")

@@ -65,9 +65,15 @@ def test_what_cannot_be_read_says_why_and_keeps_no_file(
     client: TestClient, run_jobs: Callable[[], None]
 ) -> None:
     locked = _send(client, ALICE, "secret.pdf", files.pdf(["тайна"], password="1"))
-    picture = _send(client, ALICE, "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(64))
+    animation = _send(client, ALICE, "cat.gif", b"GIF89a" + bytes(64))
+    broken = _send(client, ALICE, "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(64))
     run_jobs()
-    for sent, code in ((locked, "document_encrypted"), (picture, "document_unsupported")):
+    cases = (
+        (locked, "document_encrypted"),
+        (animation, "document_unsupported"),
+        (broken, "document_unreadable"),
+    )
+    for sent, code in cases:
         shown = client.get(f"/api/documents/{sent['document_id']}", params={"user_id": ALICE}).json()
         assert (shown["status"], shown["error_code"]) == ("failed", code)
         assert shown["error"]

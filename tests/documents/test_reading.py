@@ -79,7 +79,7 @@ def test_word_html_markdown_and_text_keep_their_sections() -> None:
         (files.docx_bomb(100 * 1_048_576), DocumentFailure.TOO_LARGE),
         (files.docx_entities(), DocumentFailure.UNREADABLE),
         (b"PK\x03\x04not really a zip", DocumentFailure.UNREADABLE),
-        (b"\x89PNG\r\n\x1a\n" + bytes(100), DocumentFailure.UNSUPPORTED),
+        (b"GIF89a" + bytes(100), DocumentFailure.UNSUPPORTED),
         (b"\x7fELF\x02\x01\x01" + bytes(100), DocumentFailure.UNSUPPORTED),
     ],
     ids=[
@@ -130,3 +130,12 @@ def test_passages_hold_whole_sentences_one_place_each_and_share_their_edges() ->
         assert after.text.startswith(before.text.rsplit(". ", 1)[-1].rstrip("."))
     joined = " ".join(p.text for p in first_page)
     assert all(sentence in joined for sentence in sentences)
+
+
+def test_a_photo_of_a_russian_page_is_read_by_ocr() -> None:
+    photo = files.page_photo("Столица Франции — Париж. Кошка спит на диване.")
+    found = read_document(photo, "photo.jpg", SETTINGS)
+    assert found.kind == "image" and found.pages == 1
+    assert "Столица Франции" in found.units[0].text and "Париж" in found.units[0].text
+    png = read_document(files.page_photo("The capital of Japan is Tokyo.", jpeg=False), "p.png", SETTINGS)
+    assert "capital of Japan is Tokyo" in png.units[0].text

@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     kept = 0
     try:
         kind = sniff(data, name)
-        pages, units = read(data, kind, Limits(max_pages, max_unpacked))
+        pages, units = read(data, kind, Limits(max_pages, max_unpacked, ocr_seconds=cpu_seconds))
         _say({"kind": kind.value, "pages": pages})
         for unit in units:
             kept += len(unit.text)

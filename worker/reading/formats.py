@@ -1,4 +1,5 @@
-"""The text of a document, by kind: PDF, DOCX, HTML, Markdown and plain text.
+"""The text of a document, by kind: PDF, DOCX, HTML, Markdown, plain text, and pictures of pages
+(by OCR).
 
 Everything here reads untrusted bytes, and runs only inside the reading process that
 `worker.reading.sandbox` starts with limits on its time and memory: a file that makes a parser
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import re
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ class Kind(enum.StrEnum):
     HTML = "html"
     MARKDOWN = "markdown"
     TEXT = "text"
+    # A photo or scan of a page: its text is read by OCR (Tesseract, Russian and English).
+    IMAGE = "image"
 
 
 class Unreadable(Exception):
@@ -52,6 +56,8 @@ class Limits:
     max_pages: int
     # What a DOCX's parts may unpack to, together (a zip bomb unpacks to far more).
     max_unpacked_bytes: int
+    # Wall-clock seconds OCR may take on one picture.
+    ocr_seconds: float = 60.0
 
 
 _DOCX_BODY = "word/document.xml"
@@ -71,6 +77,8 @@ def sniff(data: bytes, name: str) -> Kind:
         except zipfile.BadZipFile:
             raise Unreadable(DocumentFailure.UNREADABLE, "the archive is damaged") from None
         raise Unreadable(DocumentFailure.UNSUPPORTED, "an archive that is not a Word document")
+    if head.startswith(_PICTURES):
+        return Kind.IMAGE
     if b"\x00" in head or _looks_binary(head):
         raise Unreadable(DocumentFailure.UNSUPPORTED, "not a document (PDF, DOCX, HTML, Markdown or text)")
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
@@ -81,9 +89,13 @@ def sniff(data: bytes, name: str) -> Kind:
     return Kind.TEXT
 
 
+# What Tesseract reads: PNG, JPEG, TIFF (both byte orders), BMP.
+_PICTURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM")
+
+
 def _looks_binary(head: bytes) -> bool:
-    # Pictures and programs, by their signatures: text never starts like these.
-    signatures = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"\x7fELF", b"MZ", b"\x1f\x8b", b"BZh")
+    # Other pictures and programs, by their signatures: text never starts like these.
+    signatures = (b"GIF8", b"RIFF", b"\x7fELF", b"MZ", b"\x1f\x8b", b"BZh")
     return head.startswith(signatures)
 
 
@@ -93,6 +105,8 @@ def read(data: bytes, kind: Kind, limits: Limits) -> tuple[int | None, Iterator[
         return _pdf(data, limits)
     if kind is Kind.DOCX:
         return None, _docx(data, limits)
+    if kind is Kind.IMAGE:
+        return 1, iter([Unit(_ocr(data, limits), page=1)])
     text = decode_text(data)
     if kind is Kind.HTML:
         return None, _html(text)
@@ -145,6 +159,24 @@ def _pdf(data: bytes, limits: Limits) -> tuple[int, Iterator[Unit]]:
             document.close()
 
     return pages, units()
+
+
+def _ocr(data: bytes, limits: Limits) -> str:
+    """The text of a picture of a page, by Tesseract (it inherits this process's limits)."""
+    command = ["tesseract", "stdin", "stdout", "-l", "rus+eng"]
+    try:
+        done = subprocess.run(
+            command, input=data, capture_output=True, timeout=limits.ocr_seconds, check=False
+        )
+    except FileNotFoundError:
+        raise Unreadable(
+            DocumentFailure.UNSUPPORTED, "pictures are not read on this server (Tesseract is not installed)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise Unreadable(DocumentFailure.TOO_COSTLY, "reading the picture took too long") from None
+    if done.returncode != 0:
+        raise Unreadable(DocumentFailure.UNREADABLE, "the picture could not be read")
+    return _tidy(done.stdout.decode("utf-8", errors="replace"))
 
 
 def _docx(data: bytes, limits: Limits) -> Iterator[Unit]:

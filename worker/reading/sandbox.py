@@ -7,8 +7,10 @@ runs past its time on the wall clock (asleep, or stuck in a system call), is kil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -63,18 +65,22 @@ def read_document(
         name[-200:],
     ]
     began = time.monotonic()
+    # A session of its own: the reader and what it starts (Tesseract) are stopped together.
     process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     # Whatever the reader does, it ends by this time: its CPU limit, and as long again asleep.
-    deadline = threading.Timer(settings.longest_read_seconds(), process.kill)
+    deadline = threading.Timer(settings.longest_read_seconds(), _stop, args=(process,))
     deadline.start()
     try:
         return _follow(process, data, settings, on_page, should_stop)
     finally:
         deadline.cancel()
-        if process.poll() is None:
-            process.kill()
+        _stop(process)
         process.wait()
         assert process.stdout is not None
         process.stdout.close()
@@ -124,6 +130,12 @@ def _follow(
             DocumentFailure.UNREADABLE, f"the file could not be read (the reader stopped: {code})"
         )
     return result
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill the reader's whole session (Tesseract with it), if anything of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:
