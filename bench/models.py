@@ -124,6 +124,49 @@ def _answers(name: str, path: Path, workdir: Path) -> Figure:
     )
 
 
+def _grounded(name: str, path: Path, workdir: Path, runs: int) -> Figure:
+    """The model's first token for a question asked beside a document (its passages read first)
+    against the same question with none, each pair back to back, fresh conversations."""
+    from bench.retrieval_set import DOCUMENTS
+    from fakes import documents as files
+
+    document_name = "магазин.pdf"
+    question = "Сколько дней ждать курьера с покупкой?"
+    pdf = files.pdf(DOCUMENTS[document_name])
+    ours, alone, prompts = [], [], []
+    with (
+        stack(workdir, MODEL_PATH=str(path), MAX_TOKENS="32") as api,
+        httpx.Client(base_url=api, headers={"X-API-Key": KEY}, timeout=120) as http,
+    ):
+        ask(api, "warm up", "warm")
+        for run in range(runs):
+            user = f"docs-{run}"
+            sent = http.post("/api/documents", data={"user_id": user}, files={"file": (document_name, pdf)})
+            document_id = sent.json()["document_id"]
+            while http.get(f"/api/documents/{document_id}", params={"user_id": user}).json()["status"] in (
+                "queued",
+                "started",
+            ):
+                time.sleep(0.2)
+            grounded = ask(api, question, user)
+            plain = ask(api, question, f"plain-{run}")
+            ours.append(grounded["usage"]["first_token_seconds"])
+            alone.append(plain["usage"]["first_token_seconds"])
+            prompts.append((grounded["usage"]["prompt_tokens"], plain["usage"]["prompt_tokens"]))
+    return Figure(
+        f"Documents, {name}: the model's first token for a question beside a document vs without",
+        ours,
+        alone,
+        "s",
+        "reported",
+        "with ÷ without, median of pairs",
+        paired=True,
+        extra={
+            "prompt tokens with / without": "{:.0f} / {:.0f}".format(*map(median, zip(*prompts, strict=True)))
+        },
+    )
+
+
 def _wrong(answers: list[str], shown: int = 4) -> str:
     wrong = [(q, a) for q, a in zip(quality.QUESTIONS, answers, strict=True) if not quality.passes(q, a)]
     listed = "; ".join(f"{q.turns[-1]} → {a[:50]!r}" for q, a in wrong[:shown])
@@ -138,6 +181,8 @@ def figures(workdir: Path, runs: int, only: str | None, voice_lengths: tuple[int
         results += _memory(name, path)
         results.append(_speed(name, path, workdir / f"speed-{name}", runs))
         results.append(_answers(name, path, workdir / f"answers-{name}"))
+        if name in BUDGET_MB:  # the defaults
+            results.append(_grounded(name, path, workdir / f"documents-{name}", runs))
     results += voice.figures(workdir / "voice", runs, voice_lengths)
     results += speech_memory()
     return results

@@ -148,8 +148,30 @@ def reading_figure(pages: int = BOOK_PAGES) -> Figure:
     )
 
 
+def ocr_figure(photos: int = 3) -> Figure:
+    """Photos of pages read by Tesseract through the reading process, seconds per page."""
+    page = " ".join(f"Предложение {n} этой страницы рассказывает о чём-то своём." for n in range(20))
+    settings = DocumentSettings(_env_file=None)
+    seconds, words = [], []
+    for n in range(photos):
+        photo = files.page_photo(f"Страница {n}. {page}")
+        began = time.perf_counter()
+        read = read_document(photo, f"photo-{n}.jpg", settings)
+        seconds.append(time.perf_counter() - began)
+        words.append(sum(len(unit.text.split()) for unit in read.units))
+    return Figure(
+        "Reading a photo of a page by OCR (Tesseract, Russian and English, seconds per page)",
+        seconds,
+        [float(settings.document_read_seconds)] * photos,
+        "s",
+        "reported",
+        "÷ DOCUMENT_READ_SECONDS",
+        extra={"words read per page": f"{sum(words) / photos:.0f} of {len(page.split()) + 2}"},
+    )
+
+
 def figures() -> list[Figure]:
-    return [retrieval_figure(), reading_figure()]
+    return [retrieval_figure(), reading_figure(), ocr_figure()]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def test_quick_benchmark_writes_a_report_and_a_chart(tmp_path: Path) -> None:
     # overhead, first text, intake, depth, the CPU of a status read, three noisy neighbours, two
     # thread counts, three answers beside a JSON-held one, document retrieval and reading;
     # llama.cpp's own tools are left out of the quick run.
-    assert len(rows) == 19
+    assert len(rows) == 20
     # The models people run, beside it: in the quick run the fast chat model alone (memory, speed,
     # answers), then a 5 s voice note for each speech model and the memory before and after them.
     sized = [
