@@ -198,17 +198,7 @@ class FakeTelegram:
             media["length"] = 240
         else:
             media["mime_type"] = "audio/ogg"
-        self.push(
-            "message",
-            {
-                "message_id": message_id,
-                "date": int(time.time()),
-                "chat": {"id": user_id, "type": "private"},
-                "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
-                kind: media,
-                **extra,
-            },
-        )
+        self._private(message_id, user_id, language, {kind: media, **extra})
         return message_id
 
     def send_document(
@@ -234,17 +224,7 @@ class FakeTelegram:
             "mime_type": mime_type,
             "file_size": size if size is not None else len(data),
         }
-        self.push(
-            "message",
-            {
-                "message_id": message_id,
-                "date": int(time.time()),
-                "chat": {"id": user_id, "type": "private"},
-                "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
-                "document": document,
-                **({"caption": caption} if caption else {}),
-            },
-        )
+        self._private(message_id, user_id, language, {"document": document}, caption)
         return message_id
 
     def send_photo(
@@ -266,6 +246,18 @@ class FakeTelegram:
                     "file_size": len(size_data),
                 }
             )
+        self._private(message_id, user_id, language, {"photo": sizes}, caption)
+        return message_id
+
+    def _private(
+        self,
+        message_id: int,
+        user_id: int,
+        language: str,
+        content: dict[str, Any],
+        caption: str | None = None,
+    ) -> None:
+        """A message from `user_id` in their private chat with the bot, carrying `content`."""
         self.push(
             "message",
             {
@@ -273,11 +265,10 @@ class FakeTelegram:
                 "date": int(time.time()),
                 "chat": {"id": user_id, "type": "private"},
                 "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": language},
-                "photo": sizes,
+                **content,
                 **({"caption": caption} if caption else {}),
             },
         )
-        return message_id
 
     def press(self, data: str, message: ChatMessage, user_id: int = 1001, language: str = "en") -> None:
         self.push(

@@ -89,25 +89,27 @@ def fail_abandoned_documents(db: Database, longest: float, now: datetime | None 
     return ids
 
 
+def _without_job(queue: Queue, ids: list[str]) -> list[str]:
+    """Those of `ids` whose job Redis no longer holds (or will not run again by itself)."""
+    if not ids:
+        return []
+    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
+    return [
+        item_id
+        for item_id, job in zip(ids, jobs, strict=True)
+        if job is None or job.get_status(refresh=False) in _DEAD_JOB_STATES
+    ]
+
+
 def requeue_lost_documents(
     db: Database, queue: Queue, stale_after: float, now: datetime | None = None
 ) -> list[str]:
     """Enqueue again the queued documents (older than `stale_after`) whose job Redis no longer holds."""
     cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
+    queued = select(Document.id).where(Document.status == TaskStatus.QUEUED, Document.created_at < cutoff)
     with db.reading() as session:
-        ids = list(
-            session.scalars(
-                select(Document.id).where(Document.status == TaskStatus.QUEUED, Document.created_at < cutoff)
-            )
-        )
-    if not ids:
-        return []
-    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
-    lost = [
-        document_id
-        for document_id, job in zip(ids, jobs, strict=True)
-        if job is None or job.get_status(refresh=False) in _DEAD_JOB_STATES
-    ]
+        ids = list(session.scalars(queued))
+    lost = _without_job(queue, ids)
     for document_id in lost:
         enqueue_reading(queue, document_id)
         log.warning("document=%s was queued but its job was gone: enqueued again", document_id)
@@ -118,24 +120,15 @@ def requeue_lost_tasks(
     db: Database, queue: Queue, stale_after: float, now: datetime | None = None
 ) -> list[str]:
     """Enqueue again the queued tasks (older than `stale_after`) whose job Redis no longer holds."""
-    now = now or utcnow()
-    cutoff = now - timedelta(seconds=stale_after)
+    cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
     with db.reading() as session:
-        ids = list(
-            session.scalars(
-                select(Task.id)
-                .where(Task.status == TaskStatus.QUEUED, Task.created_at < cutoff)
-                .order_by(Task.request_message_id)
-            )
+        queued = (
+            select(Task.id)
+            .where(Task.status == TaskStatus.QUEUED, Task.created_at < cutoff)
+            .order_by(Task.request_message_id)
         )
-    if not ids:
-        return []
-    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
-    lost = [
-        task_id
-        for task_id, job in zip(ids, jobs, strict=True)
-        if job is None or job.get_status(refresh=False) in _DEAD_JOB_STATES
-    ]
+        ids = list(session.scalars(queued))
+    lost = _without_job(queue, ids)
     for task_id in lost:
         enqueue_reply(queue, task_id)
         log.warning("task=%s was queued but its job was gone: enqueued again", task_id)
