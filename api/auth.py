@@ -181,9 +181,10 @@ class Guard:
         `document_max_bytes` where documents are (DOCUMENT_MAX_BYTES)."""
         self.app = app
         self.settings = settings
-        # The form around the audio (names, a language, a key) is small; this is room enough for it.
-        self._audio_limit = audio_max_bytes + 64 * 1024
-        self._document_limit = document_max_bytes + 64 * 1024
+        # Where files are uploaded, the body may be as large as the file; the form around it (names,
+        # a language, a key) is small, and 64 KB is room enough for it.
+        self._upload_limits = {path: audio_max_bytes + 64 * 1024 for path in AUDIO_PATHS}
+        self._upload_limits[DOCUMENTS_PATH] = document_max_bytes + 64 * 1024
         self.cache = _Cache()
         self._operator = settings.api_key.get_secret_value() if settings.api_key else None
         self._bot = settings.bot_api_key.get_secret_value() if settings.bot_api_key else None
@@ -278,10 +279,8 @@ class Guard:
     async def _limit_body(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """`receive` as is when the declared length fits; a replay of a buffered body otherwise."""
         limit = self.settings.max_body_bytes
-        if scope["path"] in AUDIO_PATHS and scope["method"] == "POST":
-            limit = max(limit, self._audio_limit)
-        elif scope["path"] == DOCUMENTS_PATH and scope["method"] == "POST":
-            limit = max(limit, self._document_limit)
+        if scope["method"] == "POST" and scope["path"] in self._upload_limits:
+            limit = max(limit, self._upload_limits[scope["path"]])
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit() or int(declared) > limit:

@@ -15,6 +15,7 @@ from shared.config import DocumentSettings
 from shared.db import Database
 from shared.enums import DocumentFailure
 from shared.models import Document, TaskStatus, utcnow
+from shared.terms import query_terms
 from worker import passages
 from worker.reading.chunks import passages as cut
 from worker.reading.formats import Unreadable
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # Pages read are saved at most this often: a 300-page PDF is read in seconds.
 _PROGRESS_SECONDS = 0.5
+# A question with fewer terms than this is looked up together with the one before it.
+_FEW_TERMS = 3
 
 
 class DocumentWork:
@@ -107,10 +110,16 @@ class DocumentWork:
         )
 
     def find(
-        self, user_id: int, conversation_id: int, named: tuple[str, ...], question: str, most: int = 5
+        self,
+        user_id: int,
+        conversation_id: int,
+        named: tuple[str, ...],
+        question: str,
+        previous: str | None = None,
+        most: int = 5,
     ) -> list[passages.Found]:
         """The passages that best answer `question` of the person's `named` documents, or (none
-        named) of the conversation's."""
+        named) of the conversation's; nothing more is done for a conversation without any."""
         with self.db.reading() as session:
             documents = list(named) or list(
                 session.scalars(
@@ -119,8 +128,13 @@ class DocumentWork:
                     )
                 )
             )
+            if not documents:
+                return []
+            if previous and len(query_terms(question)) < _FEW_TERMS:
+                # A follow-up ("and how much is it?") is looked up with the question before it.
+                question = f"{question}\n{previous}"
             # Whichever way they were named, only the person's own are searched.
-            return passages.search(session, user_id, documents, question, most) if documents else []
+            return passages.search(session, user_id, documents, question, most)
 
     def _fail(self, document_id: str, exc: Unreadable) -> None:
         log.info("document=%s not read (%s): %s", document_id, exc.failure, exc)

@@ -19,7 +19,6 @@ from shared.db import Database
 from shared.jobs import Notice
 from shared.models import FinishReason, TaskStatus
 from shared.recovery import WORKER_LOST
-from shared.terms import query_terms
 from shared.tools import ToolCall
 from worker import tool_calls
 from worker.cancels import CancelNotices
@@ -37,8 +36,6 @@ log = logging.getLogger(__name__)
 GENERATION_FAILED = "Something went wrong while writing the answer. Please try again."
 TIMED_OUT = "The answer took too long and was stopped. Please try a shorter question."
 _WAIT_POLL_SECONDS = 0.2
-# A question with fewer terms than this is looked up together with the one before it.
-_FEW_TERMS = 3
 
 
 class ReplyFailed(Exception):
@@ -213,11 +210,10 @@ class ReplyService:
         the conversation has documents and they hold something for it."""
         if context.transcript is not None:
             return context
-        question = context.message
-        if len(query_terms(question)) < _FEW_TERMS and context.history:
-            # A follow-up ("and how much is it?") is looked up with the question before it.
-            question = f"{question}\n{context.history[-1][0]}"
-        found = self.documents.find(context.user_id, context.conversation_id, context.documents, question)
+        previous = context.history[-1][0] if context.history else None
+        found = self.documents.find(
+            context.user_id, context.conversation_id, context.documents, context.message, previous
+        )
         # A third of the window for passages: the rest is the history's and the reply's.
         grounded = ground(context.message, found, self.model.count_tokens, self.model.context_window // 3)
         if grounded is None:
