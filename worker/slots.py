@@ -139,7 +139,7 @@ class SlotPool:
     def run(self, burst: bool, logging_level: str, wait_for_redis: Any) -> None:
         threads = [
             threading.Thread(
-                target=self._slot, args=(i, burst, logging_level, wait_for_redis), name=f"slot-{i}"
+                target=self._run_slot, args=(i, burst, logging_level, wait_for_redis), name=f"slot-{i}"
             )
             for i in range(self.parallel)
         ]
@@ -179,6 +179,16 @@ class SlotPool:
                 signal.Signals(signum).name,
             )
             self.stop(force=True)
+
+    def _run_slot(self, index: int, burst: bool, logging_level: str, wait_for_redis: Any) -> None:
+        try:
+            self._slot(index, burst, logging_level, wait_for_redis)
+        except SystemExit:
+            # A forced stop's SystemExit lands at the slot thread's next step, which may come after
+            # its answer has ended (RQ then marking the worker idle): the stop it was, either way.
+            if not self.stopping.is_set():
+                raise
+            log.info("worker %s slot %d stopped with its answer", self.name, index)
 
     def _slot(self, index: int, burst: bool, logging_level: str, wait_for_redis: Any) -> None:
         base = slot_worker_name(self.name, index)
