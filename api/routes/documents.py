@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CallerDep, OwnUserDep
 from api.deps import DbDep, DocumentSettingsDep, GatewaySettingsDep, QueueDep, QueueSettingsDep
 from api.services import documents, tasks
-from shared.schemas import DocumentOut
+from shared.schemas import ClientId, DocumentOut
 
 router = APIRouter(prefix="/api", tags=["documents"])
 
@@ -28,8 +28,8 @@ async def send_document(
     queue_settings: QueueSettingsDep,
     settings: DocumentSettingsDep,
     file: Annotated[UploadFile, File(description="PDF, DOCX, HTML, Markdown or plain text.")],
-    user_id: Annotated[str | None, Form()] = None,
-    chat_id: Annotated[str | None, Form(max_length=128)] = None,
+    user_id: Annotated[ClientId | None, Form()] = None,
+    chat_id: Annotated[ClientId | None, Form()] = None,
 ) -> DocumentOut:
     """A document for the person's current conversation (in `chat_id`): read by a worker, then
     its passages answer the questions asked there. Follow its reading at /api/documents/{id}."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import unicodedata
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -78,6 +79,7 @@ def submit(
     check_upload(settings, data)
     admit(queue, user_id, limits)
     document_id = secrets.token_hex(16)
+    name = shown_name(name)
     with db.writing() as session:
         user = get_or_create_user(session, user_id)
         ensure_room(session, max_queue)
@@ -89,7 +91,7 @@ def submit(
                 "id": document_id,
                 "user_id": user.id,
                 "conversation_id": conversation.id,
-                "name": name[:200] or "document",
+                "name": name,
                 "status": TaskStatus.QUEUED,
                 "content": data,
                 "size_bytes": len(data),
@@ -108,6 +110,13 @@ def submit(
         raise QueueUnavailable from exc
     log.info("document=%s user=%s queued (%d bytes)", document_id, user_id, len(data))
     return get(db, user_id, document_id)
+
+
+def shown_name(filename: str) -> str:
+    """The file's name as lists and sources show it: without control or direction-changing
+    characters (a NUL cannot be stored by PostgreSQL; a right-to-left mark can disguise a name)."""
+    kept = "".join(c for c in filename if unicodedata.category(c) not in ("Cc", "Cf")).strip()
+    return kept[:200] or "document"
 
 
 def _ensure_room_for_one_more(session: Session, user: User, most: int) -> None:

@@ -102,6 +102,25 @@ def test_too_large_empty_or_one_too_many_is_refused_before_it_is_kept(small_clie
     assert len(small_client.get(f"/api/users/{ALICE}/documents").json()) == 2
 
 
+def test_a_nul_in_the_form_is_refused_and_in_a_file_name_dropped(client: TestClient) -> None:
+    # PostgreSQL cannot store a NUL character: found by the API fuzzer as a 500 there.
+    for field in ("user_id", "chat_id"):
+        fields = {"user_id": ALICE, field: "a\x00b"}
+        refused = client.post("/api/documents", data=fields, files={"file": ("a.txt", b"text")})
+        assert refused.status_code == 422, (field, refused.text)
+    # Written by hand: an HTTP library would percent-encode these characters in the name.
+    for raw, shown in (("от\x00чёт\u202e\x1f.txt", "отчёт.txt"), ("\x00\x07", "document")):
+        body = (
+            f'--b\r\nContent-Disposition: form-data; name="user_id"\r\n\r\n{ALICE}\r\n'
+            f'--b\r\nContent-Disposition: form-data; name="file"; filename="{raw}"\r\n\r\n'
+            "some text\r\n--b--\r\n"
+        ).encode()
+        sent = client.post(
+            "/api/documents", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert (sent.status_code, sent.json()["name"]) == (202, shown), sent.text
+
+
 def test_a_reading_whose_worker_stopped_fails_and_a_lost_job_is_queued_again(
     client: TestClient, db: Database, queue: Queue
 ) -> None:
