@@ -32,7 +32,10 @@ COPY stack ./stack
 COPY worker ./worker
 COPY deploy/entrypoint.sh /usr/local/bin/docker-entrypoint
 RUN mkdir -p /app/data && chown assistant:assistant /app/data
+# Two glibc heaps per process, not eight per core: freed memory stays in fewer of them (see
+# stack/supervisor.py, where `make run` sets the same).
 ENV PATH="/opt/venv/bin:$PATH" \
+    MALLOC_ARENA_MAX=2 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8000

@@ -110,7 +110,15 @@ class Supervisor:
                 process.wait()
 
 
+# glibc gives each thread that allocates a heap of its own (up to 8 per core); the gateway's thread
+# pool and the worker's threads kept ~10 MB more of freed memory that way than with two (measured
+# with `make bench`'s memory run, 0.5B on a 1 GB box), with no change in speed at this scale.
+MALLOC_ARENAS = "2"
+
+
 def child_env(extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
+    """The environment of the stack's processes: this one's, `extra` on top, and a cap on glibc's
+    heaps unless the operator set one (MALLOC_ARENA_MAX)."""
+    env = {"MALLOC_ARENA_MAX": MALLOC_ARENAS, **os.environ}
     env.update(extra)
     return env

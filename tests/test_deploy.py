@@ -185,6 +185,10 @@ def test_the_image_is_multi_stage_and_drops_root_in_its_entrypoint() -> None:
     assert "-DLLAVA_BUILD=OFF" in dockerfile
     runtime = dockerfile.split("COPY --from=build")[1]
     assert "build-essential" not in runtime
+    # The image's processes cap glibc's heaps as `make run` does (stack.supervisor).
+    from stack.supervisor import MALLOC_ARENAS
+
+    assert f"MALLOC_ARENA_MAX={MALLOC_ARENAS} " in runtime
 
 
 def test_the_previous_release_is_built_without_amx_kernels_as_this_one_is() -> None:

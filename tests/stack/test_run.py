@@ -207,6 +207,10 @@ def test_make_run_starts_the_bot_once_a_token_is_set_and_fits_a_small_box(stack:
         commands = [" ".join(child.cmdline()) for child in stack.children()]
         assert any("-m bot" in command for command in commands)
         assert not any("stack.dashboard" in command for command in commands)
+        # Each Python process keeps its freed memory in two glibc heaps, not one per thread.
+        pythons = [child for child in stack.children() if "redis-server" not in child.cmdline()[0]]
+        assert len(pythons) == 3  # the gateway, the worker and the bot
+        assert {child.environ().get("MALLOC_ARENA_MAX") for child in pythons} == {"2"}
         telegram.send_text("Hello! Who are you?", user_id=1001)
         answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]
         assert answer.text.strip()
