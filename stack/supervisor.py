@@ -112,7 +112,8 @@ class Supervisor:
 
 # glibc gives each thread that allocates a heap of its own (up to 8 per core); the gateway's thread
 # pool and the worker's threads kept ~10 MB more of freed memory that way than with two (measured
-# with `make bench`'s memory run, 0.5B on a 1 GB box), with no change in speed at this scale.
+# with `make bench`'s memory run, 0.5B on a 1 GB box). The hot paths (llama.cpp, CTranslate2) do
+# not allocate per token, so fewer heaps to contend for is not expected to cost speed; not measured.
 MALLOC_ARENAS = "2"
 
 
