@@ -79,7 +79,7 @@ def submit(
     check_upload(settings, data)
     admit(queue, user_id, limits)
     document_id = secrets.token_hex(16)
-    name = shown_name(name)
+    name = _shown_name(name)
     with db.writing() as session:
         user = get_or_create_user(session, user_id)
         ensure_room(session, max_queue)
@@ -112,7 +112,7 @@ def submit(
     return get(db, user_id, document_id)
 
 
-def shown_name(filename: str) -> str:
+def _shown_name(filename: str) -> str:
     """The file's name as lists and sources show it: without control or direction-changing
     characters (a NUL cannot be stored by PostgreSQL; a right-to-left mark can disguise a name)."""
     kept = "".join(c for c in filename if unicodedata.category(c) not in ("Cc", "Cf")).strip()
