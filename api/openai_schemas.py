@@ -330,3 +330,19 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request, read so that a malformed one is told what is wrong with it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: Annotated[str, Field(max_length=128)]
+    # Text, texts, or token ids, as OpenAI's API takes them (its own limits: 2,048 inputs).
+    input: (
+        Annotated[str, Field(min_length=1, max_length=100_000)]
+        | Annotated[list[Annotated[str, Field(max_length=100_000)]], Field(min_length=1, max_length=2048)]
+        | Annotated[list[int], Field(min_length=1, max_length=100_000)]
+        | Annotated[list[list[int]], Field(min_length=1, max_length=2048)]
+    )
+    encoding_format: Literal["float", "base64"] = "float"

@@ -357,7 +357,8 @@ class WorkerSettings(_EnvSettings):
     partial_interval_seconds: float = Field(
         0.25,
         gt=0,
-        description="How often the text an answer grew by is sent to those following it (over Redis).",
+        description="How often the text an answer grew by is sent to those following it (over Redis) "
+        "while it is the only answer being written; with N at once, each is sent every N times this.",
     )
     partial_save_seconds: float = Field(
         2.0,

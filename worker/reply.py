@@ -26,6 +26,7 @@ from worker.documents import DocumentWork
 from worker.errors import ModelFailure
 from worker.grounding import ground
 from worker.llm import ChatModel
+from worker.pace import Pace
 from worker.prompt import Prompt, PromptTooLong, build_prompt, build_transcript_prompt
 from worker.speech import VoiceFailed
 from worker.store import AnswerContext, Heartbeat, LoadFailed, Step, TaskStore
@@ -125,6 +126,7 @@ class ReplyService:
         self.voice = voice or VoiceWork(db, None, worker_name, announce)
         self.documents = documents or DocumentWork(db, DocumentSettings(), worker_name, announce)
         self.cancels = cancels
+        self.pace = Pace(worker_settings.partial_interval_seconds)
         self._clock = clock
 
     def run(self, task_id: str) -> None:
@@ -297,7 +299,7 @@ class ReplyService:
         began = self._clock()
         try:
             # The first words are shown and saved at once; then the new text goes to the followers
-            # every PARTIAL_INTERVAL_SECONDS, and the whole text to the database less often.
+            # at the worker's pace (worker/pace.py), and the whole text to the database less often.
             last_flush = last_save = float("-inf")
             sent = 0
             pieces = self.model.generate(
@@ -308,26 +310,27 @@ class ReplyService:
                 # The model keeps each conversation's computed context for its next turn.
                 cache_key=f"conversation-{context.conversation_id}",
             )
-            for piece in pieces:
-                if isinstance(piece, ToolCall):
-                    progress.calls.append(piece)  # they come last, once the answer is whole
-                    continue
-                if progress.first_token_at is None:
-                    progress.first_token_at = round(self._clock() - began, 4)
-                progress.add(piece, context.sampling.stop)
-                now = self._clock()
-                if now - last_flush < self.worker_settings.partial_interval_seconds:
-                    continue
-                last_flush = now
-                shown = progress.shown(context.sampling.stop)
-                if len(shown) > sent:
-                    self.store.grow(task_id, sent, shown[sent:])
-                    sent = len(shown)
-                if now - last_save >= self.worker_settings.partial_save_seconds:
-                    standing = self.store.publish(task_id, shown)
-                    progress.lost = standing.lost
-                    progress.cancel = progress.cancel or standing.cancel
-                    last_save = self._clock()
+            with self.pace.writing():
+                for piece in pieces:
+                    if isinstance(piece, ToolCall):
+                        progress.calls.append(piece)  # they come last, once the answer is whole
+                        continue
+                    if progress.first_token_at is None:
+                        progress.first_token_at = round(self._clock() - began, 4)
+                    progress.add(piece, context.sampling.stop)
+                    now = self._clock()
+                    if now - last_flush < self.pace.interval():
+                        continue
+                    last_flush = now
+                    shown = progress.shown(context.sampling.stop)
+                    if len(shown) > sent:
+                        self.store.grow(task_id, sent, shown[sent:])
+                        sent = len(shown)
+                    if now - last_save >= self.worker_settings.partial_save_seconds:
+                        standing = self.store.publish(task_id, shown)
+                        progress.lost = standing.lost
+                        progress.cancel = progress.cancel or standing.cancel
+                        last_save = self._clock()
         except Exception as exc:
             timed_out = _is_job_timeout(exc)
             log.exception("task=%s generation failed", task_id)

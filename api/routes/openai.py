@@ -1,4 +1,4 @@
-"""OpenAI-compatible endpoints: /v1/chat/completions (streaming or not) and /v1/models."""
+"""OpenAI-compatible endpoints: /v1/chat/completions (streaming or not), /v1/models, /v1/embeddings."""
 
 from __future__ import annotations
 
@@ -19,11 +19,16 @@ from api.deps import (
     StreamsDep,
 )
 from api.errors import OpenAIError
-from api.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelList
+from api.openai_schemas import ChatCompletion, ChatCompletionRequest, EmbeddingRequest, ModelCard, ModelList
 from api.services import completions
 from api.services.tasks import Limits
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+
+NO_EMBEDDINGS = (
+    "This server has no embedding model: its document search ranks passages by their words "
+    "(BM25 over word stems, in the database), so /v1/embeddings is not offered."
+)
 
 
 @router.get("/models", response_model=ModelList)
@@ -93,3 +98,14 @@ async def chat_completions(
         )
     with streams.hold(user_id):
         return await completions.complete(db, queue, changes, task_id, model, ending)
+
+
+@router.post("/embeddings", response_model=None, responses={404: {"description": "No embedding model."}})
+def embeddings(_body: EmbeddingRequest, caller: CallerDep) -> None:
+    """Vectors for text, in OpenAI's shape: there is no embedding model to make them (document
+    search ranks by words), so the answer is a 404 in OpenAI's shape (`model_not_found`). The key
+    and the request are checked first, as for a chat completion, so that a client is told the
+    server lacks the feature only when it asked properly."""
+    if caller.role == CallerRole.BOT:
+        raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
+    raise OpenAIError(404, NO_EMBEDDINGS, "invalid_request_error", "model_not_found")
