@@ -20,7 +20,7 @@ from fastapi import Depends, HTTPException, Path, Request, status
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
+from api.errors import OpenAIError, error_response
 from api.services import RateLimited, credentials
 from api.services.pacing import Pacer
 from shared.config import GatewaySettings
@@ -351,6 +351,13 @@ async def require_service(caller: Annotated[Caller, Depends(get_caller)]) -> Cal
     return caller
 
 
+async def require_openai_client(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    """The operator or a person: the bot's key is for its own routes, not for /v1's work."""
+    if caller.role == CallerRole.BOT:
+        raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
+    return caller
+
+
 def guard_of(request: Request) -> Guard:
     guard: Guard = request.state.guard
     return guard
@@ -359,6 +366,7 @@ def guard_of(request: Request) -> Guard:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 ServiceDep = Annotated[Caller, Depends(require_service)]
+OpenAIClientDep = Annotated[Caller, Depends(require_openai_client)]
 
 
 # The column's size: a longer id in a path is refused at the edge (PostgreSQL would refuse it with a 500).

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CallerDep, CallerRole
+from api.auth import CallerDep, CallerRole, OpenAIClientDep
 from api.deps import (
     ChangesDep,
     DbDep,
@@ -45,7 +45,7 @@ def models(_caller: CallerDep, model_settings: ModelSettingsDep) -> ModelList:
 async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,
-    caller: CallerDep,
+    caller: OpenAIClientDep,
     db: DbDep,
     streams: StreamsDep,
     queue: QueueDep,
@@ -60,8 +60,6 @@ async def chat_completions(
     operator's key it is `openai:<user>`. `max_tokens` is capped at the operator's MAX_TOKENS, and
     system messages add to the operator's SYSTEM_PROMPT rather than replace it.
     """
-    if caller.role == CallerRole.BOT:
-        raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
     user_id = caller.user_id if caller.role == CallerRole.PERSON else completions.operator_user(body)
     assert user_id is not None
     streams.check(user_id)  # a /v1 request waits for its answer: it holds a stream either way
@@ -101,11 +99,9 @@ async def chat_completions(
 
 
 @router.post("/embeddings", response_model=None, responses={404: {"description": "No embedding model."}})
-def embeddings(_body: EmbeddingRequest, caller: CallerDep) -> None:
+def embeddings(_body: EmbeddingRequest, _caller: OpenAIClientDep) -> None:
     """Vectors for text, in OpenAI's shape: there is no embedding model to make them (document
     search ranks by words), so the answer is a 404 in OpenAI's shape (`model_not_found`). The key
     and the request are checked first, as for a chat completion, so that a client is told the
     server lacks the feature only when it asked properly."""
-    if caller.role == CallerRole.BOT:
-        raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
     raise OpenAIError(404, NO_EMBEDDINGS, "invalid_request_error", "model_not_found")

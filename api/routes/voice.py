@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CallerDep, CallerRole
+from api.auth import CallerDep, CallerRole, OpenAIClientDep
 from api.deps import (
     ChangesDep,
     DbDep,
@@ -114,7 +114,7 @@ def _refusal(code: str | None) -> OpenAIError:
 
 @router.post("/v1/audio/transcriptions", response_model=None)
 async def transcriptions(
-    caller: CallerDep,
+    caller: OpenAIClientDep,
     db: DbDep,
     queue: QueueDep,
     changes: ChangesDep,
@@ -130,8 +130,6 @@ async def transcriptions(
     response_format: Annotated[str, Form(pattern="^(json|text|verbose_json)$")] = "json",
 ) -> dict[str, object] | PlainTextResponse:
     """Speech to text, in OpenAI's shape (json, text or verbose_json), queued like chat messages."""
-    if caller.role == CallerRole.BOT:
-        raise OpenAIError(403, "the bot's key may not use /v1", "permission_error")
     try:
         audio = await _read(file, settings)
     except VoiceRefused as exc:
