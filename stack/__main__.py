@@ -169,6 +169,9 @@ def main() -> None:
         services.append(Service("bot", [python, "-m", "bot"], env=bot_env))
         bot_line = "Telegram bot: on."
 
+    supervisor = Supervisor(services)
+    # Every process is started before the banner says so: whoever reads it finds them running.
+    supervisor.start()
     print(
         "\n".join(
             [
@@ -184,7 +187,7 @@ def main() -> None:
         ),
         flush=True,
     )
-    Supervisor(services).run()
+    supervisor.run()
 
 
 def _dashboard(settings: StackSettings, env: dict[str, str], redis_url: str) -> Service:

@@ -50,12 +50,16 @@ class Supervisor:
     def request_stop(self, *_args: object) -> None:
         self._stopping = True
 
-    def run(self) -> None:
+    def start(self) -> None:
+        """Start every service not running yet; a Ctrl-C from here on stops them all."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
         for service in self.services:
             if service.process is None:
                 service.start()
+
+    def run(self) -> None:
+        self.start()
         try:
             while not self._stopping:
                 self._tend()
