@@ -31,6 +31,7 @@ PARTS = {
     "-m worker": "worker",
     "stack.dashboard": "rq-dashboard",
     "-m bot": "bot",
+    "stack.gateway_and_bot": "gateway and bot",
 }
 
 

@@ -166,6 +166,9 @@ FULL_FROM_MB = 2600
 # rq-dashboard is the operator's view of the queue, ~35 MB: on a smaller box it is not started
 # unless asked for (DASHBOARD=true), part of what makes the 0.5B model and voice notes fit 1 GB.
 DASHBOARD_FROM_MB = LARGE_DEFAULT_FROM_MB
+# On a smaller box the gateway and the bot share one Python process (stack.gateway_and_bot): each
+# is ~70 MB alone and half of that is the same interpreter and libraries, held once that way.
+SEPARATE_BOT_FROM_MB = LARGE_DEFAULT_FROM_MB
 
 
 def default_fit(memory_mb: int) -> Fit:
@@ -183,6 +186,12 @@ def default_fit(memory_mb: int) -> Fit:
 def wants_dashboard(asked: bool | None, memory_mb: int) -> bool:
     """DASHBOARD if set; unset, whether a box with `memory_mb` of memory has room for rq-dashboard."""
     return asked if asked is not None else memory_mb >= DASHBOARD_FROM_MB
+
+
+def bot_in_gateway(asked: bool | None, memory_mb: int) -> bool:
+    """BOT_IN_GATEWAY if set; unset, whether a box with `memory_mb` of memory is small enough for
+    the bot to share the gateway's process."""
+    return asked if asked is not None else memory_mb < SEPARATE_BOT_FROM_MB
 
 
 def catalogue() -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from shared.config import ModelSettings, WorkerSettings
 from shared.machine import memory_mb
-from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT, wants_dashboard
+from shared.presets import LARGE_DEFAULT, PRESETS, SMALL_DEFAULT, bot_in_gateway, wants_dashboard
 
 
 def _meminfo(tmp_path: Path, kib: int) -> Path:
@@ -84,6 +84,9 @@ def test_the_default_model_is_run_to_fit_the_memory(
     assert wants_dashboard(None, model.box_mb()) is dashboard
     # Asked for or against, the dashboard is what the operator said.
     assert wants_dashboard(True, memory) is True and wants_dashboard(False, memory) is False
+    # The bot shares the gateway's process exactly where the dashboard is left out for memory.
+    assert bot_in_gateway(None, model.box_mb()) is not dashboard
+    assert bot_in_gateway(True, memory) is True and bot_in_gateway(False, memory) is False
 
 
 def test_a_prompt_step_is_never_longer_than_the_context() -> None:
