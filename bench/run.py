@@ -291,8 +291,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     parser.add_argument(
         "--only",
-        choices=["models", "serving"],
-        help="only the model sizes (models-results.md) or only serving at them (serving-results.md)",
+        choices=["models", "serving", "main"],
+        help="only the model sizes (models-results.md), only serving at them (serving-results.md), "
+        "or only the figures of results.md itself",
     )
     parser.add_argument("--model", choices=models.SIZES, help="the model sizes: this one alone")
     args = parser.parse_args()
@@ -300,16 +301,17 @@ def main() -> None:
     if args.only == "serving":
         _serving(args.model, args.out.with_name("serving-results.md"))
         return
-    # The models people run: every chat model size in a full run, the fast one only in the quick run.
-    sized_out = args.out.with_name("models-results.md")
-    with tempfile.TemporaryDirectory() as scratch:
-        conversations = 1 if args.quick else 2
-        only = args.model or (models.SIZES[0] if args.quick else None)
-        sized = models.figures(Path(scratch), conversations, only, (5,) if args.quick else (5, 30, 120))
-        models.report(sized, sized_out, conversations)
-    print(sized_out.read_text())
-    if args.only == "models":
-        return
+    if args.only != "main":
+        # The models people run: every chat model size in a full run, the fast one only in the quick run.
+        sized_out = args.out.with_name("models-results.md")
+        with tempfile.TemporaryDirectory() as scratch:
+            conversations = 1 if args.quick else 2
+            only = args.model or (models.SIZES[0] if args.quick else None)
+            sized = models.figures(Path(scratch), conversations, only, (5,) if args.quick else (5, 30, 120))
+            models.report(sized, sized_out, conversations)
+        print(sized_out.read_text())
+        if args.only == "models":
+            return
     # The quick run skips llama.cpp's own tools (a ten-minute build) and crowds of more than two.
     tools = None if args.quick else ensure_tools()
     turns, sizes = (2, (1, 2)) if args.quick else (8, (1, 4, 8))
@@ -327,7 +329,7 @@ def main() -> None:
         figures.append(structured.figure(runs, MODEL if args.quick else None))
         # Documents: retrieval in Russian and English, and reading (no model: quick in either run).
         figures += retrieval.figures()
-    if tools is not None:  # llama.cpp's tools at the real sizes (half an hour): not in the quick run
+    if tools is not None and args.only != "main":  # llama.cpp's tools at the real sizes (half an hour)
         _serving(None, args.out.with_name("serving-results.md"))
         speculative.report(speculative.figures(tools), args.out.with_name("speculative-results.md"))
     report(figures, args.out, runs)
