@@ -1,7 +1,7 @@
 """The gateway and the Telegram bot in one process: what `make run` starts on a box with little
 memory (BOT_IN_GATEWAY). `python -m stack.gateway_and_bot --host H --port P`.
 
-Each is a Python process of 70-75 MB on its own, of which ~35 MB (the interpreter, pydantic,
+Each is a Python process of 70-75 MB on its own, of which ~30 MB (the interpreter, pydantic,
 the settings, httpx) is the same in both; one process holds it once. The bot still reaches the
 gateway over HTTP on loopback, as it does from a process of its own, and nothing else changes:
 its handlers only hand work over, so it takes little of the gateway's event loop.
@@ -21,12 +21,9 @@ import uvicorn
 
 from shared.config import BotSettings
 from shared.logging import configure_logging
+from stack.supervisor import Backoff
 
 log = logging.getLogger("stack")
-
-_MAX_BACKOFF = 30.0
-# A bot that ran this long before failing is started again at once, not after a growing pause.
-_HEALTHY_AFTER = 60.0
 
 
 async def _pause(seconds: float) -> None:
@@ -38,18 +35,17 @@ async def keep_bot_running(settings: BotSettings) -> None:
     from bot.__main__ import run
 
     loop = asyncio.get_running_loop()
-    backoff = 1.0
+    backoff = Backoff()
     while True:
         began = loop.time()
         try:
             await run(settings, handle_signals=False)
-            log.warning("the bot stopped; starting it again in %.0fs", backoff)
+            failure = "stopped"
         except Exception as exc:  # noqa: BLE001 - whatever stops the bot, the gateway keeps serving
-            log.error("the bot failed (%s: %s); starting it again in %.0fs", type(exc).__name__, exc, backoff)
-        if loop.time() - began >= _HEALTHY_AFTER:
-            backoff = 1.0
-        await _pause(backoff)
-        backoff = min(backoff * 2, _MAX_BACKOFF)
+            failure = f"failed ({type(exc).__name__}: {exc})"
+        pause = backoff.after(loop.time() - began)
+        log.error("the bot %s; starting it again in %.0fs", failure, pause)
+        await _pause(pause)
 
 
 async def serve(host: str, port: int) -> None:

@@ -15,8 +15,22 @@ from stack.lifeline import bound_popen
 log = logging.getLogger("stack")
 
 _MAX_BACKOFF = 30.0
-# A process that ran this long before dying is restarted at once, not after a growing pause.
+# A process that ran this long before dying is restarted after the first pause again, not a longer one.
 _HEALTHY_AFTER = 60.0
+
+
+@dataclass
+class Backoff:
+    """The pause before starting again what stopped: 1 s, doubling with each quick failure up to
+    30 s, and 1 s again after a run that lasted."""
+
+    pause: float = 1.0
+
+    def after(self, ran_for: float) -> float:
+        if ran_for > _HEALTHY_AFTER:
+            self.pause = 1.0
+        pause, self.pause = self.pause, min(self.pause * 2, _MAX_BACKOFF)
+        return pause
 
 
 @dataclass
@@ -27,7 +41,7 @@ class Service:
     stop_timeout: float = 10.0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
-    backoff: float = 1.0
+    backoff: Backoff = field(default_factory=Backoff)
     restart_at: float | None = None
     restarts: int = 0
 
@@ -78,16 +92,11 @@ class Supervisor:
                 continue
             if process is None or process.poll() is None:
                 continue
-            if now - service.started_at > _HEALTHY_AFTER:
-                service.backoff = 1.0
+            pause = service.backoff.after(now - service.started_at)
             log.warning(
-                "%s exited with code %s; restarting in %.0fs",
-                service.name,
-                process.returncode,
-                service.backoff,
+                "%s exited with code %s; restarting in %.0fs", service.name, process.returncode, pause
             )
-            service.restart_at = now + service.backoff
-            service.backoff = min(service.backoff * 2, _MAX_BACKOFF)
+            service.restart_at = now + pause
 
     def stop(self) -> None:
         """Stop services in reverse start order: SIGTERM, a second SIGTERM, then SIGKILL."""

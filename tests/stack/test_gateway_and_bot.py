@@ -8,6 +8,7 @@ import pytest
 
 from shared.config import BotSettings
 from stack import gateway_and_bot
+from stack.supervisor import Backoff
 
 
 def test_a_failing_bot_is_started_again_after_a_pause(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,3 +39,10 @@ def test_a_failing_bot_is_started_again_after_a_pause(monkeypatch: pytest.Monkey
     # Signals are the gateway's (uvicorn stops both); each failure waits longer than the last.
     assert starts == [False, False, False]
     assert pauses == [1.0, 2.0]
+
+
+def test_the_pause_doubles_with_each_quick_failure_and_starts_over_after_a_run_that_lasted() -> None:
+    backoff = Backoff()
+    assert [backoff.after(ran_for=1) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff.after(ran_for=120) == 1
+    assert backoff.after(ran_for=1) == 2
