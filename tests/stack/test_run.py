@@ -189,59 +189,58 @@ def test_make_run_serves_restarts_stops_and_reuses(stack: Stack) -> None:
     assert time.monotonic() - started < 30
 
 
-def test_make_run_starts_the_bot_once_a_token_is_set_and_fits_a_small_box(stack: Stack) -> None:
+@pytest.fixture
+def telegram() -> Iterator[Any]:
     from fakes.telegram import FakeTelegram
 
-    telegram = FakeTelegram()
-    telegram.start()
-    try:
-        stack.start(
-            TELEGRAM_BOT_TOKEN="4242:TOKEN",
-            TELEGRAM_API_BASE=telegram.base_url,
-            TELEGRAM_ALLOWED_USERS="1001",
-            # A 1 GB box: the bot runs in the gateway's process, rq-dashboard is left out, both
-            # for the memory they would take.
-            MEMORY_MB="1000",
-        )
-        assert "Telegram bot: on, in the gateway's process" in stack.log()
-        assert "rq-dashboard: off" in stack.log()
-        commands = [" ".join(child.cmdline()) for child in stack.children()]
-        assert any("-m stack.gateway_and_bot" in command for command in commands)
-        assert not any("-m bot" in command or "uvicorn" in command for command in commands)
-        assert not any("stack.dashboard" in command for command in commands)
-        # Each Python process keeps its freed memory in two glibc heaps, not one per thread.
-        pythons = [child for child in stack.children() if "redis-server" not in child.cmdline()[0]]
-        assert len(pythons) == 2  # the gateway with the bot, and the worker
-        assert {child.environ().get("MALLOC_ARENA_MAX") for child in pythons} == {"2"}
-        telegram.send_text("Hello! Who are you?", user_id=1001)
-        answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]
-        assert answer.text.strip()
-        assert stack.stop() == 0
-    finally:
-        telegram.stop()
+    fake = FakeTelegram()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
-def test_a_bigger_box_runs_the_bot_in_a_process_of_its_own(stack: Stack) -> None:
-    from fakes.telegram import FakeTelegram
+def _start_with_bot(stack: Stack, telegram: Any, **extra_env: str) -> list[str]:
+    """`make run` with a bot token on a 1 GB box; the command lines of what it started."""
+    stack.start(
+        TELEGRAM_BOT_TOKEN="4242:TOKEN",
+        TELEGRAM_API_BASE=telegram.base_url,
+        TELEGRAM_ALLOWED_USERS="1001",
+        MEMORY_MB="1000",
+        **extra_env,
+    )
+    return [" ".join(child.cmdline()) for child in stack.children()]
 
-    telegram = FakeTelegram()
-    telegram.start()
-    try:
-        stack.start(
-            TELEGRAM_BOT_TOKEN="4242:TOKEN",
-            TELEGRAM_API_BASE=telegram.base_url,
-            TELEGRAM_ALLOWED_USERS="1001",
-            MEMORY_MB="1000",
-            BOT_IN_GATEWAY="false",  # what a small box does when told to
-        )
-        assert "Telegram bot: on." in stack.log()
-        commands = [" ".join(child.cmdline()) for child in stack.children()]
-        assert any("-m bot" in command for command in commands)
-        assert any("uvicorn" in command for command in commands)
-        assert not any("stack.gateway_and_bot" in command for command in commands)
-        telegram.send_text("Hello!", user_id=1001)
-        answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]
-        assert answer.text.strip()
-        assert stack.stop() == 0
-    finally:
-        telegram.stop()
+
+def _bot_answers(telegram: Any) -> None:
+    telegram.send_text("Hello! Who are you?", user_id=1001)
+    answer = telegram.wait_for(lambda: [m for m in telegram.chat(1001) if m.reply_markup], timeout=90)[0]
+    assert answer.text.strip()
+
+
+def test_make_run_starts_the_bot_once_a_token_is_set_and_fits_a_small_box(
+    stack: Stack, telegram: Any
+) -> None:
+    # A 1 GB box: the bot runs in the gateway's process, rq-dashboard is left out, both for the
+    # memory they would take.
+    commands = _start_with_bot(stack, telegram)
+    assert "Telegram bot: on, in the gateway's process" in stack.log()
+    assert "rq-dashboard: off" in stack.log()
+    assert any("-m stack.gateway_and_bot" in command for command in commands)
+    assert not any("-m bot" in command or "uvicorn" in command for command in commands)
+    assert not any("stack.dashboard" in command for command in commands)
+    # Each Python process keeps its freed memory in two glibc heaps, not one per thread.
+    pythons = [child for child in stack.children() if "redis-server" not in child.cmdline()[0]]
+    assert len(pythons) == 2  # the gateway with the bot, and the worker
+    assert {child.environ().get("MALLOC_ARENA_MAX") for child in pythons} == {"2"}
+    _bot_answers(telegram)
+    assert stack.stop() == 0
+
+
+def test_bot_in_gateway_false_gives_the_bot_a_process_of_its_own(stack: Stack, telegram: Any) -> None:
+    commands = _start_with_bot(stack, telegram, BOT_IN_GATEWAY="false")
+    assert "Telegram bot: on." in stack.log()
+    assert any("-m bot" in command for command in commands)
+    assert any("uvicorn" in command for command in commands)
+    assert not any("stack.gateway_and_bot" in command for command in commands)
+    _bot_answers(telegram)
+    assert stack.stop() == 0
