@@ -51,7 +51,7 @@ class StackSettings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(None, description="Starts the Telegram bot when set.")
     bot_in_gateway: bool | None = Field(
         None,
-        description="Run the bot inside the gateway's process (~35 MB less). Unset: on a box under 1.7 GB.",
+        description="Run the bot inside the gateway's process (~30 MB less). Unset: on a box under 1.7 GB.",
     )
 
 
