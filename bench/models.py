@@ -47,7 +47,12 @@ def _memory(name: str, path: Path) -> list[Figure]:
     if box is not None:
         fit = default_fit(box)
         assert fit.preset == name, f"a {box} MB box gets {fit.preset}, not {name}"
-        shape = [f"PARALLEL={fit.parallel}", f"KV_CACHE_MB={fit.kv_cache_mb}", f"N_BATCH={fit.n_batch}"]
+        shape = [
+            f"PARALLEL={fit.parallel}",
+            f"KV_CACHE_MB={fit.kv_cache_mb}",
+            f"N_BATCH={fit.n_batch}",
+            f"KV_CACHE_TYPE={fit.kv_cache_type}",
+        ]
         if not wants_dashboard(None, box):
             shape.append("no rq-dashboard")
         how = f"as the stack fits itself to {box} MB ({', '.join(shape)})"

@@ -63,17 +63,37 @@ def _wav(text: str, words_per_minute: int, language: str) -> bytes:
     ).stdout
 
 
-def speak(text: str, words_per_minute: int = 150, language: str = "en") -> bytes:
-    """`text` spoken in English by espeak-ng (or in Russian, `language="ru"`, by Festival), as an
-    OGG/Opus voice note."""
+def _spoken(text: str, words_per_minute: int, language: str) -> tuple[np.ndarray, int]:
+    """The samples of `text` spoken, and their rate."""
     wav = _wav(text, words_per_minute, language)
     with tempfile.NamedTemporaryFile(suffix=".wav") as wav_file:
         Path(wav_file.name).write_bytes(wav)
         with av.open(wav_file.name) as source:
             stream = source.streams.audio[0]
             chunks = [frame.to_ndarray().reshape(-1) for frame in source.decode(stream)]
-            rate = stream.rate
-    return _encode(np.concatenate(chunks), rate)
+            return np.concatenate(chunks), stream.rate
+
+
+def speak(text: str, words_per_minute: int = 150, language: str = "en") -> bytes:
+    """`text` spoken in English by espeak-ng (or in Russian, `language="ru"`, by Festival), as an
+    OGG/Opus voice note."""
+    return _encode(*_spoken(text, words_per_minute, language))
+
+
+def speak_amid_noise(text: str, language: str = "en", around: float = 6.0, noise: float = 300) -> bytes:
+    """`text` spoken after `around` seconds of a room's noise and followed by as many, the noise
+    (white, of standard deviation `noise` in 16-bit samples) under the words too, as a microphone
+    hears it. 300 is a quiet room, 1,000 a loud fan."""
+    samples, rate = _spoken(text, 150, language)
+    quiet = np.zeros(int(around * rate))
+    whole = np.concatenate([quiet, samples.astype(np.float64), quiet])
+    whole += np.random.default_rng(0).normal(0, noise, whole.size)
+    return _encode(np.clip(whole, -32768, 32767), rate)
+
+
+def noise(seconds: float, level: float = 300) -> bytes:
+    """A voice note of `seconds` of a room's noise and no words (see speak_amid_noise)."""
+    return _encode(np.random.default_rng(1).normal(0, level, int(RATE * seconds)), RATE)
 
 
 def silence(seconds: float) -> bytes:

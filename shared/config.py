@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.machine import memory_mb
-from shared.presets import PRESETS, Fit, Preset, default_fit
+from shared.presets import PRESETS, Fit, KvType, Preset, default_fit
 
 # Small models answer a Russian question in English unless told; and they must know what they are.
 # With a model the operator chose; the default model's come from its fit (shared.presets).
@@ -210,7 +210,7 @@ class ModelSettings(_EnvSettings):
         None,
         ge=32,
         description="Prompt tokens read in one step; fewer take less scratch memory and read a little "
-        "slower. Unset: 512, or 128 with the default model on a box under 1.7 GB.",
+        "slower. Unset: 512, or 64 with the default model on a box under 1.7 GB.",
     )
     max_tokens: int = Field(512, ge=1, description="Longest reply, in tokens.")
     min_reply_tokens: int = Field(
@@ -225,11 +225,12 @@ class ModelSettings(_EnvSettings):
         "question itself, which measurably hurt Russian answers.",
     )
     seed: int | None = Field(None, description="Fixed sampling seed, for reproducible answers.")
-    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
-        "f16",
+    kv_cache_type: KvType | None = Field(
+        None,
         description="Precision of the computed context (KV cache): f16 is the fastest on a CPU; q8_0 "
-        "takes half its memory, with no loss one notices, at a quarter of the speed with several "
-        "people; q4_0 a quarter, at some cost in quality.",
+        "takes half its memory, with no loss one notices, and is slower with several people at "
+        "once; q4_0 a quarter, at some cost in quality. Unset: f16, or q8_0 with the default model "
+        "on a box under 1.7 GB.",
     )
     exact_batching: bool = Field(
         False,
@@ -242,7 +243,7 @@ class ModelSettings(_EnvSettings):
         ge=0,
         description="RAM for the computed contexts of conversations waiting for their next message "
         "(moved out of the model's context while others are answered); past it the oldest are read "
-        "again. Unset: 128, or 32 with the default model on a box under 2.6 GB.",
+        "again. Unset: 128, or with the default model 32 on a box under 2.6 GB, 16 under 1.7 GB.",
     )
     system_prompt: str = Field(
         DEFAULT_SYSTEM_PROMPT,
@@ -297,6 +298,13 @@ class ModelSettings(_EnvSettings):
             return self.kv_cache_mb
         fit = self.fit()
         return fit.kv_cache_mb if fit else _KV_CACHE_MB
+
+    def kv_type(self) -> KvType:
+        """KV_CACHE_TYPE, or the precision the default model's fit gives the computed context."""
+        if self.kv_cache_type is not None:
+            return self.kv_cache_type
+        fit = self.fit()
+        return fit.kv_cache_type if fit else "f16"
 
     def batch_tokens(self) -> int:
         """N_BATCH, or what the default model's fit gives, never more than one context."""

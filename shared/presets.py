@@ -12,6 +12,7 @@ for every token): a guide to choose by, not a promise."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from shared.bundles import Bundle
 from shared.model_bundles import QWEN_CODER_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M
@@ -148,6 +149,10 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# The precisions llama.cpp's KV cache can take here (KV_CACHE_TYPE).
+KvType = Literal["f16", "q8_0", "q4_0"]
+
+
 @dataclass(frozen=True)
 class Fit:
     """The model a box gets when nobody chose one, and how it is run to fit the box's memory."""
@@ -157,6 +162,7 @@ class Fit:
     kv_cache_mb: int  # RAM for waiting conversations' contexts (KV_CACHE_MB)
     reason: str
     n_batch: int = 512  # prompt tokens read in one step (N_BATCH): its scratch memory grows with it
+    kv_cache_type: KvType = "f16"  # precision of the computed context (KV_CACHE_TYPE)
 
 
 # Measured by `make bench` (bench/models-results.md), the whole stack with voice notes heard:
@@ -175,8 +181,10 @@ def default_fit(memory_mb: int) -> Fit:
     """What a machine with `memory_mb` of memory runs when no model is chosen, and why."""
     has = f"this machine has {memory_mb / 1000:.1f} GB of memory"
     if memory_mb < LARGE_DEFAULT_FROM_MB:
+        # Each measured on the whole stack with voice notes heard (0.5B, 1 GB): f16 → q8_0 context
+        # ~24 MB, 32 → 16 MB for waiting conversations ~10, prompt steps of 128 → 64 tokens ~4.
         reason = f"{has} (the 1.5B model needs {LARGE_DEFAULT_FROM_MB} MB)"
-        return Fit(SMALL_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason, n_batch=128)
+        return Fit(SMALL_DEFAULT, parallel=2, kv_cache_mb=16, reason=reason, n_batch=64, kv_cache_type="q8_0")
     reason = f"{has} (the 1.5B model from {LARGE_DEFAULT_FROM_MB} MB)"
     if memory_mb < FULL_FROM_MB:
         return Fit(LARGE_DEFAULT, parallel=2, kv_cache_mb=32, reason=reason)

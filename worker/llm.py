@@ -105,7 +105,7 @@ class LlamaChatModel:
             n_seq=parallel,
             n_batch=settings.batch_tokens(),
             n_threads=settings.n_threads or os.cpu_count() or 1,
-            kv_type=settings.kv_cache_type,
+            kv_type=settings.kv_type(),
             unified=not settings.exact_batching,
         )
         self.engine = BatchEngine(
@@ -130,7 +130,7 @@ class LlamaChatModel:
             path.name,
             settings.n_ctx,
             parallel,
-            settings.kv_cache_type,
+            settings.kv_type(),
             settings.kv_cache_budget_mb(),
         )
 

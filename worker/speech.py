@@ -30,6 +30,7 @@ from shared.config import VoiceSettings
 from shared.enums import FinishReason
 from shared.model_bundles import WHISPER_BASE
 from worker.audio import SAMPLE_RATE, AudioTooLong, AudioUnreadable, decode
+from worker.voice_gate import keep_speech
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,11 @@ class Transcriber:
         duration = len(samples) / SAMPLE_RATE
         if duration < _SHORTEST_SECONDS:
             raise VoiceFailed(FinishReason.VOICE_EMPTY, f"{duration:.2f} s of audio")
+        # Only the speech reaches Whisper, which invents words in silence and hiss (worker/voice_gate).
+        speech = keep_speech(samples)
+        del samples
+        if len(speech) / SAMPLE_RATE < _SHORTEST_SECONDS:
+            raise VoiceFailed(FinishReason.VOICE_EMPTY, f"no speech in {duration:.1f} s")
         with self._lock:
             model = self._load()
             if language is not None and not model.model.is_multilingual and language != "en":
@@ -168,12 +174,11 @@ class Transcriber:
                     FinishReason.VOICE_LANGUAGE, f"{language!r} asked of an English-only speech model"
                 )
             began = time.monotonic()
-            # The voice activity filter skips silence, where Whisper would otherwise invent words.
             segments, info = model.transcribe(
-                samples,
+                speech,
                 language=language,
                 beam_size=self.settings.stt_beam_size,
-                vad_filter=True,
+                vad_filter=False,
                 condition_on_previous_text=False,
             )
             words: list[str] = []
@@ -183,8 +188,8 @@ class Transcriber:
                     break
             spent = time.monotonic() - began
             self._used_at = time.monotonic()
-        del samples, segments
-        # Decoding, the voice filter and the encoder take a few hundred MB for a long note, all freed
+        del speech, segments
+        # Decoding, the voice gate and the encoder take a few hundred MB for a long note, all freed
         # by now but kept by the C heap: measured, a worker stayed ~190 MB bigger after one note.
         _give_back_freed_memory()
         text = " ".join(word for word in words if word).strip()

@@ -65,22 +65,24 @@ def test_the_tests_model_is_never_a_default() -> None:
 
 
 @pytest.mark.parametrize(
-    ("memory", "parallel", "kv_cache_mb", "n_batch", "dashboard"),
+    ("memory", "parallel", "kv_cache_mb", "n_batch", "kv_type", "dashboard"),
     [
-        # a "1 GB" VPS: the 0.5B model, compact, prompts read in small steps, no rq-dashboard
-        (1_000, 2, 32, 128, False),
+        # a "1 GB" VPS: the 0.5B model, compact, its context in q8_0, prompts read in small steps,
+        # no rq-dashboard (each measured to take it under 900 MB)
+        (1_000, 2, 16, 64, "q8_0", False),
         # a "2 GB" VPS: the 1.5B model, compact (4 at once did not fit, measured)
-        (1_966, 2, 32, 512, True),
-        (4_000, 4, 128, 512, True),  # room for the 1.5B model writing 4 answers at once
+        (1_966, 2, 32, 512, "f16", True),
+        (4_000, 4, 128, 512, "f16", True),  # room for the 1.5B model writing 4 answers at once
     ],
 )
 def test_the_default_model_is_run_to_fit_the_memory(
-    memory: int, parallel: int, kv_cache_mb: int, n_batch: int, dashboard: bool
+    memory: int, parallel: int, kv_cache_mb: int, n_batch: int, kv_type: str, dashboard: bool
 ) -> None:
     model = ModelSettings(_env_file=None, memory_mb=memory)
     assert WorkerSettings(_env_file=None).answers_at_once(model) == parallel
     assert model.kv_cache_budget_mb() == kv_cache_mb
     assert model.batch_tokens() == n_batch
+    assert model.kv_type() == kv_type
     assert wants_dashboard(None, model.box_mb()) is dashboard
     # Asked for or against, the dashboard is what the operator said.
     assert wants_dashboard(True, memory) is True and wants_dashboard(False, memory) is False
@@ -98,6 +100,7 @@ def test_the_operators_parallel_and_kv_cache_win_over_the_fit(tmp_path: Path) ->
     small_box = ModelSettings(_env_file=None, memory_mb=1_966, kv_cache_mb=64)
     assert WorkerSettings(_env_file=None, parallel=3).answers_at_once(small_box) == 3
     assert small_box.kv_cache_budget_mb() == 64
+    assert ModelSettings(_env_file=None, memory_mb=1_000, kv_cache_type="f16").kv_type() == "f16"
     # A model of the operator's own, or a remote server, is not fitted: the plain defaults.
     for chosen in (
         ModelSettings(_env_file=None, memory_mb=1_966, model_path=tmp_path / "mine.gguf"),
@@ -106,3 +109,4 @@ def test_the_operators_parallel_and_kv_cache_win_over_the_fit(tmp_path: Path) ->
         assert WorkerSettings(_env_file=None).answers_at_once(chosen) == 4
         assert chosen.kv_cache_budget_mb() == 128
         assert chosen.batch_tokens() == 512
+        assert chosen.kv_type() == "f16"
