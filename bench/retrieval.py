@@ -36,7 +36,7 @@ TARGET = 0.85
 BOOK_PAGES = 300
 
 
-def _index(db: Database) -> tuple[int, dict[str, str]]:
+def index_set(db: Database) -> tuple[int, dict[str, str]]:
     """The set's documents read, cut and indexed for one person; (their user id, name -> id)."""
     settings = DocumentSettings(_env_file=None)
     with db.writing() as session:
@@ -83,7 +83,7 @@ def _plain_search(db: Database, question: str) -> list[str]:
         return [row.words for row in rows]
 
 
-def _hit(found: list[str], key: str) -> bool:
+def hit(found: list[str], key: str) -> bool:
     """Whether the answer's words are in one of the passages found (compared as the index sees them)."""
     wanted = " ".join(terms(key, stem=False))
     return any(wanted in " ".join(terms(passage, stem=False)) for passage in found)
@@ -95,16 +95,16 @@ def retrieval_figure() -> Figure:
         upgrade(url)
         db = Database.from_settings(DatabaseSettings(_env_file=None, database_url=url))
         try:
-            user, ids = _index(db)
+            user, ids = index_set(db)
             ours, plain, missed = 0, 0, []
             for question in QUESTIONS:
                 with db.reading() as session:
                     found = passages.search(session, user, list(ids.values()), question.text, TOP)
-                if _hit([f.text for f in found], question.key):
+                if hit([f.text for f in found], question.key):
                     ours += 1
                 else:
                     missed.append(question.text)
-                plain += _hit(_plain_search(db, question.text), question.key)
+                plain += hit(_plain_search(db, question.text), question.key)
         finally:
             db.dispose()
     share, baseline = ours / len(QUESTIONS), plain / len(QUESTIONS)

