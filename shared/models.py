@@ -303,6 +303,8 @@ class DocumentPassage(Base):
     section: Mapped[str | None] = mapped_column(String(200), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     terms: Mapped[str] = mapped_column(Text)
+    # The embedder's vector of the passage (float32, little-endian), when it was on (migration 0013).
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 # The tables themselves, for the few hot statements that skip the ORM (typed as the tables they are).

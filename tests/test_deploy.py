@@ -183,7 +183,7 @@ def test_the_image_is_multi_stage_and_drops_root_in_its_entrypoint() -> None:
     # Every path through the script ends in an exec: as the caller (not root), or via setpriv.
     assert entrypoint.rstrip().splitlines()[-1].startswith("exec setpriv --reuid=")
     assert "-DLLAVA_BUILD=OFF" in dockerfile
-    runtime = dockerfile.split("COPY --from=build")[1]
+    runtime = dockerfile.split("COPY --from=build", 1)[1]
     assert "build-essential" not in runtime
     # The image's processes cap glibc's heaps as `make run` does (stack.supervisor).
     from stack.supervisor import MALLOC_ARENAS

@@ -31,10 +31,12 @@ from shared.config import (
 from shared.db import Database
 from shared.jobs import make_queue, make_redis, requeue_unreadable_jobs
 from shared.logging import configure_logging
+from shared.presets import wants_embedder
 from shared.recovery import Periodic, recover, recovery_thread
 from worker import tasks
 from worker.cancels import CancelNotices
 from worker.documents import DocumentWork
+from worker.embedder import Embedder
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.notices import ChangeNotices
@@ -119,7 +121,13 @@ def run(
         background.append(Periodic("speech-idle", 30, transcriber.unload_if_idle))
     cancels = CancelNotices(redis, queue.name, read_seconds=stop_check_seconds)
     cancels.start()
-    documents = DocumentWork(db, document_settings, name, notices)
+    # The document embedder is loaded by the first document (or question asked of one), if on.
+    embedder = (
+        Embedder(document_settings.embedder_files(model_settings.models_dir))
+        if wants_embedder(document_settings.document_embedder, model_settings.box_mb())
+        else None
+    )
+    documents = DocumentWork(db, document_settings, name, notices, embedder)
     tasks.install(
         ReplyService(
             db,

@@ -17,6 +17,7 @@ from shared.enums import DocumentFailure
 from shared.models import Document, TaskStatus, utcnow
 from shared.terms import query_terms
 from worker import passages
+from worker.embedder import Embedder
 from worker.reading.chunks import passages as cut
 from worker.reading.formats import Unreadable
 from worker.reading.sandbox import read_document
@@ -38,11 +39,14 @@ class DocumentWork:
         settings: DocumentSettings,
         worker_name: str,
         announce: Callable[[str], None] = lambda _id: None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.worker_name = worker_name
         self._announce = announce
+        # None: passages are found by their words alone (DOCUMENT_EMBEDDER, shared.presets).
+        self.embedder = embedder
 
     def read(self, document_id: str) -> None:
         """Read one queued document; its row says how it went (passages, or why there are none)."""
@@ -84,8 +88,18 @@ class DocumentWork:
         except Unreadable as exc:
             self._fail(document_id, exc)
             return
+        vectors = None
+        if self.embedder is not None:
+            embedding_began = time.monotonic()
+            vectors = self.embedder.embed([passages.embedded_text(p) for p in parts], query=False)
+            log.info(
+                "document=%s %d passages embedded in %.2f s",
+                document_id,
+                len(parts),
+                time.monotonic() - embedding_began,
+            )
         with self.db.writing() as session:
-            stored = passages.store(session, document_id, parts)
+            stored = passages.store(session, document_id, parts, vectors)
             session.execute(
                 update(Document)
                 .where(Document.id == document_id)
@@ -133,8 +147,13 @@ class DocumentWork:
             if previous and len(query_terms(question)) < _FEW_TERMS:
                 # A follow-up ("and how much is it?") is looked up with the question before it.
                 question = f"{question}\n{previous}"
+        # The question's vector is made outside the transaction: the embedder may be loading.
+        vectors = self.embedder.embed([question], query=True) if self.embedder is not None else None
+        with self.db.reading() as session:
             # Whichever way they were named, only the person's own are searched.
-            return passages.search(session, user_id, documents, question, most)
+            return passages.search(
+                session, user_id, documents, question, most, None if vectors is None else vectors[0]
+            )
 
     def _fail(self, document_id: str, exc: Unreadable) -> None:
         log.info("document=%s not read (%s): %s", document_id, exc.failure, exc)

@@ -1,8 +1,8 @@
-"""The fusion the embedder's benchmark ranks passages by (reciprocal rank, bench.embedder)."""
+"""How a search by words and one by meaning are fused (reciprocal rank, worker.passages)."""
 
 from __future__ import annotations
 
-from bench.embedder import fused
+from worker.passages import fused
 
 
 def test_reciprocal_rank_fusion_favours_what_both_rankings_place_high() -> None:
