@@ -82,7 +82,12 @@ def verified_sha256(path: Path) -> str | None:
             f"{path.name} changed since it was downloaded (its SHA-256 differs from the one recorded in "
             f"{kept.name}): delete both to download it again."
         )
-    return remember(path, str(expected["sha256"]))  # the same bytes, touched: the next start is quick
+    try:
+        return remember(path, str(expected["sha256"]))  # the same bytes, touched: the next start is quick
+    except OSError:
+        # A folder this process may not write (an image's, a read-only mount): the bytes are
+        # checked, so the file is used; they are hashed again at the next start.
+        return str(expected["sha256"])
 
 
 def known_sha256(path: Path) -> str:

@@ -37,6 +37,17 @@ def test_the_quantized_cache_figure_the_readme_quotes() -> None:
     assert f"{ratio} of f16's output in the latest run" in README
 
 
+def test_the_document_search_figures_the_readme_quotes() -> None:
+    cells = _row("Retrieval with the embedder")
+    questions = int(re.search(r"(\d+) Russian and English questions", README).group(1))  # type: ignore[union-attr]
+    fused, words = (round(float(cells[n].split()[0]) * questions) for n in (1, 2))
+    assert f"the answer in the first five for {fused} by words and meaning, {words} by words alone" in README
+    cost = _row("The embedder's cost")
+    assert f"it adds ~{float(cost[1].split()[0]):.0f} MB to the worker" in README
+    speed = re.search(r"passages embedded per second (\d+)", _extra("The embedder's cost"))
+    assert speed is not None and f"embeds ~{speed.group(1)} passages a second" in README
+
+
 MODELS = (ROOT / "bench" / "models-results.md").read_text()
 
 

@@ -26,8 +26,8 @@ from api.services.tasks import Limits
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 NO_EMBEDDINGS = (
-    "This server has no embedding model: its document search ranks passages by their words "
-    "(BM25 over word stems, in the database), so /v1/embeddings is not offered."
+    "This server has no embedding model for clients: its document embedder, where it is on, serves "
+    "its own document search inside the workers, so /v1/embeddings is not offered."
 )
 
 
@@ -100,8 +100,8 @@ async def chat_completions(
 
 @router.post("/embeddings", response_model=None, responses={404: {"description": "No embedding model."}})
 def embeddings(_body: EmbeddingRequest, _caller: OpenAIClientDep) -> None:
-    """Vectors for text, in OpenAI's shape: there is no embedding model to make them (document
-    search ranks by words), so the answer is a 404 in OpenAI's shape (`model_not_found`). The key
+    """Vectors for text, in OpenAI's shape: no embedding model serves clients (the document
+    embedder is the workers' own), so the answer is a 404 in OpenAI's shape (`model_not_found`). The key
     and the request are checked first, as for a chat completion, so that a client is told the
     server lacks the feature only when it asked properly."""
     raise OpenAIError(404, NO_EMBEDDINGS, "invalid_request_error", "model_not_found")

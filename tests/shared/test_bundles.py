@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from shared import model_files
 from shared.bundles import Bundle, BundledFile, BundleUnavailable, Piece, fetch
-from shared.model_bundles import QWEN_CODER_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M, WHISPER_BASE
+from shared.model_bundles import E5_SMALL, QWEN_CODER_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M, WHISPER_BASE
 from shared.model_files import record_path
 
 PARTS = [b"GGUF" + bytes(range(256)) * 40, bytes(reversed(range(256))) * 37, b"the end" * 1000]
@@ -174,7 +176,30 @@ def test_a_file_already_there_is_checked_against_the_pin(index: Path, tmp_path: 
         fetch(bundle, target, nowhere)
 
 
-@pytest.mark.parametrize("bundle", [QWEN_CODER_1_5B, QWEN_CODER_0_5B, SMOLLM2_135M, WHISPER_BASE])
+def test_a_file_copied_with_its_record_where_no_record_can_be_written_is_used(
+    index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the Docker image: copied between stages, the file's time changed, and its folder is
+    not the running user's (root ignores permissions, so a refused write stands in for one)."""
+    bundle = _bundle(index, tmp_path / "ran", PARTS)
+    target = tmp_path / "models"
+    fetch(bundle, target, _local_index(index))
+    model = target / "model.gguf"
+    os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 1_000))
+
+    def refused(_path: Path, _digest: str) -> str:
+        raise PermissionError(13, "Permission denied", str(record_path(model)))
+
+    monkeypatch.setattr(model_files, "remember", refused)
+    nowhere = ["--isolated", "--no-index", "--find-links", str(tmp_path / "nowhere")]
+    assert fetch(bundle, target, nowhere) == target
+    # Other bytes under that name are still refused.
+    model.write_bytes(b"GGUF" + b"x" * (len(b"".join(PARTS)) - 4))
+    with pytest.raises(BundleUnavailable):
+        fetch(bundle, target, nowhere)
+
+
+@pytest.mark.parametrize("bundle", [QWEN_CODER_1_5B, QWEN_CODER_0_5B, SMOLLM2_135M, WHISPER_BASE, E5_SMALL])
 def test_every_shipped_file_is_its_parts(bundle: Bundle) -> None:
     for file in bundle.files:
         assert sum(piece.size for piece in file.pieces) == file.size
