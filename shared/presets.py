@@ -204,7 +204,7 @@ def bot_in_gateway(asked: bool | None, memory_mb: int) -> bool:
 
 def wants_embedder(asked: bool | None, memory_mb: int) -> bool:
     """DOCUMENT_EMBEDDER if set; unset, whether a box with `memory_mb` of memory has room for the
-    document embedder (~41 MB measured): not on a 1 GB box, whose 0.5B fit leaves ~9 MB."""
+    document embedder (~23-41 MB measured): not on a 1 GB box, whose 0.5B fit leaves ~9 MB."""
     return asked if asked is not None else memory_mb >= LARGE_DEFAULT_FROM_MB
 
 

@@ -48,6 +48,11 @@ def test_the_document_search_figures_the_readme_quotes() -> None:
     assert speed is not None and f"embeds ~{speed.group(1)} passages a second" in README
 
 
+def test_the_image_size_the_readme_quotes() -> None:
+    size = re.search(r"the image is (\d+) MB", RESULTS)
+    assert size is not None and f"the Docker image, {size.group(1)} MB in all" in README
+
+
 MODELS = (ROOT / "bench" / "models-results.md").read_text()
 
 

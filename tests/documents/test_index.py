@@ -4,44 +4,17 @@ document (or the person) takes its passages out of the index."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from shared.db import Database
-from shared.models import Conversation, Document, DocumentPassage, TaskStatus, User, utcnow
+from shared.models import Conversation, Document, DocumentPassage, utcnow
 from shared.retention import forget_user, purge_conversations
 from shared.terms import query_terms, terms
+from tests.documents.rows import add_document, add_person
 from worker import passages
 from worker.reading.chunks import Passage
-
-
-def _person(db: Database, name: str) -> tuple[int, int]:
-    with db.writing() as session:
-        user_id = session.scalar(insert(User).values(external_id=name).returning(User.id))
-        conversation = session.scalar(insert(Conversation).values(user_id=user_id).returning(Conversation.id))
-    assert user_id is not None and conversation is not None
-    return user_id, conversation
-
-
-def _document(db: Database, person: tuple[int, int], parts: list[Passage]) -> str:
-    document_id = secrets.token_hex(16)
-    with db.writing() as session:
-        session.execute(
-            insert(Document).values(
-                id=document_id,
-                user_id=person[0],
-                conversation_id=person[1],
-                name=f"{document_id[:6]}.pdf",
-                status=TaskStatus.FINISHED,
-                size_bytes=1,
-                pages_read=0,
-                passages=0,
-            )
-        )
-        passages.store(session, document_id, parts)
-    return document_id
 
 
 def _indexed(db: Database, term: str) -> int:
@@ -65,8 +38,8 @@ SHOP = [
 
 
 def test_word_forms_meet_and_the_best_passage_comes_first(db: Database) -> None:
-    person = _person(db, "tg:1")
-    document = _document(db, person, SHOP)
+    person = add_person(db, "tg:1")
+    document = add_document(db, person, SHOP)
     with db.reading() as session:
         # «возврат»/«вернуть» differ; «дней»/«день», «покупки»/«покупка» share stems.
         found = passages.search(session, person[0], [document], "Сколько дней после покупки на возврат?")
@@ -77,9 +50,9 @@ def test_word_forms_meet_and_the_best_passage_comes_first(db: Database) -> None:
 
 
 def test_a_search_sees_only_the_persons_own_documents(db: Database) -> None:
-    alice, bob = _person(db, "tg:1"), _person(db, "tg:2")
-    hers = _document(db, alice, SHOP)
-    his = _document(db, bob, [Passage("Доставка дронами за час.", 1, None)])
+    alice, bob = add_person(db, "tg:1"), add_person(db, "tg:2")
+    hers = add_document(db, alice, SHOP)
+    his = add_document(db, bob, [Passage("Доставка дронами за час.", 1, None)])
     with db.reading() as session:
         # Bob naming Alice's document gets nothing of it; Alice naming his, nothing of his.
         assert passages.search(session, bob[0], [hers, his], "доставка") == [
@@ -89,9 +62,9 @@ def test_a_search_sees_only_the_persons_own_documents(db: Database) -> None:
 
 
 def test_deleting_a_document_or_its_person_takes_it_out_of_the_index(db: Database) -> None:
-    person = _person(db, "tg:1")
-    first = _document(db, person, SHOP)
-    _document(db, person, SHOP)
+    person = add_person(db, "tg:1")
+    first = add_document(db, person, SHOP)
+    add_document(db, person, SHOP)
     stem = terms("доставляют")[0]
     assert _indexed(db, stem) == 2
     with db.writing() as session:
@@ -106,8 +79,8 @@ def test_deleting_a_document_or_its_person_takes_it_out_of_the_index(db: Databas
 
 
 def test_retention_takes_old_conversations_documents_with_them(db: Database) -> None:
-    person = _person(db, "tg:1")
-    _document(db, person, SHOP)
+    person = add_person(db, "tg:1")
+    add_document(db, person, SHOP)
     stem = terms("доставляют")[0]
     with db.writing() as session:
         session.execute(update(Conversation).values(created_at=utcnow() - timedelta(days=40)))

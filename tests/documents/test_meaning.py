@@ -5,17 +5,17 @@ embedder was off are found by their words."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from fakes import documents as files
 from shared.config import DocumentSettings
 from shared.db import Database
-from shared.models import Conversation, Document, DocumentPassage, TaskStatus, User
+from shared.models import DocumentPassage
 from tests.conftest import MODELS
+from tests.documents.rows import add_document, add_person
 from worker import passages
 from worker.documents import DocumentWork
 from worker.embedder import DIMENSIONS, Embedder, build
@@ -36,35 +36,13 @@ def embedder() -> Embedder:
     return Embedder(MODELS / "embedder" / "e5-small")
 
 
-def _person(db: Database, name: str) -> tuple[int, int]:
-    with db.writing() as session:
-        user_id = session.scalar(insert(User).values(external_id=name).returning(User.id))
-        conversation = session.scalar(insert(Conversation).values(user_id=user_id).returning(Conversation.id))
-    assert user_id is not None and conversation is not None
-    return user_id, conversation
-
-
 def _document(db: Database, person: tuple[int, int], parts: list[Passage], embedder: Embedder | None) -> str:
-    document_id = secrets.token_hex(16)
+    """A document read with the embedder on (its passages' vectors kept), or off."""
     vectors = None
     if embedder is not None:
         vectors = embedder.embed([passages.embedded_text(part) for part in parts], query=False)
         assert vectors is not None
-    with db.writing() as session:
-        session.execute(
-            insert(Document).values(
-                id=document_id,
-                user_id=person[0],
-                conversation_id=person[1],
-                name=f"{document_id[:6]}.pdf",
-                status=TaskStatus.FINISHED,
-                size_bytes=1,
-                pages_read=0,
-                passages=len(parts),
-            )
-        )
-        passages.store(session, document_id, parts, vectors)
-    return document_id
+    return add_document(db, person, parts, vectors)
 
 
 def _asked(embedder: Embedder, question: str) -> passages.Vectors:
@@ -75,7 +53,7 @@ def _asked(embedder: Embedder, question: str) -> passages.Vectors:
 
 
 def test_a_question_worded_otherwise_finds_its_answer_by_meaning(db: Database, embedder: Embedder) -> None:
-    person = _person(db, "tg:1")
+    person = add_person(db, "tg:1")
     lease = _document(db, person, RENT, embedder)
     with db.reading() as session:
         by_words = passages.search(session, person[0], [lease], CAT)
@@ -86,7 +64,7 @@ def test_a_question_worded_otherwise_finds_its_answer_by_meaning(db: Database, e
 
 
 def test_a_search_by_meaning_sees_only_the_persons_own_documents(db: Database, embedder: Embedder) -> None:
-    alice, bob = _person(db, "tg:1"), _person(db, "tg:2")
+    alice, bob = add_person(db, "tg:1"), add_person(db, "tg:2")
     hers = _document(db, alice, RENT, embedder)
     his = _document(db, bob, [Passage("Кошек и собак держать нельзя.", 7, None)], embedder)
     asked = _asked(embedder, CAT)
@@ -100,7 +78,7 @@ def test_a_search_by_meaning_sees_only_the_persons_own_documents(db: Database, e
 def test_passages_read_without_the_embedder_are_found_by_their_words(
     db: Database, embedder: Embedder
 ) -> None:
-    person = _person(db, "tg:1")
+    person = add_person(db, "tg:1")
     older = _document(db, person, RENT, None)
     question = "Можно ли курить на балконе?"
     with db.reading() as session:
@@ -111,22 +89,8 @@ def test_passages_read_without_the_embedder_are_found_by_their_words(
 def test_a_document_read_with_the_embedder_on_is_searched_by_meaning(
     db: Database, embedder: Embedder
 ) -> None:
-    person = _person(db, "tg:1")
-    document_id = secrets.token_hex(16)
-    with db.writing() as session:
-        session.execute(
-            insert(Document).values(
-                id=document_id,
-                user_id=person[0],
-                conversation_id=person[1],
-                name="аренда.pdf",
-                status=TaskStatus.QUEUED,
-                content=files.pdf([part.text for part in RENT]),
-                size_bytes=1,
-                pages_read=0,
-                passages=0,
-            )
-        )
+    person = add_person(db, "tg:1")
+    document_id = add_document(db, person, [], content=files.pdf([part.text for part in RENT]))
     work = DocumentWork(db, DocumentSettings(_env_file=None), "worker-1", embedder=embedder)
     work.read(document_id)
     with db.reading() as session:
