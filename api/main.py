@@ -42,7 +42,7 @@ from shared.config import (
 from shared.db import Database
 from shared.jobs import changes_channel, make_queue, make_redis
 from shared.recovery import Periodic, recovery_thread
-from shared.retention import purge_conversations, purge_voice
+from shared.retention import purge_conversations, purge_embeddings, purge_voice
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def create_app(
             background.append(Periodic("retention", 3600, lambda: purge_conversations(db, days)))
         keep = voice_settings.voice_keep_seconds
         background.append(Periodic("voice", max(60, min(3600, keep)), lambda: purge_voice(db, keep)))
+        background.append(Periodic("embeddings", 600, lambda: purge_embeddings(db)))
         for thread in background:
             thread.start()
         changes = TaskChanges(queue_settings.redis_url, changes_channel(queue.name))

@@ -346,3 +346,42 @@ class EmbeddingRequest(BaseModel):
         | Annotated[list[list[int]], Field(min_length=1, max_length=2048)]
     )
     encoding_format: Literal["float", "base64"] = "float"
+    # Ours: what the texts are to the document embedder (e5 reads questions and passages each with
+    # its prefix; "query" is its advice for texts compared with each other). A remote server ignores it.
+    input_type: Literal["query", "passage"] = "query"
+    user: Annotated[str | None, Field(max_length=64)] = None
+
+    def texts(self, max_inputs: int, max_chars: int) -> list[str]:
+        """The texts, within this server's bounds (a ValueError that says which one otherwise)."""
+        if isinstance(self.input, str):
+            texts = [self.input]
+        elif all(isinstance(item, str) for item in self.input):
+            texts = [str(item) for item in self.input]
+        else:
+            raise ValueError("input: token ids are not taken here (they are another model's); send text")
+        if len(texts) > max_inputs:
+            raise ValueError(f"input: at most {max_inputs} texts in one request; send the rest in another")
+        if any(not text.strip() for text in texts):
+            raise ValueError("input: a text is empty")
+        if sum(len(text) for text in texts) > max_chars:
+            raise ValueError(f"input: the texts are longer than {max_chars} characters in all; send fewer")
+        return texts
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    # Floats, or with `encoding_format: base64` the little-endian float32 bytes in base64.
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.machine import memory_mb
-from shared.presets import PRESETS, Fit, KvType, Preset, default_fit
+from shared.presets import PRESETS, Fit, KvType, Preset, default_fit, wants_embedder
 
 # Small models answer a Russian question in English unless told; and they must know what they are.
 # With a model the operator chose; the default model's come from its fit (shared.presets).
@@ -82,6 +82,15 @@ class GatewaySettings(_EnvSettings):
         None, description="Key every /api request must carry (X-API-Key or Authorization: Bearer)."
     )
     max_text_chars: int = Field(4000, ge=1, description="Longest accepted chat message, in characters.")
+    embedding_max_inputs: int = Field(
+        64, ge=1, le=2048, description="Most texts in one /v1/embeddings request."
+    )
+    embedding_max_chars: int = Field(
+        32_000,
+        ge=1,
+        description="Most characters in all the texts of one /v1/embeddings request (~8,000 tokens, "
+        "~10 s of the document embedder on 2 cores).",
+    )
     rate_limit_per_minute: int = Field(
         30, ge=0, description="Messages one user may send per minute; more get 429 (0: no limit)."
     )
@@ -168,6 +177,12 @@ class ModelSettings(_EnvSettings):
     openai_model: str = Field("gpt-4o-mini", description="With LLM_BACKEND=openai: the model to ask for.")
     openai_timeout_seconds: float = Field(
         120, gt=0, description="With LLM_BACKEND=openai: longest wait for the server's next words."
+    )
+    openai_embedding_model: str | None = Field(
+        None,
+        max_length=128,
+        description="With LLM_BACKEND=openai: the server's embedding model, which /v1/embeddings "
+        "passes requests on to. Unset: the document embedder answers them, where it is on.",
     )
     model_path: Path | None = Field(
         None, description="Local GGUF file to load. Default: data/models/<MODEL_FILE>."
@@ -454,6 +469,21 @@ class DocumentSettings(_EnvSettings):
     def longest_read_seconds(self) -> float:
         """How long a reading may last on the wall clock: its CPU time, and as long again asleep."""
         return self.document_read_seconds * 2 + 5
+
+
+# What /v1/embeddings calls the document embedder (worker.embedder).
+LOCAL_EMBEDDING_MODEL = "multilingual-e5-small"
+
+
+def embedding_model(model: ModelSettings, documents: DocumentSettings) -> str | None:
+    """The embedding model /v1/embeddings serves, or None: the remote server's with LLM_BACKEND=openai
+    and OPENAI_EMBEDDING_MODEL, else the document embedder wherever it is on. The gateway and the
+    workers read the same settings and the same machine, so both come to the same answer."""
+    if model.llm_backend == "openai" and model.openai_embedding_model:
+        return model.openai_embedding_model
+    if wants_embedder(documents.document_embedder, model.box_mb()):
+        return LOCAL_EMBEDDING_MODEL
+    return None
 
 
 def _id_list(value: object) -> object:

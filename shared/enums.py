@@ -88,3 +88,14 @@ class DocumentFailure(enum.StrEnum):
     TOO_COSTLY = "document_too_costly"
     # The worker reading it stopped (it is sent again to be read).
     INTERRUPTED = "document_interrupted"
+
+
+class EmbeddingFailure(enum.StrEnum):
+    """Why an embedding request (/v1/embeddings) has no vectors; each is its own OpenAI error."""
+
+    # No embedder here (off, not fetched, not compiled), or the remote server has none.
+    UNAVAILABLE = "embedder_unavailable"
+    # The embedder (or the remote server) failed on the texts.
+    FAILED = "embedding_failed"
+    # Nobody embedded them in time (a worker lost, a queue too long).
+    TIMEOUT = "timeout"

@@ -24,6 +24,7 @@ from shared.config import QueueSettings
 GENERATE_REPLY = "worker.tasks.generate_reply"
 TRANSCRIBE_VOICE = "worker.tasks.transcribe_voice"
 READ_DOCUMENT = "worker.tasks.read_document"
+EMBED_TEXTS = "worker.tasks.embed_texts"
 # A worker process runs one RQ worker per answer it writes at once, named "<process>/slot-<n>".
 SLOT_MARK = "/slot-"
 SERIALIZER = JSONSerializer
@@ -59,7 +60,7 @@ def is_ours(job: Job) -> bool:
         return False
     extras = (job._success_callback_name, job._failure_callback_name, job._stopped_callback_name)
     return (
-        name in (GENERATE_REPLY, TRANSCRIBE_VOICE, READ_DOCUMENT)
+        name in (GENERATE_REPLY, TRANSCRIBE_VOICE, READ_DOCUMENT, EMBED_TEXTS)
         and len(args) == 1
         and isinstance(args[0], str)
         and args[0] == job.id
@@ -94,6 +95,11 @@ def enqueue_transcription(queue: Queue, note_id: str) -> None:
 def enqueue_reading(queue: Queue, document_id: str) -> None:
     """Queue the reading of document `document_id`."""
     _enqueue(queue, READ_DOCUMENT, document_id, f"read document {document_id}")
+
+
+def enqueue_embedding(queue: Queue, request_id: str) -> None:
+    """Queue the embedding of the texts of request `request_id` (/v1/embeddings)."""
+    _enqueue(queue, EMBED_TEXTS, request_id, f"embed texts of request {request_id}")
 
 
 def changes_channel(queue_name: str) -> str:

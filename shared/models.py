@@ -43,6 +43,7 @@ __all__ = [
     "CredentialKind",
     "Document",
     "DocumentPassage",
+    "EmbeddingRequest",
     "FinishReason",
     "Message",
     "Role",
@@ -305,6 +306,37 @@ class DocumentPassage(Base):
     terms: Mapped[str] = mapped_column(Text)
     # The embedder's vector of the passage (float32, little-endian), when it was on (migration 0013).
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class EmbeddingRequest(Base):
+    """Texts a /v1 client wants vectors of, queued for a worker like any other work.
+
+    The texts live here, not in Redis, and only until a worker has read them; the vectors only
+    until the gateway has given them to the client. What stays (the tokens) counts towards the
+    person's quota, until retention deletes the row."""
+
+    __tablename__ = "embedding_request"
+    __table_args__ = (Index("ix_embedding_request_user_created", "user_id", "created_at"),)
+
+    # Random like a task id; the job is queued under it.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.QUEUED)
+    # The texts as a JSON list of strings; whether they are questions (e5's "query: ") or passages.
+    texts: Mapped[str | None] = mapped_column(Text, nullable=True)
+    as_query: Mapped[bool] = mapped_column(Boolean, default=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    # float32, little-endian, `count` rows of `dimensions`.
+    vectors: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    dimensions: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Why there are no vectors: an EmbeddingFailure.
+    error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    compute_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    worker_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # The tables themselves, for the few hot statements that skip the ORM (typed as the tables they are).

@@ -14,6 +14,7 @@ from shared.models import (
     Conversation,
     Credential,
     Document,
+    EmbeddingRequest,
     Message,
     Task,
     TaskStatus,
@@ -66,6 +67,7 @@ def forget_user(db: Database, external_id: str) -> bool:
         # A worker answering one of these tasks notices it is gone at its next write, and stops.
         conversations = select(Conversation.id).where(Conversation.user_id == user.id)
         session.execute(delete(VoiceNote).where(VoiceNote.user_id == user.id))
+        session.execute(delete(EmbeddingRequest).where(EmbeddingRequest.user_id == user.id))
         session.execute(delete(Task).where(Task.user_id == user.id))
         session.execute(delete(Document).where(Document.user_id == user.id))
         session.execute(delete(Message).where(Message.conversation_id.in_(conversations)))
@@ -114,4 +116,32 @@ def purge_voice(db: Database, keep_seconds: int, now: datetime | None = None) ->
     count = sum(int(getattr(result, "rowcount", 0) or 0) for result in (heard, answered, gone))
     if count:
         log.info("voice: %d note(s) past their keeping time cleared", count)
+    return count
+
+
+# An embedding request's row outlives its texts and vectors only as its tokens, for the quota of
+# the month it was made in; texts no worker took are dropped with it or after this long.
+_EMBEDDING_TOKENS_KEPT = timedelta(days=32)
+_EMBEDDING_TEXTS_KEPT = timedelta(hours=1)
+
+
+def purge_embeddings(db: Database, now: datetime | None = None) -> int:
+    """Drop the texts and vectors of embedding requests nobody waits for any more (their gateway
+    stopped), and delete requests older than the longest quota period."""
+    now = now or utcnow()
+    with db.writing() as session:
+        stale = session.execute(
+            update(EmbeddingRequest)
+            .where(
+                EmbeddingRequest.created_at < now - _EMBEDDING_TEXTS_KEPT,
+                (EmbeddingRequest.texts.is_not(None)) | (EmbeddingRequest.vectors.is_not(None)),
+            )
+            .values(texts=None, vectors=None)
+        )
+        old = session.execute(
+            delete(EmbeddingRequest).where(EmbeddingRequest.created_at < now - _EMBEDDING_TOKENS_KEPT)
+        )
+    count = sum(int(getattr(result, "rowcount", 0) or 0) for result in (stale, old))
+    if count:
+        log.info("embeddings: %d request(s) past their keeping time cleared", count)
     return count

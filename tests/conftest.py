@@ -377,11 +377,17 @@ class ServedGateway:
         database: DatabaseSettings,
         queue: QueueSettings,
         port: int | None = None,
+        documents: DocumentSettings | None = None,
     ) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
             create_app(
-                gateway, database, queue, ModelSettings(_env_file=None), VoiceSettings(_env_file=None)
+                gateway,
+                database,
+                queue,
+                ModelSettings(_env_file=None),
+                VoiceSettings(_env_file=None),
+                documents or DocumentSettings(_env_file=None),
             ),
             host="127.0.0.1",
             port=self.port,

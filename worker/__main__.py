@@ -37,6 +37,7 @@ from worker import tasks
 from worker.cancels import CancelNotices
 from worker.documents import DocumentWork
 from worker.embedder import Embedder
+from worker.embeddings import EmbeddingWork, embedding_source
 from worker.llm import ChatModel, LlamaChatModel
 from worker.model_source import ModelUnavailable, resolve_model_path
 from worker.notices import ChangeNotices
@@ -128,6 +129,9 @@ def run(
         else None
     )
     documents = DocumentWork(db, document_settings, name, notices, embedder)
+    embeddings = EmbeddingWork(
+        db, embedding_source(model_settings, document_settings, embedder), name, notices
+    )
     tasks.install(
         ReplyService(
             db,
@@ -139,6 +143,7 @@ def run(
             voice=voice,
             cancels=cancels,
             documents=documents,
+            embeddings=embeddings,
         )
     )
     for thread in background:

@@ -86,6 +86,8 @@ class Engine:
         lib.e5_embed.restype = ctypes.c_int
         floats = ctypes.POINTER(ctypes.c_float)
         lib.e5_embed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, floats]
+        lib.e5_token_count.restype = ctypes.c_int
+        lib.e5_token_count.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
         self._lib = lib
         self._model = lib.e5_load(str(model).encode())
         if not self._model:
@@ -102,6 +104,12 @@ class Engine:
                 raise EmbedderUnavailable("the embedder failed on a text")
         return rows
 
+    def tokens(self, texts: list[str], query: bool) -> int:
+        """The tokens the model reads of `texts` (prefix and specials included), for usage."""
+        return sum(
+            self._lib.e5_token_count(self._model, t.encode(errors="replace"), int(query)) for t in texts
+        )
+
 
 class Embedder:
     """The engine, loaded on first use, one text at a time (the engine uses every core for one)."""
@@ -115,18 +123,29 @@ class Embedder:
     def embed(self, texts: list[str], query: bool) -> Vectors | None:
         """The texts' vectors, or None when the embedder cannot be had (logged)."""
         with self._lock:
-            if self._engine is None:
-                if time.monotonic() - self._failed_at < _RETRY_SECONDS:
-                    return None
-                try:
-                    began = time.monotonic()
-                    self._engine = Engine(*build(self.directory))
-                    log.info("embedder loaded from %s in %.1fs", self.directory, time.monotonic() - began)
-                except EmbedderUnavailable as exc:
-                    self._failed_at = time.monotonic()
-                    log.warning("documents are searched by their words alone: %s", exc)
-                    return None
-            return self._engine.embed(texts, query)
+            engine = self._loaded()
+            return None if engine is None else engine.embed(texts, query)
+
+    def embed_counted(self, texts: list[str], query: bool) -> tuple[Vectors, int] | None:
+        """The texts' vectors and the tokens read for them (a client's usage), or None as `embed`."""
+        with self._lock:
+            engine = self._loaded()
+            return None if engine is None else (engine.embed(texts, query), engine.tokens(texts, query))
+
+    def _loaded(self) -> Engine | None:
+        """The engine, loaded now if need be; None after a failed load, until it is time to retry."""
+        if self._engine is None:
+            if time.monotonic() - self._failed_at < _RETRY_SECONDS:
+                return None
+            try:
+                began = time.monotonic()
+                self._engine = Engine(*build(self.directory))
+                log.info("embedder loaded from %s in %.1fs", self.directory, time.monotonic() - began)
+            except EmbedderUnavailable as exc:
+                self._failed_at = time.monotonic()
+                log.warning("the document embedder is unavailable (documents are searched by words): %s", exc)
+                return None
+        return self._engine
 
 
 def main() -> None:

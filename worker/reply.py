@@ -23,6 +23,7 @@ from shared.tools import ToolCall
 from worker import tool_calls
 from worker.cancels import CancelNotices
 from worker.documents import DocumentWork
+from worker.embeddings import EmbeddingWork
 from worker.errors import ModelFailure
 from worker.grounding import ground
 from worker.llm import ChatModel
@@ -113,6 +114,7 @@ class ReplyService:
         voice: VoiceWork | None = None,
         cancels: CancelNotices | None = None,
         documents: DocumentWork | None = None,
+        embeddings: EmbeddingWork | None = None,
     ) -> None:
         """`announce(task_id)` is called after each change is committed (it wakes the followers),
         `announce(growth)` as the answer grows between saves;
@@ -125,6 +127,7 @@ class ReplyService:
         self.store = TaskStore(db, model_settings, worker_name, announce, GENERATION_FAILED)
         self.voice = voice or VoiceWork(db, None, worker_name, announce)
         self.documents = documents or DocumentWork(db, DocumentSettings(), worker_name, announce)
+        self.embeddings = embeddings or EmbeddingWork(db, None, worker_name, announce)
         self.cancels = cancels
         self.pace = Pace(worker_settings.partial_interval_seconds)
         self._clock = clock

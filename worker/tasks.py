@@ -27,6 +27,13 @@ def read_document(document_id: str) -> None:
     _service.documents.read(document_id)
 
 
+def embed_texts(request_id: str) -> None:
+    """Embed the texts of one /v1/embeddings request: the vectors go to the database."""
+    if _service is None:
+        raise RuntimeError("this process has no model loaded; run jobs with `python -m worker`")
+    _service.embeddings.run(request_id)
+
+
 def generate_reply(task_id: str) -> None:
     """Answer one task. Returns nothing: results go to the database, never into Redis."""
     if _service is None:

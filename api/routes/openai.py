@@ -12,6 +12,7 @@ from api.auth import CallerDep, CallerRole, OpenAIClientDep
 from api.deps import (
     ChangesDep,
     DbDep,
+    DocumentSettingsDep,
     GatewaySettingsDep,
     ModelSettingsDep,
     QueueDep,
@@ -19,22 +20,40 @@ from api.deps import (
     StreamsDep,
 )
 from api.errors import OpenAIError
-from api.openai_schemas import ChatCompletion, ChatCompletionRequest, EmbeddingRequest, ModelCard, ModelList
+from api.openai_schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Embedding,
+    EmbeddingList,
+    EmbeddingRequest,
+    EmbeddingUsage,
+    ModelCard,
+    ModelList,
+)
 from api.services import completions
+from api.services import embeddings as embedding_work
 from api.services.tasks import Limits
+from shared.config import embedding_model
+from shared.enums import EmbeddingFailure
+from shared.identity import openai_user
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 NO_EMBEDDINGS = (
-    "This server has no embedding model for clients: its document embedder, where it is on, serves "
-    "its own document search inside the workers, so /v1/embeddings is not offered."
+    "This server has no embedding model: its document embedder is off (DOCUMENT_EMBEDDER, or a box "
+    "under 1.7 GB), and no remote one is set (OPENAI_EMBEDDING_MODEL)."
 )
 
 
 @router.get("/models", response_model=ModelList)
-def models(_caller: CallerDep, model_settings: ModelSettingsDep) -> ModelList:
-    """The worker's model, under its display name."""
-    return ModelList(data=[ModelCard(id=model_settings.display_name(), created=0)])
+def models(
+    _caller: CallerDep, model_settings: ModelSettingsDep, document_settings: DocumentSettingsDep
+) -> ModelList:
+    """The worker's model, under its display name, and the embedding model where there is one."""
+    cards = [ModelCard(id=model_settings.display_name(), created=0)]
+    if (embedder := embedding_model(model_settings, document_settings)) is not None:
+        cards.append(ModelCard(id=embedder, created=0))
+    return ModelList(data=cards)
 
 
 @router.post(
@@ -98,10 +117,61 @@ async def chat_completions(
         return await completions.complete(db, queue, changes, task_id, model, ending)
 
 
-@router.post("/embeddings", response_model=None, responses={404: {"description": "No embedding model."}})
-def embeddings(_body: EmbeddingRequest, _caller: OpenAIClientDep) -> None:
-    """Vectors for text, in OpenAI's shape: no embedding model serves clients (the document
-    embedder is the workers' own), so the answer is a 404 in OpenAI's shape (`model_not_found`). The key
-    and the request are checked first, as for a chat completion, so that a client is told the
-    server lacks the feature only when it asked properly."""
-    raise OpenAIError(404, NO_EMBEDDINGS, "invalid_request_error", "model_not_found")
+_EMBEDDING_REFUSALS: dict[str, tuple[int, str]] = {
+    EmbeddingFailure.UNAVAILABLE: (503, "The embedding model of this server is not available right now."),
+    EmbeddingFailure.FAILED: (500, "The embedding model failed on these texts."),
+}
+
+
+@router.post(
+    "/embeddings", response_model=EmbeddingList, responses={404: {"description": "No embedding model."}}
+)
+async def embeddings(
+    body: EmbeddingRequest,
+    caller: OpenAIClientDep,
+    db: DbDep,
+    queue: QueueDep,
+    changes: ChangesDep,
+    streams: StreamsDep,
+    gateway: GatewaySettingsDep,
+    queue_settings: QueueSettingsDep,
+    model_settings: ModelSettingsDep,
+    document_settings: DocumentSettingsDep,
+) -> EmbeddingList:
+    """Vectors for texts, in OpenAI's shape, from the document embedder (multilingual-e5-small, 384
+    floats) or, with LLM_BACKEND=openai and OPENAI_EMBEDDING_MODEL, the remote server's model. The
+    `model` asked for is not looked at: there is one. Queued for the workers like chat messages, with
+    the same admission and quotas (the tokens read count); without an embedding model, a 404
+    (`model_not_found`) once the key and the request are checked."""
+    if embedding_model(model_settings, document_settings) is None:
+        raise OpenAIError(404, NO_EMBEDDINGS, "invalid_request_error", "model_not_found")
+    try:
+        texts = body.texts(gateway.embedding_max_inputs, gateway.embedding_max_chars)
+    except ValueError as exc:
+        raise OpenAIError(400, str(exc), "invalid_request_error", "invalid_input") from None
+    user_id = caller.user_id if caller.role == CallerRole.PERSON else openai_user(body.user)
+    assert user_id is not None
+    streams.check(user_id)  # it waits for its vectors on an open connection, as a long poll does
+    request_id = await run_in_threadpool(
+        embedding_work.submit,
+        db,
+        queue,
+        user_id,
+        texts,
+        body.input_type == "query",
+        Limits.of(gateway),
+        queue_settings.max_queue_length,
+    )
+    with streams.hold(user_id):
+        result = await embedding_work.wait_for(db, changes, request_id, queue_settings.job_timeout_seconds)
+    if result.vectors is None or result.dimensions is None or result.model_name is None:
+        status, message = _EMBEDDING_REFUSALS.get(
+            result.error_code or "", (504, "The embeddings took too long.")
+        )
+        raise OpenAIError(status, message, "server_error", result.error_code or EmbeddingFailure.TIMEOUT)
+    vectors = embedding_work.rows(result.vectors, result.dimensions, body.encoding_format == "base64")
+    return EmbeddingList(
+        data=[Embedding(index=n, embedding=vector) for n, vector in enumerate(vectors)],
+        model=result.model_name,
+        usage=EmbeddingUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
+    )

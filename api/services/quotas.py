@@ -1,8 +1,8 @@
 """Token quotas per person, by the calendar day and month (UTC), with an admin's override.
 
 What counts is every token of the person's answers, prompt and reply, as the worker recorded
-them; answers still being written count once they are. A person over quota gets the time the
-quota starts anew, never a silent drop.
+them, and of the texts they had embedded (/v1/embeddings); answers still being written count
+once they are. A person over quota gets the time the quota starts anew, never a silent drop.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from api.services import NotFound, QuotaExceeded
 from shared.account_schemas import Quota, QuotaPeriod, QuotaSetting
 from shared.db import Database
-from shared.models import Task, User
+from shared.models import EmbeddingRequest, Task, User
 from shared.schemas import QuotaPeriodName
 
 _USED_SINCE = select(
@@ -24,6 +24,10 @@ _USED_SINCE = select(
         func.sum(func.coalesce(Task.prompt_tokens, 0) + func.coalesce(Task.completion_tokens, 0)), 0
     )
 ).where(Task.user_id == bindparam("user_id"), Task.created_at >= bindparam("since"))
+# The texts a person had embedded (/v1/embeddings) count as what a model read for them.
+_EMBEDDED_SINCE = select(func.coalesce(func.sum(func.coalesce(EmbeddingRequest.prompt_tokens, 0)), 0)).where(
+    EmbeddingRequest.user_id == bindparam("user_id"), EmbeddingRequest.created_at >= bindparam("since")
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ def _limits(user: User, defaults: Defaults) -> tuple[int | None, int | None]:
 
 
 def _used(session: Session, user_id: int, since: datetime) -> int:
-    return int(session.scalar(_USED_SINCE, {"user_id": user_id, "since": since}) or 0)
+    values = {"user_id": user_id, "since": since}
+    return int(session.scalar(_USED_SINCE, values) or 0) + int(session.scalar(_EMBEDDED_SINCE, values) or 0)
 
 
 def check(session: Session, user: User, defaults: Defaults, now: datetime | None = None) -> None:

@@ -11,8 +11,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from shared.config import ModelSettings
-from tests.conftest import API_KEY, BOT_API_KEY, ServedGateway
+from shared.config import DocumentSettings, ModelSettings, embedding_model
+from tests.conftest import API_KEY, ServedGateway
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,10 @@ def client(served_gateway: ServedGateway) -> OpenAI:
 def test_models_lists_the_served_model(client: OpenAI) -> None:
     models = client.models.list()
     # None named: the default this machine's memory picks, by its file's name.
-    assert [m.id for m in models.data] == [ModelSettings(_env_file=None).display_name()]
+    settings = ModelSettings(_env_file=None)
+    # And the document embedder where this machine's memory has it on (tests/api/test_embeddings.py).
+    embedder = embedding_model(settings, DocumentSettings(_env_file=None))
+    assert [m.id for m in models.data] == [settings.display_name(), *([embedder] if embedder else [])]
     assert models.data[0].id.startswith("qwen2.5-coder-")
 
 
@@ -130,33 +133,6 @@ def test_errors_come_in_openai_shape(client: OpenAI, served_gateway: ServedGatew
     assert raw.status_code == 400
     assert set(raw.json()["error"]) == {"message", "type", "param", "code"}
     assert raw.json()["error"]["type"] == "invalid_request_error"
-
-
-def test_embeddings_are_a_clear_404_after_the_key_and_the_request_are_checked(
-    client: OpenAI, served_gateway: ServedGateway
-) -> None:
-    # No embedding model: the official client gets OpenAI's "not found", saying why.
-    with pytest.raises(openai.NotFoundError) as missing:
-        client.embeddings.create(model="text-embedding-3-small", input=["Привет", "hello"])
-    assert missing.value.code == "model_not_found"
-    assert "no embedding model" in missing.value.message
-    # A wrong key is refused before that, and a malformed request is told what is wrong with it.
-    stranger = OpenAI(base_url=f"{served_gateway.url}/v1", api_key="wrong-key-wrong-key", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        stranger.embeddings.create(model="m", input="hi")
-    bad = httpx.post(
-        f"{served_gateway.url}/v1/embeddings",
-        json={"model": "m", "input": []},
-        headers={"Authorization": f"Bearer {API_KEY}"},
-    )
-    assert bad.status_code == 400
-    assert bad.json()["error"]["message"].startswith("input")
-    bot = httpx.post(
-        f"{served_gateway.url}/v1/embeddings",
-        json={"model": "m", "input": "hi"},
-        headers={"Authorization": f"Bearer {BOT_API_KEY}"},
-    )
-    assert bot.status_code == 403
 
 
 def test_a_prompt_beyond_the_window_is_context_length_exceeded(
