@@ -15,13 +15,14 @@ import pytest
 from openai import OpenAI
 from sqlalchemy import func, select
 
+from api.services import credentials
 from api.services import embeddings as served
 from api.services.quotas import Defaults, standing
 from api.services.users import get_or_create_user
 from shared.config import DatabaseSettings, DocumentSettings, GatewaySettings, QueueSettings
 from shared.db import Database
 from shared.identity import openai_user
-from shared.models import EmbeddingRequest, utcnow
+from shared.models import CredentialKind, EmbeddingRequest, utcnow
 from shared.retention import forget_user, purge_embeddings
 from tests.conftest import API_KEY, BOT_API_KEY, MODELS, ServedGateway
 from worker.embedder import DIMENSIONS, Embedder
@@ -110,9 +111,16 @@ def test_a_used_up_quota_refuses_embeddings_too(
         with pytest.raises(openai.RateLimitError):
             client.embeddings.create(model="m", input="А возврат?", user="carol")
     assert _rows(db) == 1
-    # Deleting the person deletes their requests.
+    # A personal token's requests are its holder's, whatever `user` says: their quota is their own.
+    token, _ = credentials.issue(db, "web:erin", CredentialKind.API, None)
+    with _gateway(gateway_settings, db_url, queue_settings) as url:
+        erin = OpenAI(base_url=f"{url}/v1", api_key=token, max_retries=0, timeout=120)
+        theirs = erin.embeddings.create(model="m", input="Сколько стоит доставка?", user="carol")
+    assert standing(db, "web:erin", Defaults()).day.used == theirs.usage.prompt_tokens
+    assert standing(db, openai_user("carol"), Defaults()).day.used == first.usage.prompt_tokens
+    # Deleting the person deletes their requests, and only theirs.
     assert forget_user(db, openai_user("carol"))
-    assert _rows(db) == 0
+    assert _rows(db) == 1
 
 
 def test_requests_beyond_the_bounds_are_refused_before_anything_is_recorded(
