@@ -1,6 +1,7 @@
 """Resident memory of each part of the stack with the default model, after it has answered text
 (one message long enough to fill a prompt step), then again after it has also transcribed voice
-notes (the speech model is loaded by the first).
+notes (the speech model is loaded by the first), and, if asked, once more after a document has
+been read and asked about (the document embedder, where it is on, is loaded by the first).
 
 Memory is each process's proportional set size (PSS): a page that several of the stack's processes
 map (the Python binary, shared libraries) is counted once in all, as the box holds it once, where
@@ -40,19 +41,33 @@ def _part(process: psutil.Process) -> str | None:
     return next((name for key, name in PARTS.items() if key in line), None)
 
 
+Memory = dict[str, float]
+
+
 def measure(
     model: Path | None = MODEL, settings: dict[str, str] | None = None, messages: int = 5
-) -> tuple[dict[str, float], dict[str, float]]:
+) -> tuple[Memory, Memory]:
     """(memory after text answers, memory after voice notes too), by part, in MB, with `model` (None:
     the default the stack picks, and its fit, for MEMORY_MB in `settings`) and extra `settings`
     (environment variables: PARALLEL, KV_CACHE_TYPE, …)."""
+    text_only, with_voice, _ = measure_all(model, settings, messages, documents=False)
+    return text_only, with_voice
+
+
+def measure_all(
+    model: Path | None = MODEL,
+    settings: dict[str, str] | None = None,
+    messages: int = 5,
+    documents: bool = True,
+) -> tuple[Memory, Memory, Memory | None]:
+    """As `measure`, and then (with `documents`) the memory after a document was read and asked of."""
     # The bot runs too, against a stand-in Telegram on loopback (no real bot token needed).
     from fakes.telegram import FakeTelegram
 
     telegram = FakeTelegram()
     telegram.start()
     try:
-        return _measure(model, messages, telegram.base_url, settings or {})
+        return _measure(model, messages, telegram.base_url, settings or {}, documents)
     finally:
         telegram.stop()
 
@@ -82,8 +97,8 @@ def _wait(api: str, headers: dict[str, str], ids: list[str]) -> None:
 
 
 def _measure(
-    model: Path | None, messages: int, telegram_api: str, settings: dict[str, str]
-) -> tuple[dict[str, float], dict[str, float]]:
+    model: Path | None, messages: int, telegram_api: str, settings: dict[str, str], documents: bool
+) -> tuple[Memory, Memory, Memory | None]:
     from fakes import speech
 
     with (
@@ -131,7 +146,45 @@ def _measure(
             for _ in range(2)
         ]
         _wait(api, headers, ids)
-        return text_only, usage(running.process)
+        with_voice = usage(running.process)
+        if not documents:
+            return text_only, with_voice, None
+        _read_and_ask(api, headers)
+        return text_only, with_voice, usage(running.process)
+
+
+# A few pages of a lease, with the question asked of them.
+LEASE = [
+    "Арендатор вносит плату за квартиру до пятого числа каждого месяца. " * 8,
+    "Домашних животных держать в квартире можно только с согласия собственника. " * 8,
+    "Курение в квартире и на балконе запрещено. Гостям можно оставаться не дольше семи ночей. " * 8,
+]
+
+
+def _read_and_ask(api: str, headers: dict[str, str]) -> None:
+    """Send a PDF, wait for its reading, then ask about it (its passages searched, by meaning too
+    where the embedder is on, and read into the prompt)."""
+    from fakes import documents
+
+    sent = httpx.post(
+        f"{api}/api/documents",
+        data={"user_id": "bench-docs"},
+        files={"file": ("lease.pdf", documents.pdf(LEASE), "application/pdf")},
+        headers=headers,
+    )
+    sent.raise_for_status()
+    document_id = sent.json()["document_id"]
+    while httpx.get(
+        f"{api}/api/documents/{document_id}", params={"user_id": "bench-docs"}, headers=headers
+    ).json()["status"] not in (
+        "finished",
+        "failed",
+    ):
+        time.sleep(0.2)
+    asked = httpx.post(
+        f"{api}/api/chat", json={"user_id": "bench-docs", "text": "Можно ли жить с кошкой?"}, headers=headers
+    )
+    _wait(api, headers, [asked.json()["task_id"]])
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ TOPICS = ["the ocean", "forests", "the moon"]
 def _memory(name: str, path: Path) -> list[Figure]:
     """The stack as the default model is run on the box it is chosen for (its fit), against that
     box's budget; and, for comparison, at the plain PARALLEL=4."""
-    from bench.memory import measure
+    from bench.memory import measure_all
 
     box = BOX_MB.get(name)
     # (how it is run: a model file, or None for the default the stack picks for the box, with its
@@ -59,8 +59,13 @@ def _memory(name: str, path: Path) -> list[Figure]:
         runs.insert(0, (how, None, {"MEMORY_MB": str(box)}, BUDGET_MB[name]))
     figures = []
     for how, model, settings, budget in runs:
-        text_only, with_voice = measure(model, settings)
+        text_only, with_voice, with_document = measure_all(model, settings)
         total = sum(with_voice.values())
+        assert with_document is not None
+        read = sum(with_document.values())
+        document = f"{read:.0f} MB" + (
+            f" ({'within' if read <= budget else 'over'} {budget})" if budget else ""
+        )
         figures.append(
             Figure(
                 f"Memory, {name}: whole stack, {how}, voice model loaded",
@@ -71,7 +76,8 @@ def _memory(name: str, path: Path) -> list[Figure]:
                 "stack ÷ budget" if budget else "with voice ÷ text only",
                 passed=total <= budget if budget else None,
                 extra={part: f"{mb:.0f} MB" for part, mb in sorted(with_voice.items())}
-                | {"before the first voice note": f"{sum(text_only.values()):.0f} MB"},
+                | {"before the first voice note": f"{sum(text_only.values()):.0f} MB"}
+                | {"after a document was read and asked of too": document},
             )
         )
     return figures
