@@ -99,6 +99,11 @@ def test_the_memory_the_readme_quotes() -> None:
     )
     assert before_voice is not None
     assert f"{int(before_voice.group(1)):,} MB before the first voice note" in README
+    for name in ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"):
+        line = _model_extra(f"Memory, {name}: whole stack, as the stack fits itself")
+        read = re.search(r"after a document was read and asked of too (\d+) MB", line)
+        assert read is not None, name
+        assert f"{int(read.group(1)):,} MB once a document has been" in README, name
 
 
 def test_the_voice_figures_the_readme_quotes() -> None:
