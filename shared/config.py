@@ -288,6 +288,14 @@ class ModelSettings(_EnvSettings):
             return None, "MODEL_FILE"
         return None
 
+    def remote_embedding_model(self) -> str | None:
+        """OPENAI_EMBEDDING_MODEL where the remote server answers (LLM_BACKEND=openai), else None."""
+        return (
+            self.openai_embedding_model
+            if self.llm_backend == "openai" and self.openai_embedding_model
+            else None
+        )
+
     def box_mb(self) -> int:
         """The memory the stack is fitted to: MEMORY_MB, or this machine's (its container's limit)."""
         return self.memory_mb or memory_mb()
@@ -479,8 +487,8 @@ def embedding_model(model: ModelSettings, documents: DocumentSettings) -> str | 
     """The embedding model /v1/embeddings serves, or None: the remote server's with LLM_BACKEND=openai
     and OPENAI_EMBEDDING_MODEL, else the document embedder wherever it is on. The gateway and the
     workers read the same settings and the same machine, so both come to the same answer."""
-    if model.llm_backend == "openai" and model.openai_embedding_model:
-        return model.openai_embedding_model
+    if (remote := model.remote_embedding_model()) is not None:
+        return remote
     if wants_embedder(documents.document_embedder, model.box_mb()):
         return LOCAL_EMBEDDING_MODEL
     return None

@@ -325,8 +325,7 @@ class EmbeddingRequest(Base):
     # The texts as a JSON list of strings; whether they are questions (e5's "query: ") or passages.
     texts: Mapped[str | None] = mapped_column(Text, nullable=True)
     as_query: Mapped[bool] = mapped_column(Boolean, default=True)
-    count: Mapped[int] = mapped_column(Integer, default=0)
-    # float32, little-endian, `count` rows of `dimensions`.
+    # float32, little-endian, one row of `dimensions` per text.
     vectors: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     dimensions: Mapped[int | None] = mapped_column(Integer, nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -23,6 +23,7 @@ from shared.enums import EmbeddingFailure
 from shared.jobs import Notice
 from shared.models import EmbeddingRequest, TaskStatus, utcnow
 from worker.embedder import Embedder, EmbedderUnavailable, Vectors
+from worker.remote_llm import remote_client
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +65,11 @@ class RemoteEmbeddings:
     passed on as they are (the server has no "query: "/"passage: " convention of ours)."""
 
     def __init__(self, settings: ModelSettings, transport: httpx.BaseTransport | None = None) -> None:
-        assert settings.openai_embedding_model is not None
-        self.name = settings.openai_embedding_model
-        headers = {}
-        if settings.openai_api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+        name = settings.remote_embedding_model()
+        assert name is not None
+        self.name = name
         self._base_url = settings.openai_base_url
-        self._http = httpx.Client(
-            base_url=settings.openai_base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(settings.openai_timeout_seconds, connect=10),
-            transport=transport,
-        )
+        self._http = remote_client(settings, transport)
 
     def embed(self, texts: list[str], query: bool) -> tuple[Vectors, int]:
         try:
@@ -121,7 +115,7 @@ def embedding_source(
     (shared.config.embedding_model): the remote server's model, the document embedder, or nothing."""
     if embedding_model(model, documents) is None:
         return None
-    if model.llm_backend == "openai" and model.openai_embedding_model:
+    if model.remote_embedding_model() is not None:
         return RemoteEmbeddings(model)
     return LocalEmbeddings(embedder) if embedder is not None else None
 

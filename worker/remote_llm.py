@@ -36,18 +36,24 @@ class RemoteModelError(ModelFailure):
         return "The model server is not answering right now. Please try again in a little while."
 
 
+def remote_client(settings: ModelSettings, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """An HTTP client for the OpenAI-compatible server of LLM_BACKEND=openai: its base URL, key and
+    timeout (for chat and embeddings alike)."""
+    headers = {}
+    if settings.openai_api_key is not None:
+        headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+    return httpx.Client(
+        base_url=settings.openai_base_url.rstrip("/"),
+        headers=headers,
+        timeout=httpx.Timeout(settings.openai_timeout_seconds, connect=10),
+        transport=transport,
+    )
+
+
 class OpenAIChatModel:
     def __init__(self, settings: ModelSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
-        headers = {}
-        if settings.openai_api_key is not None:
-            headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
-        self._http = httpx.Client(
-            base_url=settings.openai_base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(settings.openai_timeout_seconds, connect=10),
-            transport=transport,
-        )
+        self._http = remote_client(settings, transport)
         log.info("model: %s at %s", settings.openai_model, settings.openai_base_url)
 
     @property

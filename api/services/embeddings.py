@@ -8,9 +8,7 @@ gateway never needs numpy: `floats` reads them with the standard library.
 from __future__ import annotations
 
 import array
-import asyncio
 import base64
-import contextlib
 import json
 import logging
 import sys
@@ -23,13 +21,13 @@ from sqlalchemy import delete, select, update
 from starlette.concurrency import run_in_threadpool
 
 from api.services.changes import TaskChanges
-from api.services.stream import reads
+from api.services.stream import settled
 from api.services.tasks import Limits, admit, admit_within
 from api.services.users import get_or_create_user
 from shared.db import Database
 from shared.enums import EmbeddingFailure
 from shared.jobs import enqueue_embedding
-from shared.models import FINAL_STATUSES, EmbeddingRequest, TaskStatus, utcnow
+from shared.models import EmbeddingRequest, TaskStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ def submit(
                 user_id=user.id,
                 texts=json.dumps(texts, ensure_ascii=False),
                 as_query=as_query,
-                count=len(texts),
             )
         )
     try:
@@ -121,16 +118,10 @@ def _give_up(db: Database, request_id: str) -> None:
 async def wait_for(db: Database, changes: TaskChanges, request_id: str, timeout: float) -> Outcome:
     """The request once embedded or failed (its vectors then dropped from the database); one still
     waiting after `timeout` is failed here."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    look = partial(run_in_threadpool, outcome, db, request_id)
-    async with contextlib.aclosing(reads(changes, request_id, look, deadline)) as looks:
-        async for result in looks:
-            if result.status in FINAL_STATUSES:
-                await run_in_threadpool(_handed_over, db, request_id)
-                return result
-            if loop.time() >= deadline:
-                break
+    result = await settled(changes, request_id, partial(run_in_threadpool, outcome, db, request_id), timeout)
+    if result is not None:
+        await run_in_threadpool(_handed_over, db, request_id)
+        return result
     log.warning("embedding=%s not embedded within %.0f s", request_id, timeout)
     await run_in_threadpool(_give_up, db, request_id)
     return await run_in_threadpool(outcome, db, request_id)

@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +38,30 @@ async def reads(
             changed.clear()  # before the look: a change announced after it sets the event again
             yield await look()
             await changes.wait(changed, None if deadline is None else deadline - loop.time())
+
+
+class _Settles(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Settles)
+
+
+async def settled(
+    changes: TaskChanges, item_id: str, look: Callable[[], Awaitable[S]], timeout: float
+) -> S | None:
+    """What `look()` gives once its status is final, looked at again after each change notice for
+    `item_id`; None when it is still not final after `timeout` seconds (the caller gives up on it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with contextlib.aclosing(reads(changes, item_id, look, deadline)) as looks:
+        async for result in looks:
+            if result.status in FINAL_STATUSES:
+                return result
+            if loop.time() >= deadline:
+                break
+    return None
 
 
 async def current_status(db: Database, changes: TaskChanges, task_id: str) -> TaskOut:

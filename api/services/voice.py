@@ -7,8 +7,6 @@ transcription on its own (/v1/audio/transcriptions) is a note with its own job, 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -18,13 +16,13 @@ from sqlalchemy import delete, select, update
 from starlette.concurrency import run_in_threadpool
 
 from api.services.changes import TaskChanges
-from api.services.stream import reads
+from api.services.stream import settled
 from api.services.tasks import Limits, admit, admit_within
 from api.services.users import get_or_create_user
 from api.services.voice_notes import Upload, add_note
 from shared.db import Database
 from shared.jobs import enqueue_transcription
-from shared.models import FINAL_STATUSES, TaskStatus, VoiceNote, utcnow
+from shared.models import TaskStatus, VoiceNote, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +83,9 @@ def _give_up(db: Database, note_id: str) -> None:
 
 async def wait_for(db: Database, changes: TaskChanges, note_id: str, timeout: float) -> Outcome:
     """The note once transcribed or failed; one still waiting after `timeout` is failed here."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    look = partial(run_in_threadpool, outcome, db, note_id)
-    async with contextlib.aclosing(reads(changes, note_id, look, deadline)) as looks:
-        async for result in looks:
-            if result.status in FINAL_STATUSES:
-                return result
-            if loop.time() >= deadline:
-                break
+    result = await settled(changes, note_id, partial(run_in_threadpool, outcome, db, note_id), timeout)
+    if result is not None:
+        return result
     log.warning("voice=%s not transcribed within %.0f s", note_id, timeout)
     await run_in_threadpool(_give_up, db, note_id)
     return await run_in_threadpool(outcome, db, note_id)

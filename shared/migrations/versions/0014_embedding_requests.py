@@ -26,7 +26,6 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("texts", sa.Text(), nullable=True),
         sa.Column("as_query", sa.Boolean(), nullable=False),
-        sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("vectors", sa.LargeBinary(), nullable=True),
         sa.Column("dimensions", sa.Integer(), nullable=True),
         sa.Column("model_name", sa.String(length=128), nullable=True),
